@@ -1,0 +1,46 @@
+# selfheal: PGXS build. The version is written once, in selfheal.control.
+EXTENSION = selfheal
+EXTVERSION = $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" $(EXTENSION).control)
+
+PG_CONFIG ?= pg_config
+PYTHON ?= python3
+
+DATA_built = $(EXTENSION)--$(EXTVERSION).sql
+EXTRA_CLEAN = $(EXTENSION)--*.sql
+
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# The Python package is installed beside the server's libraries, one directory per version.
+PYTHON_LIB_DIR = $(pkglibdir)/$(EXTENSION)/$(EXTVERSION)
+PYTHON_SOURCES = $(wildcard plpython/selfheal/*.py)
+SQL_SOURCES = $(sort $(wildcard sql/*.sql))
+
+$(EXTENSION)--$(EXTVERSION).sql: $(SQL_SOURCES) $(EXTENSION).control
+	sed 's|@PYTHON_LIB_DIR@|$(PYTHON_LIB_DIR)|g' $(SQL_SOURCES) > $@
+
+install: install-python
+install-python:
+	$(MKDIR_P) '$(DESTDIR)$(PYTHON_LIB_DIR)/selfheal'
+	$(INSTALL_DATA) $(PYTHON_SOURCES) '$(DESTDIR)$(PYTHON_LIB_DIR)/selfheal/'
+
+uninstall: uninstall-python
+uninstall-python:
+	rm -rf '$(DESTDIR)$(pkglibdir)/$(EXTENSION)'
+
+.PHONY: install-python uninstall-python test unit pgtap integration demo bench
+
+# Tests: unit tests need no server; pgTAP and integration tests start a throwaway cluster.
+test: unit pgtap integration
+
+unit:
+	$(PYTHON) -m pytest -q tests/unit
+
+pgtap: install
+	$(PYTHON) -m tests.pgcluster -- pg_prove --failures tests/sql/*.sql
+
+integration: install
+	$(PYTHON) -m pytest -q tests/integration
+
+demo: install
+	$(PYTHON) -m tests.pgcluster --keep -- bash demo/seed.sh

@@ -1,0 +1,110 @@
+"""Names: validation of names taken from error text, normalisation, and inference from a name."""
+
+from __future__ import annotations
+
+import re
+
+MAX_IDENTIFIER_BYTES = 63  # NAMEDATALEN - 1: longer names are silently truncated by PostgreSQL
+SYSTEM_SCHEMAS = frozenset({"pg_catalog", "information_schema", "pg_toast"})
+SELFHEAL_SCHEMAS = frozenset({"selfheal", "selfheal_compat"})
+_SANE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class RefusedName(ValueError):
+    """A name that selfheal will not put into DDL."""
+
+
+def validate_identifier(name: str, what: str = "name") -> str:
+    """Return the name if it is safe to create; raise RefusedName saying why not."""
+    if not name:
+        raise RefusedName(f"empty {what}")
+    if len(name.encode("utf-8")) > MAX_IDENTIFIER_BYTES:
+        raise RefusedName(
+            f"{what} is longer than {MAX_IDENTIFIER_BYTES} bytes; PostgreSQL would truncate it"
+        )
+    if not _SANE_NAME.match(name):
+        raise RefusedName(f"{what} {name!r} has characters outside [A-Za-z0-9_]")
+    if name.lower().startswith("pg_"):
+        raise RefusedName(f"{what} {name!r} starts with pg_, which PostgreSQL reserves")
+    if name.lower().startswith("selfheal"):
+        raise RefusedName(f"{what} {name!r} is reserved for selfheal's own objects")
+    return name
+
+
+def validate_schema(schema: str) -> str:
+    if schema in SYSTEM_SCHEMAS or schema.startswith("pg_"):
+        raise RefusedName(f"schema {schema!r} is a system schema")
+    if schema in SELFHEAL_SCHEMAS:
+        raise RefusedName(f"schema {schema!r} belongs to selfheal")
+    return schema
+
+
+def fold_key(name: str) -> str:
+    """The key two spellings of one name share: InvoiceLine, invoiceline and invoice_line."""
+    return name.replace("_", "").lower()
+
+
+_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+
+
+def snake_case(name: str) -> str:
+    """InvoiceLine -> invoice_line, AlbumId -> album_id, HTTPCode -> http_code."""
+    return _CAMEL_BOUNDARY.sub("_", name).lower()
+
+
+def pascal_case(name: str) -> str:
+    return "".join(part[:1].upper() + part[1:] for part in name.split("_") if part)
+
+
+def legacy_style(legacy: str, canonical: str) -> str:
+    """How a legacy relation name relates to its snake_case canonical name.
+
+    The same style is applied to the columns a legacy relation exposes, so code that wrote
+    "InvoiceLine" also finds "UnitPrice", and code that wrote invoiceline finds unitprice.
+    """
+    if legacy == canonical:
+        return "same"
+    if legacy == pascal_case(canonical):
+        return "pascal"
+    if legacy == canonical.replace("_", ""):
+        return "flat"
+    return "same"
+
+
+def apply_style(style: str, name: str) -> str:
+    if style == "pascal":
+        return pascal_case(name)
+    if style == "flat":
+        return name.replace("_", "")
+    return name
+
+
+def singular_forms(name: str) -> set[str]:
+    """service_types -> {service_types, service_type}; for finding the table an *_id points at."""
+    forms = {name, name + "s"}
+    if name.endswith("y"):
+        forms.add(name[:-1] + "ies")
+    return forms
+
+
+def type_from_name(name: str) -> tuple[str, str | None] | None:
+    """(type, constant default) that a column name conventionally means, or None.
+
+    `*_id` is left to the caller, which knows the key type.
+    """
+    lower = name.lower()
+    if lower.endswith(("_data", "_json")) or lower in ("metadata", "data", "json"):
+        return "jsonb", "'{}'::jsonb"
+    if lower.startswith(("is_", "has_")):
+        return "boolean", "false"
+    if lower.endswith("_at"):
+        return "timestamp with time zone", None
+    if lower.endswith("_count"):
+        return "integer", "0"
+    return None
+
+
+USAGE_DEFAULTS = {
+    "jsonb": "'{}'::jsonb",
+    "boolean": "false",
+}

@@ -1,0 +1,568 @@
+"""Decide how to repair one error. Pure: it reads catalog facts and returns a plan.
+
+The planner never talks to the database. The adapter (server.py) gathers the facts,
+asks for a plan, applies its DDL under a lock and records it in the audit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from . import errors, naming, sqlscan
+
+COMPAT_SCHEMA = "selfheal_compat"
+MAX_COLUMNS = 1600  # PostgreSQL's limit, dropped columns included
+INTEGER_TYPES = ("smallint", "integer", "bigint")
+TEXT_TYPES = ("text", "character varying", "character")
+
+# Largest digit counts whose every value fits the type, so the cast can never overflow.
+_SAFE_DIGITS = {"smallint": 4, "integer": 9, "bigint": 18}
+
+
+def quote_ident(name: str) -> str:
+    """Quote an identifier the way PostgreSQL's quote_ident does, always."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str  # format_type() output
+    attnum: int = 0
+    default: str | None = None
+
+
+@dataclass(frozen=True)
+class Table:
+    schema: str
+    name: str
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...] = ()
+    row_estimate: float = 0
+    attnum_high: int = 0  # highest attnum ever used, dropped columns included
+    columns_added_by_selfheal: int = 0
+
+    @property
+    def qualified(self) -> str:
+        return f"{quote_ident(self.schema)}.{quote_ident(self.name)}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+    def column(self, name: str) -> Column | None:
+        return next((c for c in self.columns if c.name == name), None)
+
+    def key_type(self) -> str | None:
+        if len(self.primary_key) == 1:
+            col = self.column(self.primary_key[0])
+            return col.type if col else None
+        return None
+
+
+@dataclass(frozen=True)
+class Alias:
+    """A legacy name served by the compat layer.
+
+    kind 'column': legacy_name on table is `expression` (SQL over the table's columns).
+    kind 'relation': legacy_name is a relation name for table, its columns in `style`.
+    """
+
+    schema: str
+    table: str
+    legacy_name: str
+    kind: str = "column"
+    expression: str | None = None
+    style: str = "same"
+    source: str = "user"
+    id: int = 0
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Limits an administrator sets in selfheal.policy."""
+
+    column_budget_per_table: int = 10
+    add_columns: bool = True
+    add_aliases: bool = True
+    column_headroom: int = 100  # never bring a table within this many attnums of 1600
+
+    @classmethod
+    def from_settings(cls, settings: dict[str, str]) -> "Policy":
+        def flag(name: str, default: bool) -> bool:
+            value = settings.get(name)
+            return default if value is None else value.strip().lower() in ("on", "true", "yes", "1")
+
+        def number(name: str, default: int) -> int:
+            value = settings.get(name)
+            return default if value is None else int(value)
+
+        return cls(
+            column_budget_per_table=number("column_budget_per_table", cls.column_budget_per_table),
+            add_columns=flag("add_columns", cls.add_columns),
+            add_aliases=flag("add_aliases", cls.add_aliases),
+            column_headroom=number("column_headroom", cls.column_headroom),
+        )
+
+
+@dataclass(frozen=True)
+class Event:
+    sqlstate: str
+    message: str
+    statement: str | None = None
+    hint: str | None = None
+
+
+@dataclass(frozen=True)
+class Catalog:
+    tables: tuple[Table, ...]
+    aliases: tuple[Alias, ...] = ()
+
+    def find(self, name: str, schema: str | None = None) -> list[Table]:
+        return [t for t in self.tables if t.name == name and (schema is None or t.schema == schema)]
+
+    def table_aliases(self, table: Table) -> list[Alias]:
+        return [a for a in self.aliases if a.schema == table.schema and a.table == table.name]
+
+
+@dataclass
+class Plan:
+    """What to do about one error, and why.
+
+    status: apply | resolved | needs_review | refused | not_schema
+    """
+
+    status: str
+    reason: str
+    action: str = "none"
+    table: Table | None = None
+    column: str | None = None
+    alias: Alias | None = None
+    ddl: list[str] = field(default_factory=list)
+    undo_ddl: list[str] = field(default_factory=list)
+    lock_profile: str | None = None
+    evidence: dict = field(default_factory=dict)
+
+
+class _Stop(Exception):
+    """Planning ends early with this plan."""
+
+    def __init__(self, plan: Plan):
+        super().__init__(plan.reason)
+        self.plan = plan
+
+
+def _review(reason: str, **evidence) -> _Stop:
+    return _Stop(Plan("needs_review", reason, evidence=evidence))
+
+
+def _refuse(reason: str, **evidence) -> _Stop:
+    return _Stop(Plan("refused", reason, action="refuse", evidence=evidence))
+
+
+# ---------------------------------------------------------------------------------------
+# What the adapter must load
+
+
+def candidate_relation_names(event: Event) -> tuple[set[str], set[str]]:
+    """(exact names, fold keys) of the relations this event could concern."""
+    names: set[str] = set()
+    for ref in sqlscan.relations(event.statement or ""):
+        names.add(ref.name)
+    try:
+        missing = errors.parse_missing(event.sqlstate, event.message, event.hint)
+    except errors.UnreadableMessage:
+        return names, set()
+    for value in (missing.relation, missing.qualifier):
+        if value:
+            names.add(value)
+    if missing.kind == "relation":
+        names.add(missing.name)
+        names.add(naming.snake_case(missing.name))
+    if missing.kind == "column" and missing.name.lower().endswith("_id"):
+        names |= naming.singular_forms(missing.name[:-3])
+    return names, {naming.fold_key(n) for n in names}
+
+
+# ---------------------------------------------------------------------------------------
+# Compat views: a pure function of a table and its active aliases
+
+
+def _view_select(table: Table, outputs: list[tuple[str, str]]) -> str:
+    columns = ",\n    ".join(
+        expr if expr == quote_ident(name) else f"{expr} AS {quote_ident(name)}" for name, expr in outputs
+    )
+    return f"SELECT\n    {columns}\n  FROM {table.qualified}"
+
+
+def _column_outputs(table: Table, aliases: list[Alias], style: str) -> list[tuple[str, str]]:
+    column_aliases = [a for a in aliases if a.kind == "column"]
+    shadowed = {a.legacy_name for a in column_aliases}
+    outputs: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for col in table.columns:
+        exposed = naming.apply_style(style, col.name)
+        if exposed in shadowed or exposed in seen:
+            continue
+        outputs.append((exposed, quote_ident(col.name)))
+        seen.add(exposed)
+    for alias in column_aliases:
+        if alias.legacy_name not in seen:
+            outputs.append((alias.legacy_name, alias.expression or "NULL"))
+            seen.add(alias.legacy_name)
+    return outputs
+
+
+def compat_views(table: Table, aliases: list[Alias]) -> dict[str, str]:
+    """Name -> SELECT of every compat view the table's aliases call for."""
+    views: dict[str, str] = {}
+    if any(a.kind == "column" for a in aliases):
+        views[table.name] = _view_select(table, _column_outputs(table, aliases, "same"))
+    for alias in aliases:
+        if alias.kind == "relation":
+            views[alias.legacy_name] = _view_select(table, _column_outputs(table, aliases, alias.style))
+    return views
+
+
+def _drop_view(name: str) -> str:
+    return f"DROP VIEW IF EXISTS {quote_ident(COMPAT_SCHEMA)}.{quote_ident(name)}"
+
+
+def _create_view(name: str, select: str, table: Table) -> list[str]:
+    view = f"{quote_ident(COMPAT_SCHEMA)}.{quote_ident(name)}"
+    # security_invoker: the view must never grant more than the caller has on the table.
+    return [
+        f"CREATE VIEW {view} WITH (security_invoker = true) AS\n  {select}",
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON {view} TO PUBLIC",
+        f"COMMENT ON VIEW {view} IS "
+        + quote_literal(f"selfheal compat view over {table.label}; rebuilt by selfheal, do not edit"),
+    ]
+
+
+def rebuild_compat(table: Table, before: list[Alias], after: list[Alias]) -> list[str]:
+    """DDL that turns the compat views for `before` into those for `after`."""
+    old, new = compat_views(table, before), compat_views(table, after)
+    ddl = [_drop_view(name) for name in old]
+    for name, select in new.items():
+        ddl.extend(_create_view(name, select, table))
+    return ddl
+
+
+# ---------------------------------------------------------------------------------------
+# Planning
+
+
+def plan(event: Event, catalog: Catalog, policy: Policy = Policy()) -> Plan:
+    """Decide what to do about one reported error."""
+    view_write = errors.parse_view_write(event.sqlstate, event.message)
+    if view_write:
+        return _plan_view_write(*view_write, catalog)
+    if not errors.is_schema_error(event.sqlstate):
+        kind = errors.classify(event.sqlstate)
+        return Plan(
+            "not_schema",
+            f"{kind} ({event.sqlstate or 'no sqlstate'}) is not a schema error; recorded, never repaired",
+            action="classify",
+            evidence={"class": kind},
+        )
+    try:
+        missing = errors.parse_missing(event.sqlstate, event.message, event.hint)
+        if missing.kind == "relation":
+            return _plan_relation(missing, catalog, policy)
+        return _plan_column(missing, event, catalog, policy)
+    except errors.UnreadableMessage as exc:
+        return Plan("needs_review", str(exc))
+    except naming.RefusedName as exc:
+        return Plan("refused", f"refused: {exc}", action="refuse")
+    except _Stop as stop:
+        return stop.plan
+
+
+def _pick_table(candidates: list[Table], what: str) -> Table:
+    if len(candidates) == 1:
+        return candidates[0]
+    public = [t for t in candidates if t.schema == "public"]
+    if len(public) == 1:
+        return public[0]
+    if not candidates:
+        raise _review(f"no table named {what} was found")
+    raise _review(f"{what} is ambiguous: " + ", ".join(sorted(t.label for t in candidates)))
+
+
+def _resolve_relation(catalog: Catalog, name: str, schema: str | None = None) -> Table:
+    """The base table a name in a statement means, following legacy relation aliases."""
+    direct = catalog.find(name, schema)
+    if direct:
+        return _pick_table(direct, name)
+    for alias in catalog.aliases:
+        if alias.kind == "relation" and alias.legacy_name == name:
+            return _pick_table(catalog.find(alias.table, alias.schema), alias.table)
+    raise _review(f"relation {name!r} named in the statement was not found")
+
+
+def _target_table(missing: errors.MissingName, event: Event, catalog: Catalog) -> Table:
+    if missing.relation:
+        return _resolve_relation(catalog, missing.relation)
+    statement = event.statement or ""
+    if missing.qualifier:
+        ref = sqlscan.resolve_qualifier(statement, missing.qualifier)
+        if ref is None:
+            if not statement:
+                raise _review(f"no statement was reported, so {missing.qualifier!r} cannot be resolved")
+            raise _review(f"{missing.qualifier!r} is not an alias or table in the statement")
+        return _resolve_relation(catalog, ref.name, ref.schema)
+    refs = sqlscan.relations(statement)
+    if not refs:
+        raise _review("the statement was not reported or names no table, so the table is unknown")
+    tables = []
+    for ref in refs:
+        try:
+            table = _resolve_relation(catalog, ref.name, ref.schema)
+        except _Stop:
+            continue
+        if table not in tables:
+            tables.append(table)
+    if len(tables) == 1:
+        return tables[0]
+    # Several tables: keep those with evidence for this name.
+    with_evidence = [t for t in tables if _rename_source(t, missing.name) or _derived_source(t, missing.name)]
+    if len(with_evidence) == 1:
+        return with_evidence[0]
+    raise _review(
+        f"column {missing.name!r} could belong to any of " + ", ".join(t.label for t in tables)
+    )
+
+
+def _rename_source(table: Table, name: str) -> Column | None:
+    """A column that is the same name spelled differently (UnitPrice, unitprice -> unit_price)."""
+    key = naming.fold_key(name)
+    matches = [c for c in table.columns if naming.fold_key(c.name) == key and c.name != name]
+    return matches[0] if len(matches) == 1 else None
+
+
+def _derived_source(table: Table, name: str) -> Column | None:
+    """For x_id, the column x beside it."""
+    if name.lower().endswith("_id") and len(name) > 3:
+        return table.column(name[:-3])
+    return None
+
+
+def _key_type_for(name: str, table: Table, catalog: Catalog) -> str:
+    """The type an *_id column should have: the referenced table's key, else this table's key."""
+    if name.lower().endswith("_id"):
+        for form in naming.singular_forms(name[:-3]):
+            for referenced in catalog.find(form):
+                key = referenced.key_type()
+                if key in INTEGER_TYPES or key == "uuid":
+                    return key
+    key = table.key_type()
+    return key if key in INTEGER_TYPES or key == "uuid" else "integer"
+
+
+def safe_cast(column: str, source_type: str, target_type: str) -> str:
+    """An expression that casts without ever raising: values that cannot be cast read as NULL."""
+    ident = quote_ident(column)
+    if source_type == target_type:
+        return ident
+    if target_type in _SAFE_DIGITS and source_type in TEXT_TYPES:
+        digits = _SAFE_DIGITS[target_type]
+        return (f"CASE WHEN {ident} ~ '^\\s*[-+]?[0-9]{{1,{digits}}}\\s*$' "
+                f"THEN btrim({ident})::{target_type} END")
+    if target_type in INTEGER_TYPES and source_type in INTEGER_TYPES \
+            and INTEGER_TYPES.index(target_type) >= INTEGER_TYPES.index(source_type):
+        return f"{ident}::{target_type}"
+    if target_type == "text":
+        return f"{ident}::text"
+    raise _review(f"no safe cast from {source_type} to {target_type} for {column!r}")
+
+
+def _plan_alias(table: Table, alias: Alias, catalog: Catalog, policy: Policy, reason: str,
+                evidence: dict) -> Plan:
+    if not policy.add_aliases:
+        raise _refuse("policy add_aliases is off: the alias waits for approval", **evidence)
+    before = catalog.table_aliases(table)
+    after = [a for a in before if (a.kind, a.legacy_name) != (alias.kind, alias.legacy_name)] + [alias]
+    lock_profile = ("catalog only: compat views rebuilt; the table is read under ACCESS SHARE, "
+                    "never rewritten")
+    return Plan(
+        "apply", reason, action="add_alias", table=table, column=alias.legacy_name, alias=alias,
+        ddl=rebuild_compat(table, before, after), undo_ddl=rebuild_compat(table, after, before),
+        lock_profile=lock_profile, evidence=evidence,
+    )
+
+
+def _plan_column(missing: errors.MissingName, event: Event, catalog: Catalog, policy: Policy) -> Plan:
+    table = _target_table(missing, event, catalog)
+    naming.validate_schema(table.schema)
+    name = missing.name
+    evidence: dict = {"table": table.label, "missing": name}
+    hinted = [c for _, c in missing.hint_candidates]
+    if hinted:
+        evidence["hint"] = hinted
+
+    existing = next((a for a in catalog.table_aliases(table) if a.kind == "column" and a.legacy_name == name), None)
+    if existing:
+        return Plan("resolved", f"{name!r} is already served by the compat view of {table.label}; "
+                    "a role that still fails needs selfheal.enable_compat()",
+                    table=table, column=name, evidence=evidence)
+    if table.column(name):
+        return Plan("resolved", f"{name!r} already exists on {table.label}",
+                    table=table, column=name, evidence=evidence)
+
+    naming.validate_identifier(name, "column name")
+
+    renamed = _rename_source(table, name)
+    if renamed:
+        evidence["normalisation"] = f"{name} -> {renamed.name}"
+        alias = Alias(table.schema, table.name, name, expression=quote_ident(renamed.name),
+                      source="hint" if renamed.name in hinted else "normalisation")
+        return _plan_alias(table, alias, catalog, policy,
+                           f"{name!r} is the legacy spelling of {table.label}.{renamed.name}; served by the compat view",
+                           evidence)
+
+    source = _derived_source(table, name)
+    if source:
+        target = sqlscan.infer_usage_type(event.statement or "", name, missing.qualifier)
+        if target not in INTEGER_TYPES and target != "uuid":
+            target = _key_type_for(name, table, catalog)
+        evidence["convention"] = f"{name} beside {source.name} ({source.type})"
+        expression = safe_cast(source.name, source.type, target)
+        alias = Alias(table.schema, table.name, name, expression=expression,
+                      source="hint" if source.name in hinted else "convention")
+        return _plan_alias(table, alias, catalog, policy,
+                           f"{name!r} is derived from {table.label}.{source.name} as {target}; "
+                           "values that cannot be cast read as NULL", evidence)
+
+    return _plan_add_column(table, name, event, missing, catalog, policy, evidence)
+
+
+def infer_column_type(name: str, statement: str | None, qualifier: str | None, table: Table,
+                      catalog: Catalog) -> tuple[str, str | None, str]:
+    """(type, constant default, why) for a genuinely missing column."""
+    usage = sqlscan.infer_usage_type(statement or "", name, qualifier)
+    if usage:
+        return usage, naming.USAGE_DEFAULTS.get(usage), f"the statement uses it as {usage}"
+    by_name = naming.type_from_name(name)
+    if by_name:
+        return by_name[0], by_name[1], f"the name {name!r} conventionally means {by_name[0]}"
+    if name.lower().endswith("_id"):
+        key = _key_type_for(name, table, catalog)
+        return key, None, f"{name!r} names a key, typed like the key ({key})"
+    return "text", None, "nothing says otherwise, so text"
+
+
+def _plan_add_column(table: Table, name: str, event: Event, missing: errors.MissingName, catalog: Catalog,
+                     policy: Policy, evidence: dict) -> Plan:
+    if not policy.add_columns:
+        raise _refuse("policy add_columns is off: the new column waits for approval", **evidence)
+    if table.columns_added_by_selfheal >= policy.column_budget_per_table:
+        raise _refuse(
+            f"{table.label} has used its budget of {policy.column_budget_per_table} new columns "
+            "(policy column_budget_per_table)", **evidence)
+    if table.attnum_high + 1 > MAX_COLUMNS - policy.column_headroom:
+        raise _refuse(f"{table.label} has used {table.attnum_high} of PostgreSQL's {MAX_COLUMNS} column slots",
+                      **evidence)
+    col_type, default, why = infer_column_type(name, event.statement, missing.qualifier, table, catalog)
+    evidence["type"] = why
+    default_sql = f" DEFAULT {default}" if default else ""
+    column = quote_ident(name)
+    added = replace(table, columns=table.columns + (Column(name, col_type, table.attnum_high + 1, default),))
+    aliases = catalog.table_aliases(table)
+    ddl = [f"ALTER TABLE {table.qualified} ADD COLUMN IF NOT EXISTS {column} {col_type}{default_sql}",
+           f"COMMENT ON COLUMN {table.qualified}.{column} IS "
+           + quote_literal(f"added by selfheal: {why}")]
+    ddl += rebuild_compat(added, aliases, aliases)
+    return Plan(
+        "apply",
+        f"{name!r} is missing from {table.label} and nothing maps to it; added as {col_type}{default_sql}",
+        action="add_column", table=table, column=name,
+        ddl=ddl, undo_ddl=drop_column_ddl(added, name, aliases),
+        lock_profile="catalog only: brief ACCESS EXCLUSIVE for a metadata-only ADD COLUMN with a "
+                     "constant default; no rewrite, no scan",
+        evidence=evidence,
+    )
+
+
+def drop_column_ddl(table: Table, name: str, aliases: list[Alias]) -> list[str]:
+    """Undo of an added column: compat views first (they pin their columns), then the column."""
+    without = replace(table, columns=tuple(c for c in table.columns if c.name != name))
+    ddl = rebuild_compat(without, aliases, aliases) if aliases else []
+    return ddl + [f"ALTER TABLE {table.qualified} DROP COLUMN IF EXISTS {quote_ident(name)}"]
+
+
+def _plan_relation(missing: errors.MissingName, catalog: Catalog, policy: Policy) -> Plan:
+    name = missing.name
+    evidence: dict = {"missing": name}
+    if missing.schema:
+        naming.validate_schema(missing.schema)
+    existing = [a for a in catalog.aliases if a.kind == "relation" and a.legacy_name == name]
+    if existing:
+        return Plan("resolved", f"{name!r} is already served by the compat layer; a role that still "
+                    "fails needs selfheal.enable_compat()", evidence=evidence)
+    exact = catalog.find(name)
+    if exact:
+        raise _review(f"{name!r} exists in schema {exact[0].schema}; the role may lack it on its search_path",
+                      **evidence)
+    naming.validate_identifier(name, "relation name")
+    key = naming.fold_key(name)
+    candidates = [t for t in catalog.tables if naming.fold_key(t.name) == key
+                  and (missing.schema is None or t.schema == missing.schema)]
+    if not candidates:
+        raise _review(f"relation {name!r} does not exist and nothing maps to it; selfheal never creates "
+                      "a table without evidence", **evidence)
+    table = _pick_table(candidates, name)
+    naming.validate_schema(table.schema)
+    if any(a.kind == "relation" for a in catalog.aliases if a.legacy_name == table.name) or \
+            table.name == name:
+        raise _review(f"{name!r} would collide with a compat view", **evidence)
+    style = naming.legacy_style(name, table.name)
+    evidence.update(normalisation=f"{name} -> {table.label}", column_style=style)
+    alias = Alias(table.schema, table.name, name, kind="relation", style=style, source="normalisation")
+    return _plan_alias(table, alias, catalog, policy,
+                       f"{name!r} is the legacy name of {table.label}; served by a compat view with "
+                       f"{style} column names, no data copied", evidence)
+
+
+def plan_declared_alias(table: Table, alias: Alias, catalog: Catalog) -> Plan:
+    """An alias an administrator declares; it replaces an alias of the same name.
+
+    A declared alias may shadow a real column of that name in the compat view: the
+    administrator said what the legacy name means.
+    """
+    shadows = table.column(alias.legacy_name) is not None
+    reason = f"{alias.legacy_name!r} declared on {table.label} as {alias.expression}"
+    if shadows:
+        reason += "; routed roles see this expression instead of the table's own column"
+    return _plan_alias(table, alias, catalog, Policy(), reason, {"declared": alias.expression})
+
+
+def compat_search_path(current: str | None) -> str | None:
+    """The search_path a routed role gets: the compat schema first, the rest as it was.
+
+    None when the role already reads through the compat schema.
+    """
+    elements = [e.strip() for e in (current or '"$user", public').split(",") if e.strip()]
+    names = [e[1:-1].replace('""', '"') if e.startswith('"') else e.lower() for e in elements]
+    if COMPAT_SCHEMA in names:
+        return None
+    return ", ".join(quote_ident(n) for n in [COMPAT_SCHEMA] + names)
+
+
+def _plan_view_write(column: str, view: str, catalog: Catalog) -> Plan:
+    """A write to a derived alias: nothing to repair, but say which column to write instead."""
+    for alias in catalog.aliases:
+        if alias.kind == "column" and alias.legacy_name == column and (
+                alias.table == view or any(r.legacy_name == view and r.table == alias.table
+                                           for r in catalog.aliases if r.kind == "relation")):
+            sources = sorted({t.value for t in sqlscan.tokenize(alias.expression or "") if t.kind == "quoted"})
+            canonical = ", ".join(sources) or "the columns it is computed from"
+            return Plan("needs_review",
+                        f"{column!r} on {alias.schema}.{alias.table} is read-only: it is derived from "
+                        f"{canonical} as {alias.expression}; write {canonical} instead",
+                        evidence={"alias": column, "expression": alias.expression, "canonical": sources})
+    return Plan("not_schema", f"write to computed column {column!r} of view {view!r}; not selfheal's",
+                action="classify", evidence={"class": "feature not supported"})

@@ -1,0 +1,324 @@
+"""Scan SQL text without a parser.
+
+The server must not load libpg_query (it is PostgreSQL's own parser loaded twice and
+crashes the backend), so this is a small tokenizer plus the few patterns selfheal needs:
+which relations a statement reads, what an alias stands for, and how a column is used.
+It reads untrusted text and never executes it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+MAX_STATEMENT_CHARS = 200_000
+
+_TOKEN = re.compile(
+    r"""
+    (?P<space>\s+)
+  | (?P<line_comment>--[^\n]*)
+  | (?P<block_comment>/\*)
+  | (?P<estring>[eE]'(?:[^'\\]|\\.|'')*')
+  | (?P<string>'(?:[^']|'')*')
+  | (?P<dollar>\$(?P<tag>[A-Za-z_][A-Za-z0-9_]*)?\$)
+  | (?P<param>\$\d+)
+  | (?P<quoted>"(?:[^"]|"")+")
+  | (?P<number>(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?)
+  | (?P<ident>[A-Za-z_\x80-\uffff][A-Za-z0-9_$\x80-\uffff]*)
+  | (?P<cast>::)
+  | (?P<op>[<>=!~+\-*/%^|&#@?]+)
+  | (?P<punct>.)
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+
+
+@dataclass(frozen=True)
+class Token:
+    kind: str  # ident, quoted, string, number, param, op, cast, punct
+    value: str  # identifiers folded as PostgreSQL folds them
+
+    def is_word(self, *words: str) -> bool:
+        return self.kind == "ident" and self.value.upper() in words
+
+    @property
+    def is_name(self) -> bool:
+        return self.kind in ("ident", "quoted")
+
+
+def _skip_block_comment(sql: str, start: int) -> int:
+    depth, i = 1, start
+    while i < len(sql) and depth:
+        if sql.startswith("/*", i):
+            depth, i = depth + 1, i + 2
+        elif sql.startswith("*/", i):
+            depth, i = depth - 1, i + 2
+        else:
+            i += 1
+    return i
+
+
+def tokenize(sql: str) -> list[Token]:
+    """Tokens of a statement; comments and whitespace dropped, identifiers case-folded."""
+    sql = (sql or "")[:MAX_STATEMENT_CHARS]
+    tokens: list[Token] = []
+    pos = 0
+    while pos < len(sql):
+        m = _TOKEN.match(sql, pos)
+        if not m:  # pragma: no cover - the punct branch matches any character
+            break
+        kind = m.lastgroup
+        pos = m.end()
+        if kind == "tag":
+            kind = "dollar"
+        if kind in ("space", "line_comment"):
+            continue
+        if kind == "block_comment":
+            pos = _skip_block_comment(sql, pos)
+            continue
+        if kind == "dollar":
+            end = sql.find(m.group(0), pos)
+            end = len(sql) if end < 0 else end
+            tokens.append(Token("string", sql[pos:end]))
+            pos = end + len(m.group(0))
+            continue
+        text = m.group(0)
+        if kind == "ident":
+            tokens.append(Token("ident", text.lower()))
+        elif kind == "quoted":
+            tokens.append(Token("quoted", text[1:-1].replace('""', '"')))
+        elif kind in ("string", "estring"):
+            tokens.append(Token("string", text[text.index("'") + 1:-1]))
+        else:
+            tokens.append(Token(kind, text))
+    return tokens
+
+
+# Words that end a relation list or cannot be an alias.
+_CLAUSE_WORDS = {
+    "WHERE", "GROUP", "ORDER", "HAVING", "LIMIT", "OFFSET", "UNION", "INTERSECT", "EXCEPT",
+    "ON", "USING", "SET", "RETURNING", "VALUES", "WINDOW", "FOR", "JOIN", "INNER", "LEFT",
+    "RIGHT", "FULL", "CROSS", "NATURAL", "OUTER", "LATERAL", "SELECT", "DEFAULT", "FETCH",
+    "TABLESAMPLE", "DO", "CONFLICT", "OVERRIDING", "QUERY", "FROM", "INTO", "UPDATE", "DELETE",
+    "INSERT", "WITH", "AS", "ONLY", "AND", "OR", "NOT", "WHEN", "THEN", "ELSE", "END",
+}
+_RELATION_STARTERS = ("FROM", "JOIN", "UPDATE", "INTO", "TABLE")
+
+
+@dataclass(frozen=True)
+class RelationRef:
+    """A relation named in a statement, with the alias it was given."""
+
+    name: str
+    schema: str | None = None
+    alias: str | None = None
+
+
+def _matching_paren(tokens: list[Token], i: int) -> int:
+    depth = 0
+    for j in range(i, len(tokens)):
+        if tokens[j].value == "(" and tokens[j].kind == "punct":
+            depth += 1
+        elif tokens[j].value == ")" and tokens[j].kind == "punct":
+            depth -= 1
+            if depth == 0:
+                return j
+    return len(tokens) - 1
+
+
+def _read_relation(tokens: list[Token], i: int, in_from: bool) -> tuple[RelationRef | None, int]:
+    """Read `[ONLY] [schema.]name [[AS] alias]` at i; return the ref and the next index.
+
+    A parenthesis right after the name is a function call in FROM, a column list elsewhere.
+    """
+    n = len(tokens)
+    while i < n and tokens[i].is_word("ONLY", "LATERAL"):
+        i += 1
+    if i >= n or not tokens[i].is_name or (
+            tokens[i].kind == "ident" and tokens[i].value.upper() in _CLAUSE_WORDS):
+        return None, i  # a subquery or nothing: the caller scans on
+    parts = [tokens[i].value]
+    i += 1
+    while i + 1 < n and tokens[i].value == "." and tokens[i + 1].is_name:
+        parts.append(tokens[i + 1].value)
+        i += 2
+    if in_from and i < n and tokens[i].value == "(":
+        return None, _matching_paren(tokens, i) + 1
+    alias = None
+    if i < n and tokens[i].is_word("AS"):
+        i += 1
+    if i < n and tokens[i].is_name and not (
+        tokens[i].kind == "ident" and tokens[i].value.upper() in _CLAUSE_WORDS
+    ):
+        alias = tokens[i].value
+        i += 1
+    schema = parts[-2] if len(parts) >= 2 else None
+    return RelationRef(parts[-1], schema, alias), i
+
+
+_FROM_ENDS = ("WHERE", "GROUP", "HAVING", "ORDER", "LIMIT", "OFFSET", "UNION", "INTERSECT", "EXCEPT",
+              "WINDOW", "RETURNING", "SET", "FOR", "FETCH", "VALUES", "SELECT")
+
+
+def relations(sql: str) -> list[RelationRef]:
+    """Every relation a statement names after FROM, JOIN, UPDATE, INTO or in a FROM list."""
+    tokens = tokenize(sql)
+    found: list[RelationRef] = []
+    depth, from_depth, i = 0, None, 0
+    while i < len(tokens):
+        tok = tokens[i]
+        if tok.kind == "punct" and tok.value in "()":
+            depth += 1 if tok.value == "(" else -1
+            if from_depth is not None and depth < from_depth:
+                from_depth = None
+            i += 1
+            continue
+        starts = tok.is_word(*_RELATION_STARTERS)
+        continues = tok.kind == "punct" and tok.value == "," and from_depth == depth
+        if starts or continues:
+            if tok.is_word("FROM", "JOIN"):
+                from_depth = depth
+            ref, i = _read_relation(tokens, i + 1, in_from=from_depth == depth)
+            if ref:
+                found.append(ref)
+            continue
+        if from_depth == depth and tok.is_word(*_FROM_ENDS):
+            from_depth = None
+        i += 1
+    return found
+
+
+def resolve_qualifier(sql: str, qualifier: str) -> RelationRef | None:
+    """The relation an alias (or a bare table name) stands for in this statement."""
+    refs = relations(sql)
+    for ref in refs:
+        if ref.alias == qualifier:
+            return ref
+    for ref in refs:
+        if ref.alias is None and ref.name == qualifier:
+            return ref
+    return None
+
+
+def _literal_type(tokens: list[Token], i: int) -> str | None:
+    """The type a literal (or cast expression) at i has, if it is one."""
+    if i >= len(tokens):
+        return None
+    tok = tokens[i]
+    negative = tok.kind == "op" and tok.value == "-" and i + 1 < len(tokens)
+    if negative:
+        i += 1
+        tok = tokens[i]
+    explicit = _cast_after(tokens, i)
+    if explicit:
+        return explicit
+    if tok.kind == "number":
+        if re.fullmatch(r"\d+", tok.value):
+            return "bigint" if int(tok.value) > 2_147_483_647 else "integer"
+        return "numeric"
+    if tok.kind == "string":
+        return "text"
+    if tok.is_word("TRUE", "FALSE"):
+        return "boolean"
+    if tok.is_word("NOW", "CURRENT_TIMESTAMP"):
+        return "timestamp with time zone"
+    if tok.is_word("CURRENT_DATE"):
+        return "date"
+    return None
+
+
+_CAST_TYPES = {
+    "int": "integer", "int4": "integer", "integer": "integer", "int8": "bigint", "bigint": "bigint",
+    "smallint": "smallint", "int2": "smallint", "text": "text", "varchar": "text",
+    "numeric": "numeric", "decimal": "numeric", "bool": "boolean", "boolean": "boolean",
+    "jsonb": "jsonb", "json": "jsonb", "uuid": "uuid", "date": "date",
+    "timestamptz": "timestamp with time zone", "timestamp": "timestamp without time zone",
+}
+
+
+def _cast_after(tokens: list[Token], i: int) -> str | None:
+    if i + 2 < len(tokens) and tokens[i + 1].kind == "cast" and tokens[i + 2].kind == "ident":
+        return _CAST_TYPES.get(tokens[i + 2].value)
+    return None
+
+
+_COMPARISON = {"=", "<>", "!=", "<", ">", "<=", ">="}
+_JSON_OPERATORS = {"->", "->>", "#>", "#>>", "@>", "?", "?|", "?&"}
+
+
+def _column_positions(tokens: list[Token], column: str, qualifier: str | None) -> list[int]:
+    hits = []
+    for i, tok in enumerate(tokens):
+        if not tok.is_name or tok.value != column:
+            continue
+        if i > 0 and tokens[i - 1].value == ".":
+            if qualifier is not None and (i < 2 or tokens[i - 2].value != qualifier):
+                continue
+        elif qualifier is not None:
+            continue
+        hits.append(i)
+    return hits
+
+
+def _insert_value_type(tokens: list[Token], column: str) -> str | None:
+    """In INSERT INTO t (a, col) VALUES (x, y): the type of y."""
+    for i, tok in enumerate(tokens):
+        if not tok.is_word("INTO"):
+            continue
+        j = i + 1
+        while j < len(tokens) and tokens[j].value != "(":
+            j += 1
+        if j >= len(tokens):
+            return None
+        close = _matching_paren(tokens, j)
+        names = [t.value for t in tokens[j + 1:close] if t.is_name]
+        if column not in names or close + 2 >= len(tokens) or not tokens[close + 1].is_word("VALUES"):
+            return None
+        values_open = close + 2
+        position, depth, index = names.index(column), 0, 0
+        start = values_open + 1
+        for k in range(values_open + 1, len(tokens)):
+            t = tokens[k]
+            if t.value == "(" and t.kind == "punct":
+                depth += 1
+            elif t.value == ")" and t.kind == "punct":
+                if depth == 0:
+                    break
+                depth -= 1
+            elif t.value == "," and depth == 0:
+                if index == position:
+                    break
+                index, start = index + 1, k + 1
+        return _literal_type(tokens, start) if index == position else None
+    return None
+
+
+def infer_usage_type(sql: str, column: str, qualifier: str | None = None) -> str | None:
+    """The type a statement's own use of a column implies, or None when it does not say.
+
+    Comparison with a literal, assignment in UPDATE SET, the VALUES of an INSERT, and JSON
+    operators are read; anything else says nothing.
+    """
+    tokens = tokenize(sql)
+    inserted = _insert_value_type(tokens, column)
+    if inserted:
+        return inserted
+    for i in _column_positions(tokens, column, qualifier):
+        nxt = tokens[i + 1] if i + 1 < len(tokens) else None
+        if nxt is not None and nxt.kind == "op":
+            if nxt.value in _JSON_OPERATORS:
+                return "jsonb"
+            if nxt.value in _COMPARISON:
+                found = _literal_type(tokens, i + 2)
+                if found:
+                    return found
+        if nxt is not None and nxt.is_word("IN") and i + 3 < len(tokens) and tokens[i + 2].value == "(":
+            found = _literal_type(tokens, i + 3)
+            if found:
+                return found
+        prev = tokens[i - 1] if i > 0 else None
+        if prev is not None and prev.kind == "op" and prev.value in _COMPARISON and i >= 2:
+            found = _literal_type(tokens, i - 2)
+            if found:
+                return found
+    return None

@@ -1,0 +1,141 @@
+-- selfheal: tables. History tables are marked for pg_dump so their rows survive a dump and restore;
+-- policy is not (its rows come from this script), so re-apply changed policy values after a restore.
+
+CREATE TABLE selfheal.policy (
+    name        text PRIMARY KEY,
+    value       text NOT NULL,
+    description text NOT NULL
+);
+COMMENT ON TABLE selfheal.policy IS
+  'Limits on what selfheal may change. A table, not GUCs, so a session cannot raise its own budget';
+COMMENT ON COLUMN selfheal.policy.name IS 'Setting name';
+COMMENT ON COLUMN selfheal.policy.value IS 'Setting value, as text';
+COMMENT ON COLUMN selfheal.policy.description IS 'What the setting controls';
+
+INSERT INTO selfheal.policy (name, value, description) VALUES
+  ('column_budget_per_table', '10', 'New columns selfheal may add to one table; further requests are refused'),
+  ('column_headroom', '100', 'Never bring a table within this many attnums of PostgreSQL''s 1600-column limit'),
+  ('add_columns', 'on', 'Whether genuinely missing columns are added; off records them as refused, pending approval'),
+  ('add_aliases', 'on', 'Whether legacy names found by evidence are served; off records them as refused, pending approval'),
+  ('lock_timeout', '200ms', 'lock_timeout for every repair; a busy table makes the repair give up, not queue'),
+  ('lock_retries', '3', 'Attempts per repair when the table is locked, with exponential backoff'),
+  ('retry_backoff_ms', '50', 'Backoff before the second attempt; doubled each time'),
+  ('heal_batch_size', '1000', 'Events one heal() call processes at most');
+
+CREATE TABLE selfheal.error_event (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    received_at  timestamptz NOT NULL DEFAULT now(),
+    source       text NOT NULL CHECK (source IN ('client', 'log', 'event_trigger')),
+    sqlstate     text NOT NULL,
+    message      text NOT NULL,
+    hint         text,
+    statement    text,
+    username     name,
+    signature    text NOT NULL,
+    class        text NOT NULL,
+    status       text NOT NULL DEFAULT 'pending'
+                 CHECK (status IN ('pending', 'healed', 'resolved', 'needs_review', 'refused',
+                                   'not_schema', 'deferred', 'failed')),
+    reason       text,
+    audit_id     bigint,
+    attempts     integer NOT NULL DEFAULT 0,
+    processed_at timestamptz
+);
+COMMENT ON TABLE selfheal.error_event IS 'One row per error reported to or read by selfheal';
+COMMENT ON COLUMN selfheal.error_event.id IS 'Event id';
+COMMENT ON COLUMN selfheal.error_event.received_at IS 'When selfheal received the error';
+COMMENT ON COLUMN selfheal.error_event.source IS 'client (heal_error, record_error), log (server log) or event_trigger';
+COMMENT ON COLUMN selfheal.error_event.sqlstate IS 'SQLSTATE of the error';
+COMMENT ON COLUMN selfheal.error_event.message IS 'Primary message, as PostgreSQL wrote it (truncated at 4000 characters)';
+COMMENT ON COLUMN selfheal.error_event.hint IS 'HINT, which for 42703 may name the intended column';
+COMMENT ON COLUMN selfheal.error_event.statement IS 'The failing statement; only scanned, never executed';
+COMMENT ON COLUMN selfheal.error_event.username IS 'The session user that reported or raised the error';
+COMMENT ON COLUMN selfheal.error_event.signature IS 'SQLSTATE and message with numbers folded, to group repeats';
+COMMENT ON COLUMN selfheal.error_event.class IS 'missing_column, missing_relation, or the error class of anything else';
+COMMENT ON COLUMN selfheal.error_event.status IS 'pending, healed, resolved (nothing left to do), needs_review, refused, not_schema, deferred, failed';
+COMMENT ON COLUMN selfheal.error_event.reason IS 'Why the event has its status';
+COMMENT ON COLUMN selfheal.error_event.audit_id IS 'The audit row of the action taken for this event';
+COMMENT ON COLUMN selfheal.error_event.attempts IS 'How many times heal has processed it';
+COMMENT ON COLUMN selfheal.error_event.processed_at IS 'When it was last processed';
+-- heal() scans for work to do: a partial index keeps that cheap however much history there is.
+CREATE INDEX error_event_pending_idx ON selfheal.error_event (id) WHERE status IN ('pending', 'deferred');
+-- Reports group by signature.
+CREATE INDEX error_event_signature_idx ON selfheal.error_event (signature, received_at);
+
+CREATE TABLE selfheal.audit (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    actor        name NOT NULL DEFAULT session_user,
+    event_id     bigint REFERENCES selfheal.error_event (id),
+    action       text NOT NULL CHECK (action IN ('add_column', 'add_alias', 'refuse', 'none', 'undo')),
+    status       text NOT NULL CHECK (status IN ('applied', 'refused', 'needs_review', 'deferred', 'failed')),
+    schema_name  name,
+    table_name   name,
+    column_name  name,
+    reason       text NOT NULL,
+    evidence     jsonb NOT NULL DEFAULT '{}',
+    ddl          text,
+    undo_ddl     text,
+    lock_profile text,
+    duration_ms  double precision,
+    error        text,
+    undo_of      bigint REFERENCES selfheal.audit (id),
+    undone_by    bigint REFERENCES selfheal.audit (id)
+);
+COMMENT ON TABLE selfheal.audit IS 'One row per action selfheal took or refused to take';
+COMMENT ON COLUMN selfheal.audit.id IS 'Audit id; pass to selfheal.undo() to reverse an applied change';
+COMMENT ON COLUMN selfheal.audit.created_at IS 'When the action was taken';
+COMMENT ON COLUMN selfheal.audit.actor IS 'Session user whose call led to the action';
+COMMENT ON COLUMN selfheal.audit.event_id IS 'The error event that led to it; NULL for add_alias and undo calls';
+COMMENT ON COLUMN selfheal.audit.action IS 'add_column, add_alias, refuse, none (review only) or undo';
+COMMENT ON COLUMN selfheal.audit.status IS 'applied, refused, needs_review, deferred (table was locked; heal() retries) or failed (rolled back whole)';
+COMMENT ON COLUMN selfheal.audit.schema_name IS 'Schema of the table concerned';
+COMMENT ON COLUMN selfheal.audit.table_name IS 'Table concerned';
+COMMENT ON COLUMN selfheal.audit.column_name IS 'Column or legacy name concerned';
+COMMENT ON COLUMN selfheal.audit.reason IS 'Why: the decision in one sentence';
+COMMENT ON COLUMN selfheal.audit.evidence IS 'What the decision rests on: hint, normalisation, convention, type inference';
+COMMENT ON COLUMN selfheal.audit.ddl IS 'The exact DDL run, in order';
+COMMENT ON COLUMN selfheal.audit.undo_ddl IS 'DDL that reversed this change at the time it was made; undo() recomputes it against the current state';
+COMMENT ON COLUMN selfheal.audit.lock_profile IS 'Locks taken and whether rows were rewritten or scanned';
+COMMENT ON COLUMN selfheal.audit.duration_ms IS 'Time the DDL took';
+COMMENT ON COLUMN selfheal.audit.error IS 'For failed: the SQLSTATE and message of the failure';
+COMMENT ON COLUMN selfheal.audit.undo_of IS 'For undo: the audit row it reversed';
+COMMENT ON COLUMN selfheal.audit.undone_by IS 'For a reversed change: the undo audit row';
+-- Budget checks count applied columns per table.
+CREATE INDEX audit_table_idx ON selfheal.audit (schema_name, table_name) WHERE status = 'applied';
+CREATE INDEX audit_event_idx ON selfheal.audit (event_id);
+
+CREATE TABLE selfheal.alias (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    schema_name name NOT NULL,
+    table_name  name NOT NULL,
+    legacy_name name NOT NULL,
+    kind        text NOT NULL CHECK (kind IN ('column', 'relation')),
+    expression  text,
+    style       text NOT NULL DEFAULT 'same' CHECK (style IN ('same', 'pascal', 'flat')),
+    source      text NOT NULL,
+    active      boolean NOT NULL DEFAULT true,
+    audit_id    bigint REFERENCES selfheal.audit (id),
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    CHECK ((kind = 'column') = (expression IS NOT NULL))
+);
+COMMENT ON TABLE selfheal.alias IS 'Legacy names served by the compat views';
+COMMENT ON COLUMN selfheal.alias.id IS 'Alias id';
+COMMENT ON COLUMN selfheal.alias.schema_name IS 'Schema of the canonical table';
+COMMENT ON COLUMN selfheal.alias.table_name IS 'Canonical table';
+COMMENT ON COLUMN selfheal.alias.legacy_name IS 'The name legacy code uses';
+COMMENT ON COLUMN selfheal.alias.kind IS 'column: a legacy column name; relation: a legacy table name';
+COMMENT ON COLUMN selfheal.alias.expression IS 'For column aliases: SQL over the table''s columns that the legacy name reads as';
+COMMENT ON COLUMN selfheal.alias.style IS 'For relation aliases: how its columns are named (same, pascal, flat)';
+COMMENT ON COLUMN selfheal.alias.source IS 'Evidence: user, hint, normalisation, convention';
+COMMENT ON COLUMN selfheal.alias.active IS 'false once undone or replaced';
+COMMENT ON COLUMN selfheal.alias.audit_id IS 'The audit row that created it';
+COMMENT ON COLUMN selfheal.alias.created_at IS 'When it was created';
+-- One live alias per legacy name and table; lookups go by table.
+CREATE UNIQUE INDEX alias_active_name_idx ON selfheal.alias (schema_name, table_name, kind, legacy_name) WHERE active;
+
+ALTER TABLE selfheal.error_event ADD FOREIGN KEY (audit_id) REFERENCES selfheal.audit (id);
+
+SELECT pg_catalog.pg_extension_config_dump('selfheal.error_event', '');
+SELECT pg_catalog.pg_extension_config_dump('selfheal.audit', '');
+SELECT pg_catalog.pg_extension_config_dump('selfheal.alias', '');

@@ -1,0 +1,98 @@
+-- selfheal: functions. Bodies stay thin; the logic is the selfheal Python package.
+-- Every body first makes the package importable (selfheal._load_python), then calls it with plpy.
+
+CREATE FUNCTION selfheal._load_python() RETURNS void
+LANGUAGE plpython3u
+SET search_path = pg_catalog, pg_temp
+AS $$
+import sys
+path = '@PYTHON_LIB_DIR@'
+if path not in sys.path:
+    sys.path.insert(0, path)
+GD['selfheal.ready'] = True
+$$;
+COMMENT ON FUNCTION selfheal._load_python() IS
+  'Puts the installed selfheal Python package on sys.path for this backend; called by every selfheal function';
+
+CREATE FUNCTION selfheal.heal() RETURNS jsonb
+LANGUAGE plpython3u
+-- SECURITY DEFINER: schedulers and app roles repair tables they do not own. EXECUTE is revoked
+-- from PUBLIC; every name taken from error text is validated and quoted before it reaches DDL.
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+GD.get('selfheal.ready') or plpy.execute('SELECT selfheal._load_python()')
+from selfheal import server
+return server.entry(plpy, server.heal)
+$$;
+COMMENT ON FUNCTION selfheal.heal() IS
+  'Processes every pending or deferred error event: repairs what the evidence supports, records the rest. Returns a JSON summary by status';
+
+CREATE FUNCTION selfheal.heal_error(sqlstate text, message text, statement text DEFAULT NULL, hint text DEFAULT NULL)
+RETURNS TABLE (event_id bigint, status text, action text, reason text, audit_id bigint, ddl text)
+LANGUAGE plpython3u
+-- SECURITY DEFINER: an app role reports its own error and gets the repair without owning the
+-- table. EXECUTE is granted per role by an administrator; inputs are validated in Python.
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+GD.get('selfheal.ready') or plpy.execute('SELECT selfheal._load_python()')
+from selfheal import server
+return server.entry(plpy, server.heal_error, sqlstate, message, statement, hint)
+$$;
+COMMENT ON FUNCTION selfheal.heal_error(text, text, text, text) IS
+  'Records one error a client saw and repairs it now; returns what was done. Pass the statement so aliases can be resolved';
+
+CREATE FUNCTION selfheal.record_error(sqlstate text, message text, statement text DEFAULT NULL, hint text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpython3u
+-- SECURITY DEFINER: lets an app role queue an error without write access to selfheal's tables.
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+GD.get('selfheal.ready') or plpy.execute('SELECT selfheal._load_python()')
+from selfheal import server
+return server.entry(plpy, server.record_error, sqlstate, message, statement, hint)
+$$;
+COMMENT ON FUNCTION selfheal.record_error(text, text, text, text) IS
+  'Records one error for the next heal() without repairing it now; returns the event id';
+
+CREATE FUNCTION selfheal.add_alias(tbl regclass, legacy_name text, expression text) RETURNS bigint
+LANGUAGE plpython3u
+SET search_path = pg_catalog, pg_temp
+AS $$
+GD.get('selfheal.ready') or plpy.execute('SELECT selfheal._load_python()')
+from selfheal import server
+return server.entry(plpy, server.add_alias, tbl, legacy_name, expression)
+$$;
+COMMENT ON FUNCTION selfheal.add_alias(regclass, text, text) IS
+  'Declares legacy_name on a table as an SQL expression over its columns, served to routed roles by the compat view; replaces an alias of the same name. Returns the audit id';
+
+CREATE FUNCTION selfheal.enable_compat(role_name name) RETURNS text
+LANGUAGE plpython3u
+SET search_path = pg_catalog, pg_temp
+AS $$
+GD.get('selfheal.ready') or plpy.execute('SELECT selfheal._load_python()')
+from selfheal import server
+return server.entry(plpy, server.enable_compat, role_name)
+$$;
+COMMENT ON FUNCTION selfheal.enable_compat(name) IS
+  'Routes a role through the compat views: puts selfheal_compat first on its search_path (from its next session) and grants USAGE on it';
+
+CREATE FUNCTION selfheal.undo(audit_id bigint, force boolean DEFAULT false) RETURNS bigint
+LANGUAGE plpython3u
+SET search_path = pg_catalog, pg_temp
+AS $$
+GD.get('selfheal.ready') or plpy.execute('SELECT selfheal._load_python()')
+from selfheal import server
+return server.entry(plpy, server.undo, audit_id, force)
+$$;
+COMMENT ON FUNCTION selfheal.undo(bigint, boolean) IS
+  'Reverses one applied change. An added column that holds data other than its default is kept unless force is true. Returns the audit id of the undo';
+
+-- heal() must work unqualified in any database with the extension.
+CREATE FUNCTION public.heal() RETURNS jsonb
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT selfheal.heal() $$;
+COMMENT ON FUNCTION public.heal() IS 'Shorthand for selfheal.heal(); the caller needs EXECUTE on selfheal.heal()';

@@ -1,0 +1,69 @@
+import pytest
+
+from selfheal import errors
+
+
+@pytest.mark.parametrize(
+    "message, expected",
+    [
+        ('column "service_type_id" does not exist', ("service_type_id", None, None)),
+        ("column cp.package_name does not exist", ("package_name", "cp", None)),
+        ('column "recommendation_data" of relation "sessions" does not exist',
+         ("recommendation_data", None, "sessions")),
+        ('column "UnitPrice" does not exist', ("UnitPrice", None, None)),
+        ('column "we"ird" of relation "t" does not exist', ('we"ird', None, "t")),
+        ('ERROR:  column "x" does not exist', ("x", None, None)),
+    ],
+)
+def test_reads_the_three_42703_shapes(message, expected):
+    found = errors.parse_missing("42703", message)
+    assert (found.name, found.qualifier, found.relation) == expected
+    assert found.kind == "column"
+
+
+def test_reads_a_missing_relation_with_and_without_schema():
+    assert errors.parse_missing("42P01", 'relation "invoiceline" does not exist').name == "invoiceline"
+    found = errors.parse_missing("42P01", 'relation "app.InvoiceLine" does not exist')
+    assert (found.schema, found.name) == (None, "app.InvoiceLine") or (found.schema, found.name) == ("app", "InvoiceLine")
+
+
+def test_hint_with_one_two_or_no_candidates():
+    assert errors.parse_hint('Perhaps you meant to reference the column "sessions.service_type".') == (
+        ("sessions", "service_type"),)
+    two = errors.parse_hint('Perhaps you meant to reference the column "a.x" or the column "b.x".')
+    assert two == (("a", "x"), ("b", "x"))
+    assert errors.parse_hint(None) == ()
+    assert errors.parse_hint("something else") == ()
+
+
+def test_translated_message_is_a_clear_refusal_not_a_crash():
+    with pytest.raises(errors.UnreadableMessage, match="lc_messages"):
+        errors.parse_missing("42703", 'la colonne « x » n\'existe pas')
+
+
+@pytest.mark.parametrize("state, kind", [
+    ("42703", "missing_column"), ("42P01", "missing_relation"), ("22012", "division by zero"),
+    ("P0001", "raised by PL/pgSQL"), ("23505", "integrity constraint violation"), ("ZZ999", "other error"),
+    (None, "other error"),
+])
+def test_classifies_by_sqlstate(state, kind):
+    assert errors.classify(state) == kind
+
+
+def test_only_42703_and_42P01_are_schema_errors():
+    assert errors.is_schema_error("42703") and errors.is_schema_error("42p01")
+    assert not errors.is_schema_error("P0001") and not errors.is_schema_error("22012")
+
+
+def test_signature_folds_numbers_but_keeps_names():
+    a = errors.signature("P0001", "Cost calculation error for order 17")
+    b = errors.signature("P0001", "Cost calculation error for order 99")
+    assert a == b
+    assert errors.signature("42703", 'column "a" does not exist') != errors.signature("42703", 'column "b" does not exist')
+
+
+def test_reads_a_write_to_a_computed_view_column():
+    assert errors.parse_view_write("0A000", 'cannot insert into column "service_type_id" of view "sessions"') == (
+        "service_type_id", "sessions")
+    assert errors.parse_view_write("0A000", 'cannot update column "x" of view "v"') == ("x", "v")
+    assert errors.parse_view_write("42703", 'cannot update column "x" of view "v"') is None

@@ -1,0 +1,47 @@
+import pytest
+
+from selfheal import naming
+
+
+@pytest.mark.parametrize("name", ["x" * 64, "", "bad name", "semi;colon", 'quo"te', "pg_thing",
+                                  "selfheal_x", "ünïcode", "1starts_with_digit", "drop table x; --"])
+def test_refuses_names_unfit_for_ddl(name):
+    with pytest.raises(naming.RefusedName):
+        naming.validate_identifier(name)
+
+
+def test_accepts_ordinary_names_up_to_63_bytes():
+    assert naming.validate_identifier("x" * 63) == "x" * 63
+    assert naming.validate_identifier("UnitPrice") == "UnitPrice"
+
+
+@pytest.mark.parametrize("schema", ["pg_catalog", "information_schema", "pg_toast", "pg_temp_3", "selfheal",
+                                    "selfheal_compat"])
+def test_refuses_system_and_own_schemas(schema):
+    with pytest.raises(naming.RefusedName):
+        naming.validate_schema(schema)
+
+
+@pytest.mark.parametrize("legacy, canonical", [("InvoiceLine", "invoice_line"), ("UnitPrice", "unit_price"),
+                                               ("AlbumId", "album_id"), ("HTTPCode", "http_code")])
+def test_snake_case(legacy, canonical):
+    assert naming.snake_case(legacy) == canonical
+    assert naming.fold_key(legacy) == naming.fold_key(canonical)
+
+
+def test_legacy_style_is_carried_to_columns():
+    assert naming.legacy_style("InvoiceLine", "invoice_line") == "pascal"
+    assert naming.apply_style("pascal", "unit_price") == "UnitPrice"
+    assert naming.legacy_style("invoiceline", "invoice_line") == "flat"
+    assert naming.apply_style("flat", "unit_price") == "unitprice"
+    assert naming.legacy_style("invoices_old", "invoice_line") == "same"
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("recommendation_data", ("jsonb", "'{}'::jsonb")), ("raw_json", ("jsonb", "'{}'::jsonb")),
+    ("metadata", ("jsonb", "'{}'::jsonb")), ("is_active", ("boolean", "false")), ("has_paid", ("boolean", "false")),
+    ("created_at", ("timestamp with time zone", None)), ("retry_count", ("integer", "0")),
+    ("customer_id", None), ("nickname", None),
+])
+def test_type_from_name(name, expected):
+    assert naming.type_from_name(name) == expected

@@ -1,0 +1,146 @@
+"""The planner decides from facts alone; these tests give it facts and read its decisions."""
+
+import pytest
+
+from selfheal import planner
+from selfheal.planner import Alias, Catalog, Column, Event, Policy, Table
+
+SESSIONS = Table("public", "sessions", (Column("id", "integer", 1), Column("service_type", "text", 2)),
+                 primary_key=("id",), attnum_high=2)
+PACKAGES = Table("public", "credit_packages", (Column("id", "integer", 1), Column("credits", "integer", 2)),
+                 primary_key=("id",), attnum_high=2)
+INVOICE_LINE = Table("public", "invoice_line",
+                     (Column("invoice_line_id", "integer", 1), Column("unit_price", "numeric(10,2)", 2)),
+                     primary_key=("invoice_line_id",), attnum_high=2)
+CATALOG = Catalog((SESSIONS, PACKAGES, INVOICE_LINE))
+
+
+def missing_column(name, statement, hint=None, catalog=CATALOG, policy=Policy()):
+    return planner.plan(Event("42703", f'column "{name}" does not exist', statement, hint), catalog, policy)
+
+
+def test_missing_jsonb_column_is_added_with_a_constant_default():
+    plan = missing_column("recommendation_data", "SELECT recommendation_data FROM sessions")
+    assert plan.status == "apply" and plan.action == "add_column"
+    assert plan.ddl[0] == ('ALTER TABLE "public"."sessions" ADD COLUMN IF NOT EXISTS "recommendation_data" '
+                           "jsonb DEFAULT '{}'::jsonb")
+    assert plan.undo_ddl == ['ALTER TABLE "public"."sessions" DROP COLUMN IF EXISTS "recommendation_data"']
+    assert "no rewrite" in plan.lock_profile
+
+
+def test_usage_in_the_statement_overrides_the_name():
+    plan = missing_column("retry_count", "SELECT * FROM sessions WHERE retry_count = 'many'")
+    assert " text" in plan.ddl[0] and "integer" not in plan.ddl[0]
+
+
+def test_x_id_beside_text_x_becomes_a_safe_cast_alias():
+    plan = missing_column("service_type_id", "SELECT * FROM sessions WHERE service_type_id = 1",
+                          'Perhaps you meant to reference the column "sessions.service_type".')
+    assert plan.action == "add_alias"
+    assert plan.alias.source == "hint"
+    assert "THEN btrim(\"service_type\")::integer END" in plan.alias.expression
+    create = next(d for d in plan.ddl if d.startswith("CREATE VIEW"))
+    assert 'CREATE VIEW "selfheal_compat"."sessions" WITH (security_invoker = true)' in create
+    assert '"service_type",' in create  # the canonical name keeps working
+    assert plan.undo_ddl == ['DROP VIEW IF EXISTS "selfheal_compat"."sessions"']
+
+
+def test_qualified_column_resolves_its_alias_from_the_statement():
+    plan = planner.plan(Event("42703", "column cp.package_name does not exist",
+                              "SELECT cp.package_name FROM credit_packages cp"), CATALOG)
+    assert plan.table == PACKAGES and plan.action == "add_column"
+
+
+def test_legacy_spelling_of_a_column_is_an_alias_not_a_copy():
+    plan = missing_column("unitprice", "SELECT UnitPrice FROM invoice_line")
+    assert plan.action == "add_alias" and plan.alias.expression == '"unit_price"'
+
+
+def test_legacy_relation_name_gets_a_view_with_legacy_column_names():
+    plan = planner.plan(Event("42P01", 'relation "InvoiceLine" does not exist', 'SELECT * FROM "InvoiceLine"'),
+                        CATALOG)
+    assert plan.action == "add_alias" and plan.alias.kind == "relation" and plan.alias.style == "pascal"
+    create = next(d for d in plan.ddl if d.startswith("CREATE VIEW"))
+    assert '"unit_price" AS "UnitPrice"' in create and '"selfheal_compat"."InvoiceLine"' in create
+
+
+def test_missing_table_without_evidence_is_never_created():
+    plan = planner.plan(Event("42P01", 'relation "orders" does not exist', "SELECT * FROM orders"), CATALOG)
+    assert plan.status == "needs_review" and not plan.ddl
+
+
+@pytest.mark.parametrize("state, message", [("P0001", "Cost calculation error"), ("22012", "division by zero")])
+def test_errors_that_are_not_schema_errors_are_never_fixed(state, message):
+    plan = planner.plan(Event(state, message, "SELECT 1"), CATALOG)
+    assert plan.status == "not_schema" and not plan.ddl
+
+
+def test_hostile_name_is_refused_without_ddl():
+    plan = missing_column('x"; DROP TABLE sessions; --', "SELECT 1 FROM sessions")
+    assert plan.status == "refused" and not plan.ddl
+
+
+def test_budget_stops_new_columns():
+    full = Table("public", "sessions", SESSIONS.columns, ("id",), attnum_high=2, columns_added_by_selfheal=3)
+    plan = missing_column("junk_1", "SELECT junk_1 FROM sessions", catalog=Catalog((full,)),
+                          policy=Policy(column_budget_per_table=3))
+    assert plan.status == "refused" and "budget" in plan.reason
+
+
+def test_headroom_below_1600_columns_is_kept():
+    crowded = Table("public", "sessions", SESSIONS.columns, ("id",), attnum_high=1550)
+    plan = missing_column("junk", "SELECT junk FROM sessions", catalog=Catalog((crowded,)))
+    assert plan.status == "refused" and "1600" in plan.reason
+
+
+def test_policy_off_waits_for_approval():
+    plan = missing_column("notes", "SELECT notes FROM sessions", policy=Policy(add_columns=False))
+    assert plan.status == "refused" and "approval" in plan.reason
+
+
+def test_ambiguous_table_needs_review():
+    plan = missing_column("notes", "SELECT notes FROM sessions, credit_packages")
+    assert plan.status == "needs_review" and not plan.ddl
+
+
+def test_already_present_column_is_resolved_without_ddl():
+    plan = missing_column("service_type", "SELECT service_type FROM sessions")
+    assert plan.status == "resolved" and not plan.ddl
+
+
+def test_compat_view_is_rebuilt_when_a_column_is_added_under_it():
+    alias = Alias("public", "sessions", "service_type_id", expression='"service_type"')
+    plan = missing_column("notes", "SELECT notes FROM sessions", catalog=Catalog((SESSIONS,), (alias,)))
+    create = next(d for d in plan.ddl if d.startswith("CREATE VIEW"))
+    assert '"notes"' in create
+    assert plan.undo_ddl[-1].endswith('DROP COLUMN IF EXISTS "notes"')
+    assert '"notes"' not in next(d for d in plan.undo_ddl if d.startswith("CREATE VIEW"))
+
+
+def test_declared_alias_shadows_a_real_column_and_replaces_its_namesake():
+    table = Table("public", "credit_packages", PACKAGES.columns + (Column("package_name", "text", 3),), ("id",))
+    old = Alias("public", "credit_packages", "package_name", expression="'old'")
+    new = Alias("public", "credit_packages", "package_name", expression="('Package ' || credits)")
+    plan = planner.plan_declared_alias(table, new, Catalog((table,), (old,)))
+    create = next(d for d in plan.ddl if d.startswith("CREATE VIEW"))
+    assert "('Package ' || credits) AS \"package_name\"" in create and "'old'" not in create
+    assert create.count('"package_name"') == 1
+
+
+def test_write_to_derived_alias_names_the_canonical_column():
+    alias = Alias("public", "sessions", "service_type_id", expression=planner.safe_cast("service_type", "text", "integer"))
+    plan = planner.plan(Event("0A000", 'cannot insert into column "service_type_id" of view "sessions"',
+                              "INSERT INTO sessions(service_type_id) VALUES (3)"), Catalog((SESSIONS,), (alias,)))
+    assert plan.status == "needs_review" and "write service_type instead" in plan.reason
+
+
+def test_compat_search_path_prepends_once():
+    assert planner.compat_search_path(None) == '"selfheal_compat", "$user", "public"'
+    assert planner.compat_search_path("app, public") == '"selfheal_compat", "app", "public"'
+    assert planner.compat_search_path('selfheal_compat, public') is None
+
+
+def test_safe_cast_never_widens_into_overflow():
+    assert "{1,9}" in planner.safe_cast("x", "text", "integer")
+    assert "{1,18}" in planner.safe_cast("x", "character varying(20)".split("(")[0], "bigint")
+    assert planner.safe_cast("x", "integer", "bigint") == '"x"::bigint'

@@ -1,0 +1,68 @@
+import pytest
+
+from selfheal import sqlscan
+from selfheal.sqlscan import RelationRef
+
+
+def test_alias_resolves_to_its_table():
+    sql = "SELECT cp.package_name FROM credit_packages cp"
+    assert sqlscan.resolve_qualifier(sql, "cp") == RelationRef("credit_packages", None, "cp")
+
+
+def test_relations_in_joins_lists_and_schemas():
+    sql = """SELECT * FROM public.sessions AS s
+             JOIN credit_packages cp ON cp.id = s.id, "InvoiceLine" il
+             WHERE s.id IN (SELECT id FROM other)"""
+    refs = sqlscan.relations(sql)
+    assert RelationRef("sessions", "public", "s") in refs
+    assert RelationRef("credit_packages", None, "cp") in refs
+    assert RelationRef("InvoiceLine", None, "il") in refs
+    assert RelationRef("other", None, None) in refs
+
+
+def test_insert_update_and_delete_targets():
+    assert sqlscan.relations("INSERT INTO sessions (a) VALUES (1)")[0].name == "sessions"
+    assert sqlscan.relations("UPDATE ONLY sessions SET a = 1")[0].name == "sessions"
+    assert sqlscan.relations("DELETE FROM sessions WHERE a = 1")[0].name == "sessions"
+
+
+def test_comments_and_strings_do_not_fool_the_scanner():
+    sql = """SELECT 'FROM fake f' AS s, $$FROM fake2$$ /* FROM fake3 /* nested */ */ -- FROM fake4
+             FROM real_one r"""
+    assert [r.name for r in sqlscan.relations(sql)] == ["real_one"]
+
+
+def test_unquoted_names_fold_and_quoted_names_keep_case():
+    tokens = sqlscan.tokenize('SELECT UnitPrice, "UnitPrice" FROM t')
+    assert tokens[1].value == "unitprice" and tokens[3].value == "UnitPrice"
+
+
+@pytest.mark.parametrize("sql, column, expected", [
+    ("SELECT * FROM sessions WHERE service_type_id = 1", "service_type_id", "integer"),
+    ("SELECT * FROM t WHERE 5000000000 < big_id", "big_id", "bigint"),
+    ("SELECT * FROM t WHERE price > 1.5", "price", "numeric"),
+    ("SELECT * FROM t WHERE label = 'x'", "label", "text"),
+    ("SELECT * FROM t WHERE flag = true", "flag", "boolean"),
+    ("SELECT * FROM t WHERE payload->>'a' = 'b'", "payload", "jsonb"),
+    ("SELECT * FROM t WHERE code IN (1, 2)", "code", "integer"),
+    ("INSERT INTO t (a, note, n) VALUES (1, 'hello', 3)", "note", "text"),
+    ("INSERT INTO t (a, n) VALUES ('x', 3)", "n", "integer"),
+    ("UPDATE t SET seen_at = now()", "seen_at", "timestamp with time zone"),
+    ("SELECT * FROM t WHERE ts > '2024-01-01'::timestamptz", "ts", "timestamp with time zone"),
+    ("SELECT mystery FROM t", "mystery", None),
+    ("SELECT * FROM t WHERE a = $1", "a", None),
+])
+def test_usage_says_which_type_a_column_has(sql, column, expected):
+    assert sqlscan.infer_usage_type(sql, column) == expected
+
+
+def test_qualified_usage_only_counts_for_its_qualifier():
+    sql = "SELECT * FROM a x JOIN b y ON true WHERE x.code = 1 AND y.code = 'z'"
+    assert sqlscan.infer_usage_type(sql, "code", "x") == "integer"
+    assert sqlscan.infer_usage_type(sql, "code", "y") == "text"
+
+
+def test_hostile_and_huge_input_is_bounded():
+    sql = "SELECT " + "(" * 10000 + " FROM '" + "x" * 10 ** 6
+    sqlscan.relations(sql)  # must not raise or hang
+    assert len(sqlscan.tokenize("SELECT 1" + " " * sqlscan.MAX_STATEMENT_CHARS + "FROM t")) == 2
