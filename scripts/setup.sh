@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Prepare a fresh Debian 12 machine: PostgreSQL 15 with PL/Python, pgTAP and PGXS,
+# a virtual environment with the test dependencies from pyproject.toml, and selfheal
+# installed into the server with `make install`. Run as root (or with sudo).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(postgresql-15 postgresql-plpython3-15 postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
+          postgresql-server-dev-15 python3 python3-venv make)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# Debian's own python3 runs inside PostgreSQL; the tests use a venv built from it too.
+if [ ! -x .venv/bin/python ]; then
+  /usr/bin/python3 -m venv .venv
+fi
+deps=$(.venv/bin/python - <<'PY'
+import tomllib
+print(" ".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["test"]))
+PY
+)
+.venv/bin/python -m pip install -q --disable-pip-version-check $deps
+
+make -s install PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
+echo "selfheal: setup done (PostgreSQL 15, pgTAP, .venv, extension installed)"

@@ -1,0 +1,141 @@
+"""The seed scenario, end to end, tried as a new user would: real errors from a real app role."""
+
+import psycopg
+import pytest
+from psycopg import errors as pgerr
+
+from .support import report
+
+SEED = """
+CREATE TABLE sessions (id serial PRIMARY KEY, service_type text NOT NULL, started_at timestamptz DEFAULT now());
+INSERT INTO sessions (service_type) VALUES ('1'), ('2'), ('premium');
+CREATE TABLE credit_packages (id serial PRIMARY KEY, credits int NOT NULL);
+INSERT INTO credit_packages (credits) VALUES (10), (50);
+GRANT SELECT, INSERT, UPDATE, DELETE ON sessions, credit_packages TO app;
+GRANT USAGE ON SEQUENCE sessions_id_seq, credit_packages_id_seq TO app;
+GRANT EXECUTE ON FUNCTION selfheal.heal_error(text, text, text, text) TO app;
+SELECT selfheal.enable_compat('app');
+"""
+
+
+@pytest.fixture
+def seeded(db):
+    db.admin.execute(SEED)
+    return db
+
+
+def fail_then_heal(conn, statement):
+    with pytest.raises(psycopg.Error) as info:
+        conn.execute(statement)
+    return report(conn, info.value, statement)
+
+
+def test_missing_jsonb_column_is_added_and_reads_as_empty_object(seeded):
+    app = seeded.connect()
+    result = fail_then_heal(app, "SELECT recommendation_data FROM sessions")
+    assert (result["status"], result["action"]) == ("healed", "add_column")
+    assert [r[0] for r in app.execute("SELECT recommendation_data FROM sessions")] == [{}, {}, {}]
+    assert seeded.scalar("SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+                         "WHERE attrelid = 'sessions'::regclass AND attname = 'recommendation_data'") == "jsonb"
+
+
+def test_x_id_is_served_as_a_cast_of_x_and_both_names_work(seeded):
+    app = seeded.connect()
+    statement = "SELECT * FROM sessions WHERE service_type_id = 1"
+    result = fail_then_heal(app, statement)
+    assert (result["status"], result["action"]) == ("healed", "add_alias")
+    rows = app.execute(statement).fetchall()
+    assert len(rows) == 1
+    pairs = app.execute("SELECT service_type, service_type_id FROM sessions ORDER BY id").fetchall()
+    assert pairs == [("1", 1), ("2", 2), ("premium", None)]  # the uncastable value reads as NULL
+    # The table itself is untouched: no column was added to it.
+    assert seeded.scalar("SELECT count(*) FROM pg_attribute WHERE attrelid = 'sessions'::regclass "
+                         "AND attname = 'service_type_id'") == 0
+    # Writes through the canonical name still land in the table.
+    app.execute("INSERT INTO sessions (service_type) VALUES ('7')")
+    assert app.execute("SELECT service_type_id FROM sessions WHERE service_type = '7'").fetchone() == (7,)
+
+
+def test_qualified_alias_is_resolved_and_add_alias_declares_its_meaning(seeded):
+    app = seeded.connect()
+    statement = "SELECT cp.package_name FROM credit_packages cp ORDER BY cp.id"
+    result = fail_then_heal(app, statement)
+    assert result["status"] == "healed"
+    assert app.execute(statement).fetchall() == [(None,), (None,)]
+    seeded.admin.execute("SELECT selfheal.add_alias('credit_packages', 'package_name', "
+                         "$$'Package ' || credits || ' credits'$$)")
+    assert seeded.connect().execute(statement).fetchall() == [("Package 10 credits",), ("Package 50 credits",)]
+
+
+def test_insert_through_a_derived_name_fails_clearly_naming_the_canonical_column(seeded):
+    app = seeded.connect()
+    fail_then_heal(app, "SELECT service_type_id FROM sessions")
+    statement = "INSERT INTO sessions(service_type_id) VALUES (3)"
+    with pytest.raises(pgerr.FeatureNotSupported) as info:
+        app.execute(statement)
+    assert "service_type_id" in str(info.value)
+    result = report(app, info.value, statement)
+    assert result["status"] == "needs_review"
+    assert "write service_type instead" in result["reason"]
+    assert seeded.scalar("SELECT count(*) FROM sessions") == 3  # nothing was written
+
+
+def test_errors_that_are_not_schema_errors_are_recorded_and_never_fixed(seeded):
+    seeded.admin.execute("""CREATE FUNCTION calc() RETURNS numeric LANGUAGE plpgsql AS
+                            $$ BEGIN RAISE EXCEPTION 'Cost calculation error'; END $$;
+                            GRANT EXECUTE ON FUNCTION calc() TO app""")
+    app = seeded.connect()
+    results = [fail_then_heal(app, "SELECT calc()"), fail_then_heal(app, "SELECT 1/0")]
+    assert [r["status"] for r in results] == ["not_schema", "not_schema"]
+    classes = seeded.admin.execute("SELECT sqlstate, class FROM selfheal.error_event ORDER BY id").fetchall()
+    assert classes == [("P0001", "raised by PL/pgSQL"), ("22012", "division by zero")]
+    assert seeded.scalar("SELECT count(*) FROM selfheal.audit") == 0
+
+
+def test_heal_processes_errors_already_recorded(seeded):
+    seeded.admin.execute("GRANT EXECUTE ON FUNCTION selfheal.record_error(text, text, text, text) TO app")
+    app = seeded.connect()
+    statement = "SELECT visit_count FROM sessions"
+    with pytest.raises(pgerr.UndefinedColumn) as info:
+        app.execute(statement)
+    app.execute("SELECT selfheal.record_error(%s, %s, %s, %s)",
+                (info.value.diag.sqlstate, info.value.diag.message_primary, statement, None))
+    summary = seeded.scalar("SELECT heal()")  # unqualified, as the README says
+    assert summary == {"processed": 1, "healed": 1}
+    assert app.execute(statement).fetchall() == [(0,), (0,), (0,)]
+    assert seeded.scalar("SELECT heal()") == {"processed": 0}
+
+
+def test_audit_shows_the_ddl_and_undo_reverses_it(seeded):
+    app = seeded.connect()
+    fail_then_heal(app, "SELECT is_trial FROM sessions")
+    fail_then_heal(app, "SELECT service_type_id FROM sessions")
+    audit = seeded.admin.execute("SELECT id, action, ddl, undo_ddl, reason, evidence FROM selfheal.audit "
+                                 "ORDER BY id").fetchall()
+    assert [a[1] for a in audit] == ["add_column", "add_alias"]
+    assert 'ADD COLUMN IF NOT EXISTS "is_trial" boolean DEFAULT false' in audit[0][2]
+    assert 'DROP COLUMN IF EXISTS "is_trial"' in audit[0][3]
+    assert audit[1][5]["convention"].startswith("service_type_id beside service_type")
+
+    seeded.admin.execute("SELECT selfheal.undo(%s)", (audit[1][0],))
+    with pytest.raises(pgerr.UndefinedColumn):
+        seeded.connect().execute("SELECT service_type_id FROM sessions")
+    seeded.admin.execute("SELECT selfheal.undo(%s)", (audit[0][0],))
+    with pytest.raises(pgerr.UndefinedColumn):
+        seeded.connect().execute("SELECT is_trial FROM sessions")
+    undone = seeded.admin.execute("SELECT count(*) FROM selfheal.audit WHERE undone_by IS NOT NULL").fetchone()[0]
+    assert undone == 2
+    with pytest.raises(pgerr.InvalidParameterValue, match="already undone"):
+        seeded.admin.execute("SELECT selfheal.undo(%s)", (audit[0][0],))
+
+
+def test_undo_keeps_a_column_that_holds_data_unless_forced(seeded):
+    app = seeded.connect()
+    result = fail_then_heal(app, "SELECT notes FROM sessions")
+    app.execute("UPDATE sessions SET notes = 'keep me' WHERE id = 1")
+    with pytest.raises(psycopg.Error, match="holds values other than its default"):
+        seeded.admin.execute("SELECT selfheal.undo(%s)", (result["audit_id"],))
+    assert seeded.scalar("SELECT notes FROM sessions WHERE id = 1") == "keep me"
+    seeded.admin.execute("SELECT selfheal.undo(%s, force => true)", (result["audit_id"],))
+    with pytest.raises(pgerr.UndefinedColumn):
+        seeded.admin.execute("SELECT notes FROM sessions")
