@@ -18,10 +18,12 @@ def validate_identifier(name: str, what: str = "name") -> str:
     """Return the name if it is safe to create; raise RefusedName saying why not."""
     if not name:
         raise RefusedName(f"empty {what}")
-    if len(name.encode("utf-8")) > MAX_IDENTIFIER_BYTES:
-        raise RefusedName(
-            f"{what} is longer than {MAX_IDENTIFIER_BYTES} bytes; PostgreSQL would truncate it"
-        )
+    size = len(name.encode("utf-8"))
+    if size > MAX_IDENTIFIER_BYTES:
+        raise RefusedName(f"{what} is longer than {MAX_IDENTIFIER_BYTES} bytes; PostgreSQL would truncate it")
+    if size == MAX_IDENTIFIER_BYTES:
+        # PostgreSQL reports a longer name already cut to 63 bytes: the code means something else.
+        raise RefusedName(f"{what} is exactly {MAX_IDENTIFIER_BYTES} bytes, so it was probably truncated")
     if not _SANE_NAME.match(name):
         raise RefusedName(f"{what} {name!r} has characters outside [A-Za-z0-9_]")
     if name.lower().startswith("pg_"):
