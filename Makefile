@@ -44,4 +44,4 @@ integration: install
 	$(PYTHON) -m pytest -q tests/integration
 
 demo: install
-	$(PYTHON) -m tests.pgcluster --keep -- bash demo/seed.sh
+	$(PYTHON) -m tests.pgcluster -- bash demo/seed.sh
