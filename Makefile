@@ -4,7 +4,7 @@ EXTVERSION = $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" $(EXTENSION).
 
 PG_CONFIG ?= $(firstword $(wildcard /usr/lib/postgresql/15/bin/pg_config) pg_config)
 # Tests run in the venv that scripts/setup.sh makes, when it is there.
-PYTHON ?= $(if $(wildcard .venv/bin/python),.venv/bin/python,python3)
+TEST_PYTHON ?= $(if $(wildcard .venv/bin/python),.venv/bin/python,python3)
 
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
 EXTRA_CLEAN = $(EXTENSION)--*.sql
@@ -35,13 +35,13 @@ uninstall-python:
 test: unit pgtap integration
 
 unit:
-	$(PYTHON) -m pytest -q tests/unit
+	$(TEST_PYTHON) -m pytest -q tests/unit
 
 pgtap: install
-	$(PYTHON) -m tests.pgcluster -- pg_prove --failures tests/sql/*.sql
+	$(TEST_PYTHON) -m tests.pgcluster -- pg_prove --failures tests/sql/*.sql
 
 integration: install
-	$(PYTHON) -m pytest -q tests/integration
+	$(TEST_PYTHON) -m pytest -q tests/integration
 
 demo: install
-	$(PYTHON) -m tests.pgcluster -- bash demo/seed.sh
+	$(TEST_PYTHON) -m tests.pgcluster -- bash demo/seed.sh
