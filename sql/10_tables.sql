@@ -67,7 +67,7 @@ CREATE TABLE selfheal.audit (
     created_at   timestamptz NOT NULL DEFAULT now(),
     actor        name NOT NULL DEFAULT session_user,
     event_id     bigint REFERENCES selfheal.error_event (id),
-    action       text NOT NULL CHECK (action IN ('add_column', 'add_alias', 'refuse', 'none', 'undo')),
+    action       text NOT NULL CHECK (action IN ('add_column', 'add_alias', 'refresh_compat', 'refuse', 'none', 'undo')),
     status       text NOT NULL CHECK (status IN ('applied', 'refused', 'needs_review', 'deferred', 'failed')),
     schema_name  name,
     table_name   name,
@@ -87,7 +87,7 @@ COMMENT ON COLUMN selfheal.audit.id IS 'Audit id; pass to selfheal.undo() to rev
 COMMENT ON COLUMN selfheal.audit.created_at IS 'When the action was taken';
 COMMENT ON COLUMN selfheal.audit.actor IS 'Session user whose call led to the action';
 COMMENT ON COLUMN selfheal.audit.event_id IS 'The error event that led to it; NULL for add_alias and undo calls';
-COMMENT ON COLUMN selfheal.audit.action IS 'add_column, add_alias, refuse, none (review only) or undo';
+COMMENT ON COLUMN selfheal.audit.action IS 'add_column, add_alias, refresh_compat (views caught up with the table), refuse, none (review only) or undo';
 COMMENT ON COLUMN selfheal.audit.status IS 'applied, refused, needs_review, deferred (table was locked; heal() retries) or failed (rolled back whole)';
 COMMENT ON COLUMN selfheal.audit.schema_name IS 'Schema of the table concerned';
 COMMENT ON COLUMN selfheal.audit.table_name IS 'Table concerned';
@@ -116,6 +116,7 @@ CREATE TABLE selfheal.alias (
     source      text NOT NULL,
     active      boolean NOT NULL DEFAULT true,
     audit_id    bigint REFERENCES selfheal.audit (id),
+    replaces    bigint REFERENCES selfheal.alias (id),
     created_at  timestamptz NOT NULL DEFAULT now(),
     CHECK ((kind = 'column') = (expression IS NOT NULL))
 );
@@ -130,6 +131,7 @@ COMMENT ON COLUMN selfheal.alias.style IS 'For relation aliases: how its columns
 COMMENT ON COLUMN selfheal.alias.source IS 'Evidence: user, hint, normalisation, convention';
 COMMENT ON COLUMN selfheal.alias.active IS 'false once undone or replaced';
 COMMENT ON COLUMN selfheal.alias.audit_id IS 'The audit row that created it';
+COMMENT ON COLUMN selfheal.alias.replaces IS 'The alias of the same name it replaced; undo serves that one again';
 COMMENT ON COLUMN selfheal.alias.created_at IS 'When it was created';
 -- One live alias per legacy name and table; lookups go by table.
 CREATE UNIQUE INDEX alias_active_name_idx ON selfheal.alias (schema_name, table_name, kind, legacy_name) WHERE active;

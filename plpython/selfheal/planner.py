@@ -121,6 +121,7 @@ class Event:
 class Catalog:
     tables: tuple[Table, ...]
     aliases: tuple[Alias, ...] = ()
+    views: dict = field(default_factory=dict)  # compat view name -> its column names, as they are now
 
     def find(self, name: str, schema: str | None = None) -> list[Table]:
         return [t for t in self.tables if t.name == name and (schema is None or t.schema == schema)]
@@ -217,15 +218,20 @@ def _column_outputs(table: Table, aliases: list[Alias], style: str) -> list[tupl
     return outputs
 
 
-def compat_views(table: Table, aliases: list[Alias]) -> dict[str, str]:
-    """Name -> SELECT of every compat view the table's aliases call for."""
-    views: dict[str, str] = {}
+def compat_view_columns(table: Table, aliases: list[Alias]) -> dict[str, list[tuple[str, str]]]:
+    """Name -> (column, expression) pairs of every compat view the table's aliases call for."""
+    views: dict[str, list[tuple[str, str]]] = {}
     if any(a.kind == "column" for a in aliases):
-        views[table.name] = _view_select(table, _column_outputs(table, aliases, "same"))
+        views[table.name] = _column_outputs(table, aliases, "same")
     for alias in aliases:
         if alias.kind == "relation":
-            views[alias.legacy_name] = _view_select(table, _column_outputs(table, aliases, alias.style))
+            views[alias.legacy_name] = _column_outputs(table, aliases, alias.style)
     return views
+
+
+def compat_views(table: Table, aliases: list[Alias]) -> dict[str, str]:
+    """Name -> SELECT of every compat view the table's aliases call for."""
+    return {name: _view_select(table, outputs) for name, outputs in compat_view_columns(table, aliases).items()}
 
 
 def _drop_view(name: str) -> str:
@@ -386,6 +392,11 @@ def _plan_alias(table: Table, alias: Alias, catalog: Catalog, policy: Policy, re
         raise _refuse("policy add_aliases is off: the alias waits for approval", **evidence)
     before = catalog.table_aliases(table)
     after = [a for a in before if (a.kind, a.legacy_name) != (alias.kind, alias.legacy_name)] + [alias]
+    claimed = {(a.table if a.kind == "column" else a.legacy_name): f"{a.schema}.{a.table}"
+               for a in catalog.aliases if (a.schema, a.table) != (table.schema, table.name)}
+    clashes = sorted(f"{view} (serves {claimed[view]})" for view in compat_views(table, after) if view in claimed)
+    if clashes:
+        raise _review(f"compat view name already serves another table: {', '.join(clashes)}", **evidence)
     lock_profile = ("catalog only: compat views rebuilt; the table is read under ACCESS SHARE, "
                     "never rewritten")
     return Plan(
@@ -393,6 +404,13 @@ def _plan_alias(table: Table, alias: Alias, catalog: Catalog, policy: Policy, re
         ddl=rebuild_compat(table, before, after), undo_ddl=rebuild_compat(table, after, before),
         lock_profile=lock_profile, evidence=evidence,
     )
+
+
+def _stale_views_serving(table: Table, name: str, catalog: Catalog) -> list[str]:
+    """Compat views that would serve `name` if rebuilt, but do not today."""
+    expected = compat_view_columns(table, catalog.table_aliases(table))
+    return sorted(view for view, outputs in expected.items()
+                  if name in [column for column, _ in outputs] and name not in catalog.views.get(view, ()))
 
 
 def _plan_column(missing: errors.MissingName, event: Event, catalog: Catalog, policy: Policy) -> Plan:
@@ -403,6 +421,14 @@ def _plan_column(missing: errors.MissingName, event: Event, catalog: Catalog, po
     hinted = [c for _, c in missing.hint_candidates]
     if hinted:
         evidence["hint"] = hinted
+
+    stale = _stale_views_serving(table, name, catalog)
+    if stale:
+        aliases = catalog.table_aliases(table)
+        return Plan("apply", f"compat view {', '.join(stale)} is behind {table.label} (its columns changed "
+                    f"since it was built); rebuilt so {name!r} is served",
+                    action="refresh_compat", table=table, column=name, ddl=rebuild_compat(table, aliases, aliases),
+                    lock_profile="catalog only: compat views rebuilt", evidence=evidence)
 
     existing = next((a for a in catalog.table_aliases(table) if a.kind == "column" and a.legacy_name == name), None)
     if existing:

@@ -55,12 +55,12 @@ def load_policy(db: _Db) -> tuple[Policy, dict]:
     return Policy.from_settings(settings), settings
 
 
-def _load_aliases(db: _Db) -> tuple[Alias, ...]:
+def _load_aliases(db: _Db, active: bool = True) -> tuple[Alias, ...]:
     return tuple(
         Alias(r["schema_name"], r["table_name"], r["legacy_name"], kind=r["kind"],
               expression=r["expression"], style=r["style"], source=r["source"], id=r["id"])
         for r in db.rows("SELECT id, schema_name, table_name, legacy_name, kind, expression, style, source "
-                         "FROM selfheal.alias WHERE active ORDER BY id")
+                         "FROM selfheal.alias WHERE active = $1 ORDER BY id", ("bool",), (active,))
     )
 
 
@@ -103,7 +103,11 @@ def load_catalog(db: _Db, names: set[str], keys: set[str]) -> Catalog:
                             primary_key=tuple(json.loads(r["primary_key"])),
                             row_estimate=r["row_estimate"], attnum_high=r["attnum_high"] or 0,
                             columns_added_by_selfheal=r["added"]))
-    return Catalog(tuple(tables), aliases)
+    views = {r["relname"]: tuple(r["columns"]) for r in db.rows(
+        "SELECT c.relname, array_agg(a.attname::text ORDER BY a.attnum) AS columns "
+        "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 "
+        "WHERE c.relnamespace = 'selfheal_compat'::pg_catalog.regnamespace AND c.relkind = 'v' GROUP BY c.relname")}
+    return Catalog(tuple(tables), aliases, views)
 
 
 def _catalog_for(db: _Db, event: Event) -> Catalog:
@@ -179,15 +183,16 @@ def _with_lock_retries(db: _Db, settings: dict, work):
 
 
 def _record_alias(db: _Db, alias: Alias, audit_id: int) -> None:
-    db.one("UPDATE selfheal.alias SET active = false "
-           "WHERE active AND schema_name = $1 AND table_name = $2 AND legacy_name = $3 AND kind = $4",
-           ("text", "text", "text", "text"), (alias.schema, alias.table, alias.legacy_name, alias.kind))
+    replaced = db.one("UPDATE selfheal.alias SET active = false "
+                      "WHERE active AND schema_name = $1 AND table_name = $2 AND legacy_name = $3 AND kind = $4 "
+                      "RETURNING id",
+                      ("text", "text", "text", "text"), (alias.schema, alias.table, alias.legacy_name, alias.kind))
     db.one("""INSERT INTO selfheal.alias (schema_name, table_name, legacy_name, kind, expression, style,
-                                           source, audit_id)
-              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
-           ("text", "text", "text", "text", "text", "text", "text", "int8"),
+                                           source, audit_id, replaces)
+              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
+           ("text", "text", "text", "text", "text", "text", "text", "int8", "int8"),
            (alias.schema, alias.table, alias.legacy_name, alias.kind, alias.expression, alias.style,
-            alias.source, audit_id))
+            alias.source, audit_id, replaced["id"] if replaced else None))
 
 
 def apply_plan(db: _Db, settings: dict, event_id, replan) -> tuple[Plan, str, int | None]:
@@ -368,7 +373,8 @@ def undo(plpy, audit_id: int, force: bool = False) -> int:
             return Plan("needs_review", f"table {schema}.{name} no longer exists")
         aliases = catalog.table_aliases(table)
         if row["action"] == "add_alias":
-            keep = [a for a in aliases if a.id not in _alias_ids(db, audit_id)]
+            undone, restored = _alias_ids(db, audit_id)
+            keep = [a for a in aliases if a.id not in undone] + restored
             ddl = planner.rebuild_compat(table, aliases, keep)
         else:
             if table.column(column) is None:
@@ -385,12 +391,18 @@ def undo(plpy, audit_id: int, force: bool = False) -> int:
         raise RuntimeError(f"audit row {audit_id} was not undone ({status}): {plan.reason}")
     db.one("UPDATE selfheal.audit SET undone_by = $2 WHERE id = $1", ("int8", "int8"), (audit_id, undo_id))
     db.one("UPDATE selfheal.audit SET undo_of = $2 WHERE id = $1", ("int8", "int8"), (undo_id, audit_id))
-    db.one("UPDATE selfheal.alias SET active = false WHERE audit_id = $1", ("int8",), (audit_id,))
+    # The alias this change replaced, if any, is served again.
+    db.one("WITH undone AS (UPDATE selfheal.alias SET active = false WHERE audit_id = $1 RETURNING replaces) "
+           "UPDATE selfheal.alias SET active = true WHERE id IN (SELECT replaces FROM undone)", ("int8",), (audit_id,))
     return undo_id
 
 
-def _alias_ids(db: _Db, audit_id: int) -> set[int]:
-    return {r["id"] for r in db.rows("SELECT id FROM selfheal.alias WHERE audit_id = $1", ("int8",), (audit_id,))}
+def _alias_ids(db: _Db, audit_id: int) -> tuple[set[int], list[Alias]]:
+    """Ids of the aliases an audit row created, and the aliases they replaced."""
+    rows = db.rows("SELECT id, replaces FROM selfheal.alias WHERE audit_id = $1", ("int8",), (audit_id,))
+    replaced_ids = [r["replaces"] for r in rows if r["replaces"] is not None]
+    restored = [a for a in _load_aliases(db, active=False) if a.id in replaced_ids]
+    return {r["id"] for r in rows}, restored
 
 
 def _column_has_data(db: _Db, table: Table, column: str) -> bool:

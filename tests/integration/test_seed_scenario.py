@@ -139,3 +139,23 @@ def test_undo_keeps_a_column_that_holds_data_unless_forced(seeded):
     seeded.admin.execute("SELECT selfheal.undo(%s, force => true)", (result["audit_id"],))
     with pytest.raises(pgerr.UndefinedColumn):
         seeded.admin.execute("SELECT notes FROM sessions")
+
+
+def test_a_column_from_the_apps_own_migration_reaches_routed_roles(seeded):
+    app = seeded.connect()
+    fail_then_heal(app, "SELECT service_type_id FROM sessions")  # compat view now exists
+    seeded.admin.execute("ALTER TABLE sessions ADD COLUMN plan text DEFAULT 'basic'")
+    result = fail_then_heal(app, "SELECT plan FROM sessions")
+    assert (result["status"], result["action"]) == ("healed", "refresh_compat")
+    assert app.execute("SELECT DISTINCT plan, service_type_id IS NOT NULL FROM sessions WHERE id = 1").fetchall() == [
+        ("basic", True)]
+
+
+def test_undoing_a_replacement_alias_serves_the_previous_one_again(seeded):
+    seeded.admin.execute("SELECT selfheal.add_alias('credit_packages', 'label', $$'v1'$$)")
+    second = seeded.scalar("SELECT selfheal.add_alias('credit_packages', 'label', $$'v2'$$)")
+    app = seeded.connect()
+    assert app.execute("SELECT DISTINCT label FROM credit_packages").fetchall() == [("v2",)]
+    seeded.admin.execute("SELECT selfheal.undo(%s)", (second,))
+    assert seeded.connect().execute("SELECT DISTINCT label FROM credit_packages").fetchall() == [("v1",)]
+    assert seeded.scalar("SELECT count(*) FROM selfheal.alias WHERE active") == 1

@@ -144,3 +144,23 @@ def test_safe_cast_never_widens_into_overflow():
     assert "{1,9}" in planner.safe_cast("x", "text", "integer")
     assert "{1,18}" in planner.safe_cast("x", "character varying(20)".split("(")[0], "bigint")
     assert planner.safe_cast("x", "integer", "bigint") == '"x"::bigint'
+
+
+def test_column_added_by_a_migration_refreshes_a_stale_compat_view():
+    alias = Alias("public", "sessions", "service_type_id", expression='"service_type"')
+    migrated = Table("public", "sessions", SESSIONS.columns + (Column("plan", "text", 3),), ("id",), attnum_high=3)
+    built_before = {"sessions": ("id", "service_type", "service_type_id")}
+    plan = missing_column("plan", "SELECT plan FROM sessions", catalog=Catalog((migrated,), (alias,), built_before))
+    assert (plan.status, plan.action) == ("apply", "refresh_compat")
+    assert '"plan"' in next(d for d in plan.ddl if d.startswith("CREATE VIEW"))
+    current = {"sessions": ("id", "service_type", "plan", "service_type_id")}
+    assert missing_column("plan", "SELECT plan FROM sessions",
+                          catalog=Catalog((migrated,), (alias,), current)).status == "resolved"
+
+
+def test_same_table_name_in_two_schemas_cannot_share_a_compat_view():
+    other = Table("billing", "sessions", SESSIONS.columns, ("id",))
+    taken = Alias("billing", "sessions", "legacy", expression='"id"')
+    plan = missing_column("service_type_id", "SELECT service_type_id FROM public.sessions",
+                          catalog=Catalog((SESSIONS, other), (taken,)))
+    assert plan.status == "needs_review" and "billing.sessions" in plan.reason and not plan.ddl
