@@ -124,9 +124,11 @@ def parse_missing(sqlstate: str, message: str, hint: str | None = None) -> Missi
     elif state == UNDEFINED_TABLE:
         m = _RELATION.match(text)
         if m:
-            schema = m.group("schema")
-            return MissingName("relation", _unquote(m.group("relation")),
-                               schema=_unquote(schema) if schema else None)
+            schema, relation = m.group("schema"), _unquote(m.group("relation"))
+            if schema is None and "." in relation:
+                # PostgreSQL prints a qualified name as one quoted string: "app.invoiceline".
+                schema, relation = relation.split(".", 1)
+            return MissingName("relation", relation, schema=_unquote(schema) if schema else None)
     raise UnreadableMessage(
         f"cannot read the missing name from {state or 'no sqlstate'} message {text[:200]!r}; "
         "selfheal reads messages in English: set lc_messages = 'C' for the application role"

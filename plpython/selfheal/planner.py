@@ -157,6 +157,10 @@ class _Stop(Exception):
         self.plan = plan
 
 
+class _NotFound(_Stop):
+    """A name in the statement is no table (a CTE, a subquery alias, a dropped table)."""
+
+
 def _review(reason: str, **evidence) -> _Stop:
     return _Stop(Plan("needs_review", reason, evidence=evidence))
 
@@ -291,9 +295,7 @@ def plan(event: Event, catalog: Catalog, policy: Policy = Policy()) -> Plan:
 def _pick_table(candidates: list[Table], what: str) -> Table:
     if len(candidates) == 1:
         return candidates[0]
-    public = [t for t in candidates if t.schema == "public"]
-    if len(public) == 1:
-        return public[0]
+    # Several schemas hold the name: which one the app meant depends on its search_path.
     if not candidates:
         raise _review(f"no table named {what} was found")
     raise _review(f"{what} is ambiguous: " + ", ".join(sorted(t.label for t in candidates)))
@@ -307,7 +309,7 @@ def _resolve_relation(catalog: Catalog, name: str, schema: str | None = None) ->
     for alias in catalog.aliases:
         if alias.kind == "relation" and alias.legacy_name == name:
             return _pick_table(catalog.find(alias.table, alias.schema), alias.table)
-    raise _review(f"relation {name!r} named in the statement was not found")
+    raise _NotFound(Plan("needs_review", f"relation {name!r} named in the statement was not found"))
 
 
 def _target_table(missing: errors.MissingName, event: Event, catalog: Catalog) -> Table:
@@ -328,12 +330,14 @@ def _target_table(missing: errors.MissingName, event: Event, catalog: Catalog) -
     for ref in refs:
         try:
             table = _resolve_relation(catalog, ref.name, ref.schema)
-        except _Stop:
+        except _NotFound:
             continue
         if table not in tables:
             tables.append(table)
     if len(tables) == 1:
         return tables[0]
+    if not tables:
+        raise _review("no table named in the statement was found")
     # Several tables: keep those with evidence for this name.
     with_evidence = [t for t in tables if _rename_source(t, missing.name) or _derived_source(t, missing.name)]
     if len(with_evidence) == 1:
@@ -525,6 +529,8 @@ def _plan_relation(missing: errors.MissingName, catalog: Catalog, policy: Policy
     evidence: dict = {"missing": name}
     if missing.schema:
         naming.validate_schema(missing.schema)
+        raise _review(f"{missing.schema}.{name} is schema-qualified; the compat schema serves unqualified "
+                      "names only", **evidence)
     existing = [a for a in catalog.aliases if a.kind == "relation" and a.legacy_name == name]
     if existing:
         return Plan("resolved", f"{name!r} is already served by the compat layer; a role that still "

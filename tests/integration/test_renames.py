@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from psycopg import errors as pgerr
 
-from .support import report
+from .support import fail_then_heal
 
 CHINOOK = Path(__file__).resolve().parents[1] / "fixtures" / "chinook" / "chinook.sql"
 
@@ -25,9 +25,7 @@ def chinook(db):
 
 
 def heal(conn, statement):
-    with pytest.raises((pgerr.UndefinedColumn, pgerr.UndefinedTable)) as info:
-        conn.execute(statement)
-    return report(conn, info.value, statement)
+    return fail_then_heal(conn, statement, (pgerr.UndefinedColumn, pgerr.UndefinedTable))
 
 
 def test_pascal_case_legacy_table_serves_pascal_case_columns(chinook):

@@ -6,20 +6,11 @@ import psycopg
 import pytest
 from psycopg import errors as pgerr
 
-from .support import report
-
-SETUP = """
-CREATE TABLE sessions (id serial PRIMARY KEY, service_type text NOT NULL);
-INSERT INTO sessions (service_type) VALUES ('1'), ('2');
-GRANT SELECT, INSERT, UPDATE, DELETE ON sessions TO app;
-GRANT EXECUTE ON FUNCTION selfheal.heal_error(text, text, text, text) TO app;
-SELECT selfheal.enable_compat('app');
-"""
-
+from .support import SEED, fail_then_heal, report
 
 @pytest.fixture
 def sessions(db):
-    db.admin.execute(SETUP)
+    db.admin.execute(SEED)
     return db
 
 
@@ -27,12 +18,6 @@ def columns(db):
     return [r[0] for r in db.admin.execute(
         "SELECT attname FROM pg_attribute WHERE attrelid = 'sessions'::regclass AND attnum > 0 "
         "AND NOT attisdropped ORDER BY attnum")]
-
-
-def real_error(conn, statement):
-    with pytest.raises(psycopg.Error) as info:
-        conn.execute(statement)
-    return report(conn, info.value, statement)
 
 
 @pytest.mark.parametrize("name", [
@@ -45,10 +30,10 @@ def real_error(conn, statement):
 def test_hostile_column_names_are_refused_with_no_ddl(sessions, name):
     app = sessions.connect()
     quoted = '"' + name.replace('"', '""') + '"'
-    result = real_error(app, f"SELECT {quoted} FROM sessions")
+    result = fail_then_heal(app, f"SELECT {quoted} FROM sessions")
     assert result["status"] == "refused", result
     assert result["ddl"] is None
-    assert columns(sessions) == ["id", "service_type"]
+    assert columns(sessions) == ["id", "service_type", "started_at"]
     audit = sessions.admin.execute("SELECT status, ddl, reason FROM selfheal.audit").fetchall()
     assert len(audit) == 1 and audit[0][0] == "refused" and audit[0][1] is None and "refused" in audit[0][2]
 
@@ -77,9 +62,9 @@ def _fake(error_type, message):
 def test_column_budget_stops_junk_far_below_1600(sessions):
     sessions.admin.execute("UPDATE selfheal.policy SET value = '3' WHERE name = 'column_budget_per_table'")
     app = sessions.connect()
-    statuses = [real_error(app, f"SELECT junk_{i} FROM sessions")["status"] for i in range(6)]
+    statuses = [fail_then_heal(app, f"SELECT junk_{i} FROM sessions")["status"] for i in range(6)]
     assert statuses == ["healed"] * 3 + ["refused"] * 3
-    assert len(columns(sessions)) == 2 + 3
+    assert len(columns(sessions)) == 3 + 3
     reasons = sessions.admin.execute("SELECT reason FROM selfheal.audit WHERE status = 'refused'").fetchall()
     assert all("budget of 3" in r[0] for r in reasons)
 
@@ -134,7 +119,7 @@ def test_a_locked_table_defers_the_repair_instead_of_queueing(sessions):
     assert result["status"] == "deferred"
     assert "churn_score" not in columns(sessions)
     # Meanwhile other sessions were never queued behind a waiting ALTER TABLE.
-    assert sessions.connect().execute("SELECT count(*) FROM sessions").fetchone() == (2,)
+    assert sessions.connect().execute("SELECT count(*) FROM sessions").fetchone() == (3,)
     holder.rollback()
     assert sessions.scalar("SELECT heal()") == {"processed": 1, "healed": 1}
     assert "churn_score" in columns(sessions)
@@ -142,10 +127,10 @@ def test_a_locked_table_defers_the_repair_instead_of_queueing(sessions):
 
 def test_a_failed_repair_leaves_nothing_half_done(sessions):
     app = sessions.connect()
-    real_error(app, "SELECT service_type_id FROM sessions")  # creates selfheal_compat.sessions
+    fail_then_heal(app, "SELECT service_type_id FROM sessions")  # creates selfheal_compat.sessions
     # Someone builds on the compat view, so it can no longer be dropped and rebuilt.
     sessions.admin.execute("CREATE VIEW report_view AS SELECT * FROM selfheal_compat.sessions")
-    result = real_error(app, "SELECT review_data FROM sessions")
+    result = fail_then_heal(app, "SELECT review_data FROM sessions")
     assert result["status"] == "failed"
     assert "review_data" not in columns(sessions)  # the ADD COLUMN was rolled back with the view rebuild
     row = sessions.admin.execute("SELECT status, error FROM selfheal.audit ORDER BY id DESC LIMIT 1").fetchone()

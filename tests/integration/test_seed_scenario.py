@@ -4,30 +4,12 @@ import psycopg
 import pytest
 from psycopg import errors as pgerr
 
-from .support import report
-
-SEED = """
-CREATE TABLE sessions (id serial PRIMARY KEY, service_type text NOT NULL, started_at timestamptz DEFAULT now());
-INSERT INTO sessions (service_type) VALUES ('1'), ('2'), ('premium');
-CREATE TABLE credit_packages (id serial PRIMARY KEY, credits int NOT NULL);
-INSERT INTO credit_packages (credits) VALUES (10), (50);
-GRANT SELECT, INSERT, UPDATE, DELETE ON sessions, credit_packages TO app;
-GRANT USAGE ON SEQUENCE sessions_id_seq, credit_packages_id_seq TO app;
-GRANT EXECUTE ON FUNCTION selfheal.heal_error(text, text, text, text) TO app;
-SELECT selfheal.enable_compat('app');
-"""
-
+from .support import SEED, fail_then_heal, report
 
 @pytest.fixture
 def seeded(db):
     db.admin.execute(SEED)
     return db
-
-
-def fail_then_heal(conn, statement):
-    with pytest.raises(psycopg.Error) as info:
-        conn.execute(statement)
-    return report(conn, info.value, statement)
 
 
 def test_missing_jsonb_column_is_added_and_reads_as_empty_object(seeded):

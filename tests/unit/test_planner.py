@@ -164,3 +164,15 @@ def test_same_table_name_in_two_schemas_cannot_share_a_compat_view():
     plan = missing_column("service_type_id", "SELECT service_type_id FROM public.sessions",
                           catalog=Catalog((SESSIONS, other), (taken,)))
     assert plan.status == "needs_review" and "billing.sessions" in plan.reason and not plan.ddl
+
+
+def test_a_name_in_two_schemas_is_not_guessed():
+    other = Table("billing", "sessions", SESSIONS.columns, ("id",))
+    plan = missing_column("notes", "SELECT notes FROM sessions", catalog=Catalog((SESSIONS, other)))
+    assert plan.status == "needs_review" and "ambiguous" in plan.reason
+
+
+def test_schema_qualified_legacy_relation_needs_review():
+    plan = planner.plan(Event("42P01", 'relation "public.InvoiceLine" does not exist',
+                              'SELECT * FROM public."InvoiceLine"'), CATALOG)
+    assert plan.status == "needs_review" and "unqualified" in plan.reason
