@@ -43,5 +43,9 @@ pgtap: install
 integration: install
 	$(TEST_PYTHON) -m pytest -q tests/integration
 
+# Benchmarks print a table; figures are recorded in docs/benchmarks.md with this command.
+bench: install
+	$(TEST_PYTHON) -m bench.heal_latency
+
 demo: install
 	$(TEST_PYTHON) -m tests.pgcluster -- bash demo/seed.sh
