@@ -1,0 +1,255 @@
+"""Read ERROR entries from PostgreSQL's jsonlog or csvlog files, incrementally.
+
+Files are streamed in chunks, never read whole. The bookmark keeps, per file, its inode and
+the byte offset after the last complete record read, so a half-written last line is read
+next time and a line is never read twice, in whatever order files are written. Rotation
+(a new file) and truncation (the same file, now shorter) are both followed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Iterator
+
+CHUNK_BYTES = 1 << 20
+EXTENSIONS = {"jsonlog": ".json", "csvlog": ".csv"}
+
+# csvlog columns in PostgreSQL 15 (see "Using CSV-Format Log Output").
+_CSV_FIELDS = ("log_time", "user_name", "database_name", "process_id", "connection_from", "session_id",
+               "session_line_num", "command_tag", "session_start_time", "virtual_transaction_id",
+               "transaction_id", "error_severity", "sql_state_code", "message", "detail", "hint",
+               "internal_query", "internal_query_pos", "context", "query", "query_pos", "location",
+               "application_name", "backend_type", "leader_pid", "query_id")
+
+
+class LogReadError(Exception):
+    """The log cannot be read; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class LogFile:
+    name: str  # relative to the log directory
+    inode: int
+    size: int
+    mtime: float
+
+
+@dataclass(frozen=True)
+class Position:
+    inode: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class Bookmark:
+    """How far each log file has been read, and since when files count as new.
+
+    `since` is the modification time of the first file ever read: older files were written
+    before selfheal looked and are left alone.
+    """
+
+    positions: dict = field(default_factory=dict)  # file name -> Position
+    since: float | None = None
+
+    def to_json(self) -> dict:
+        return {"since": self.since,
+                "positions": {name: [p.inode, p.offset] for name, p in sorted(self.positions.items())}}
+
+    @classmethod
+    def from_json(cls, data: dict | None) -> "Bookmark":
+        if not data:
+            return cls()
+        return cls({name: Position(int(v[0]), int(v[1])) for name, v in data.get("positions", {}).items()},
+                   data.get("since"))
+
+
+@dataclass(frozen=True)
+class LogError:
+    """One ERROR entry of the log."""
+
+    occurred_at: str
+    sqlstate: str
+    message: str
+    hint: str | None
+    statement: str | None
+    user: str | None
+    database: str | None
+    application_name: str | None
+    session_id: str | None
+
+
+@dataclass
+class ReadResult:
+    errors: list[LogError] = field(default_factory=list)
+    bookmark: Bookmark = field(default_factory=Bookmark)  # replaced at the end of a read
+    lines: int = 0
+    malformed: int = 0
+    bytes_read: int = 0
+    more: bool = False  # stopped at the byte budget; call again
+    problems: list[str] = field(default_factory=list)
+
+
+def list_log_files(directory: str, log_format: str) -> list[LogFile]:
+    """Log files of one format, oldest first (by modification time, then name)."""
+    ext = EXTENSIONS[log_format]
+    try:
+        entries = list(os.scandir(directory))
+    except OSError as exc:
+        raise LogReadError(f"cannot list the log directory {directory}: {exc.strerror}") from exc
+    files = []
+    for entry in entries:
+        if entry.name.endswith(ext) and entry.is_file(follow_symlinks=False):
+            st = entry.stat(follow_symlinks=False)
+            files.append(LogFile(entry.name, st.st_ino, st.st_size, st.st_mtime))
+    return sorted(files, key=lambda f: (f.mtime, f.name))
+
+
+def plan_reads(files: list[LogFile], bookmark: Bookmark, current: str | None) -> list[tuple[LogFile, int]]:
+    """Which files to read and from which offset, oldest first.
+
+    First read: the current file from its start. Afterwards, a known file (same inode) from
+    its position, or from 0 if it shrank (truncated on rotation); an unknown file, or a known
+    name with a new inode, from 0 if it was written since the first read.
+    """
+    if bookmark.since is None:
+        chosen = [f for f in files if f.name == current] or files[-1:]
+        return [(f, 0) for f in chosen]
+    reads = []
+    for f in files:
+        known = bookmark.positions.get(f.name)
+        if known is not None and known.inode == f.inode:
+            start = known.offset if f.size >= known.offset else 0
+            if start < f.size:
+                reads.append((f, start))
+        elif f.mtime >= bookmark.since:
+            reads.append((f, 0))
+    return reads
+
+
+def _json_record(raw: bytes) -> tuple[bool, LogError | None]:
+    """(well formed, error entry or None for other severities)."""
+    try:
+        entry = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return False, None
+    if not isinstance(entry, dict):
+        return False, None
+    if entry.get("error_severity") != "ERROR" or not entry.get("state_code"):
+        return True, None
+    return True, LogError(
+        occurred_at=str(entry.get("timestamp", "")), sqlstate=str(entry["state_code"]),
+        message=str(entry.get("message", "")), hint=entry.get("hint"), statement=entry.get("statement"),
+        user=entry.get("user"), database=entry.get("dbname"), application_name=entry.get("application_name"),
+        session_id=entry.get("session_id"),
+    )
+
+
+def _csv_record(raw: bytes) -> tuple[bool, LogError | None]:
+    try:
+        rows = list(csv.reader(io.StringIO(raw.decode("utf-8"))))
+    except (csv.Error, UnicodeDecodeError):
+        return False, None
+    if len(rows) != 1 or len(rows[0]) < 23:
+        return False, None
+    entry = dict(zip(_CSV_FIELDS, rows[0]))
+    if entry["error_severity"] != "ERROR" or not entry["sql_state_code"]:
+        return True, None
+    return True, LogError(
+        occurred_at=entry["log_time"], sqlstate=entry["sql_state_code"], message=entry["message"],
+        hint=entry["hint"] or None, statement=entry["query"] or None, user=entry["user_name"] or None,
+        database=entry["database_name"] or None, application_name=entry["application_name"] or None,
+        session_id=entry["session_id"] or None,
+    )
+
+
+def _json_boundaries(buf: bytes) -> Iterator[int]:
+    """End offsets (after the newline) of complete lines in buf."""
+    start = 0
+    while True:
+        end = buf.find(b"\n", start)
+        if end < 0:
+            return
+        yield end + 1
+        start = end + 1
+
+
+def _csv_boundaries(buf: bytes) -> Iterator[int]:
+    """End offsets of complete csv records: a newline outside double quotes ends one."""
+    quotes, last = 0, 0
+    for end in _json_boundaries(buf):
+        quotes += buf.count(b'"', last, end)  # csv escapes a quote by doubling it: parity still holds
+        last = end
+        if quotes % 2 == 0:
+            yield end
+
+
+_FORMATS = {"jsonlog": (_json_boundaries, _json_record), "csvlog": (_csv_boundaries, _csv_record)}
+
+
+def read_file(path: str, start: int, log_format: str, budget: int, result: ReadResult,
+              database: str | None) -> int:
+    """Read complete records of one file from `start`; return the offset after the last one.
+
+    Stops early once `budget` bytes were consumed (result.more is set).
+    """
+    boundaries, parse = _FORMATS[log_format]
+    offset = start
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(start)
+            pending = b""
+            while True:
+                chunk = fh.read(CHUNK_BYTES)
+                if not chunk:
+                    break
+                buf = pending + chunk
+                consumed = 0
+                for end in boundaries(buf):
+                    raw = buf[consumed:end].rstrip(b"\r\n")
+                    consumed = end
+                    if not raw.strip():
+                        continue
+                    result.lines += 1
+                    ok, entry = parse(raw)
+                    if not ok:
+                        result.malformed += 1
+                    elif entry is not None and (database is None or entry.database == database):
+                        result.errors.append(entry)
+                pending = buf[consumed:]
+                offset += consumed
+                result.bytes_read += consumed
+                if result.bytes_read >= budget:
+                    result.more = True
+                    break
+    except FileNotFoundError:
+        result.problems.append(f"{os.path.basename(path)} disappeared while being read (rotated away)")
+    except PermissionError:
+        raise LogReadError(f"permission denied reading {path}: the server's OS user must be able to read its "
+                           "own log files (check log_file_mode)")
+    except OSError as exc:
+        raise LogReadError(f"cannot read {path}: {exc.strerror}") from exc
+    return offset
+
+
+def read_new_errors(directory: str, log_format: str, bookmark: Bookmark, current: str | None,
+                    budget: int = 64 << 20, database: str | None = None) -> ReadResult:
+    """Every ERROR entry written since the bookmark, and the bookmark to store afterwards."""
+    if log_format not in EXTENSIONS:
+        raise LogReadError(f"log format {log_format!r} is not one selfheal reads (jsonlog, csvlog)")
+    files = list_log_files(directory, log_format)
+    reads = plan_reads(files, bookmark, current)
+    since = bookmark.since if bookmark.since is not None else min((f.mtime for f, _ in reads), default=None)
+    present = {f.name for f in files}
+    positions = {name: p for name, p in bookmark.positions.items() if name in present}
+    result = ReadResult()
+    for log_file, start in reads:
+        end = read_file(os.path.join(directory, log_file.name), start, log_format, budget, result, database)
+        positions[log_file.name] = Position(log_file.inode, end)
+        if result.more:
+            break
+    result.bookmark = Bookmark(positions, since)
+    return result

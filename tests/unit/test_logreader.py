@@ -1,0 +1,165 @@
+"""The log reader, on real-format log files written by the tests."""
+
+import json
+import os
+
+import pytest
+
+from selfheal import logreader
+from selfheal.logreader import Bookmark, Position
+
+
+def json_line(message="column \"x\" does not exist", state="42703", db="app", severity="ERROR", **extra):
+    entry = {"timestamp": "2026-11-24 05:02:18.851 UTC", "user": "app", "dbname": db, "error_severity": severity,
+             "state_code": state, "message": message, "statement": "SELECT x FROM t", "application_name": "web",
+             "session_id": "6b051a5a.22fe", **extra}
+    return (json.dumps(entry) + "\n").encode()
+
+
+CSV_LINE = (b'2026-11-24 05:02:18.851 UTC,"app","app",8958,"[local]",6b051a5a.22fe,1,"SELECT",'
+            b'2026-11-24 05:02:18 UTC,3/3,0,ERROR,42703,"column ""nope"" does not exist",,'
+            b'"Perhaps you meant to reference the column ""s.nop"".",,,,"select nope\nfrom s",8,,"psql","client backend",,0\n')
+
+
+def read(tmp_path, fmt="jsonlog", bookmark=Bookmark(), current=None, **kw):
+    return logreader.read_new_errors(str(tmp_path), fmt, bookmark, current, **kw)
+
+
+def test_reads_errors_and_skips_other_severities_and_databases(tmp_path):
+    (tmp_path / "a.json").write_bytes(json_line() + json_line(severity="LOG") + json_line(db="other"))
+    result = read(tmp_path, database="app")
+    assert [e.sqlstate for e in result.errors] == ["42703"]
+    assert result.errors[0].statement == "SELECT x FROM t" and result.lines == 3
+    assert result.bookmark.positions["a.json"].offset == (tmp_path / "a.json").stat().st_size
+
+
+def test_reads_each_line_once(tmp_path):
+    log = tmp_path / "a.json"
+    log.write_bytes(json_line())
+    first = read(tmp_path)
+    with log.open("ab") as fh:
+        fh.write(json_line(message="second"))
+    second = read(tmp_path, bookmark=first.bookmark)
+    assert [e.message for e in second.errors] == ["second"]
+    assert read(tmp_path, bookmark=second.bookmark).errors == []
+
+
+def test_half_written_last_line_waits_for_its_end(tmp_path):
+    log = tmp_path / "a.json"
+    whole, partial = json_line(message="one"), json_line(message="two")
+    log.write_bytes(whole + partial[:20])
+    first = read(tmp_path)
+    assert [e.message for e in first.errors] == ["one"] and first.bookmark.positions["a.json"].offset == len(whole)
+    with log.open("ab") as fh:
+        fh.write(partial[20:])
+    assert [e.message for e in read(tmp_path, bookmark=first.bookmark).errors] == ["two"]
+
+
+def test_rotation_mid_read_finishes_the_old_file_then_reads_the_new(tmp_path):
+    old = tmp_path / "postgresql-1.json"
+    old.write_bytes(json_line(message="a"))
+    os.utime(old, (1, 1))
+    mark = read(tmp_path).bookmark
+    with old.open("ab") as fh:
+        fh.write(json_line(message="b"))
+    os.utime(old, (2, 2))
+    new = tmp_path / "postgresql-2.json"
+    new.write_bytes(json_line(message="c"))
+    os.utime(new, (3, 3))
+    result = read(tmp_path, bookmark=mark)
+    assert [e.message for e in result.errors] == ["b", "c"]
+    assert set(result.bookmark.positions) == {"postgresql-1.json", "postgresql-2.json"}
+
+
+def test_files_from_before_the_first_read_are_left_alone(tmp_path):
+    ancient = tmp_path / "postgresql-0.json"
+    ancient.write_bytes(json_line(message="ancient"))
+    os.utime(ancient, (1, 1))
+    cur = tmp_path / "postgresql-1.json"
+    cur.write_bytes(json_line(message="cur"))
+    os.utime(cur, (5, 5))
+    first = read(tmp_path, current="postgresql-1.json")
+    assert [e.message for e in first.errors] == ["cur"] and first.bookmark.since == 5
+    assert read(tmp_path, bookmark=first.bookmark).errors == []
+
+
+def test_truncated_file_is_read_from_its_start(tmp_path):
+    log = tmp_path / "a.json"
+    log.write_bytes(json_line(message="old") * 3)
+    mark = read(tmp_path).bookmark
+    log.write_bytes(json_line(message="new"))  # truncated on rotation, same inode
+    assert [e.message for e in read(tmp_path, bookmark=mark).errors] == ["new"]
+
+
+def test_malformed_lines_are_counted_not_fatal(tmp_path):
+    (tmp_path / "a.json").write_bytes(b"not json\n[1,2]\n" + json_line() + b"\xff\xfe\n")
+    result = read(tmp_path)
+    assert result.malformed == 3 and len(result.errors) == 1
+
+
+def test_csvlog_with_a_newline_inside_a_quoted_field(tmp_path):
+    (tmp_path / "a.csv").write_bytes(CSV_LINE + CSV_LINE[:50])
+    result = read(tmp_path, "csvlog")
+    assert len(result.errors) == 1
+    error = result.errors[0]
+    assert error.message == 'column "nope" does not exist' and error.statement == "select nope\nfrom s"
+    assert error.hint == 'Perhaps you meant to reference the column "s.nop".'
+    assert result.bookmark.positions["a.csv"].offset == len(CSV_LINE)
+
+
+def test_budget_stops_early_and_the_next_call_continues(tmp_path):
+    line = json_line()
+    count = (3 * logreader.CHUNK_BYTES) // len(line) + 1
+    (tmp_path / "a.json").write_bytes(line * count)
+    first = read(tmp_path, budget=logreader.CHUNK_BYTES)
+    assert first.more and 0 < len(first.errors) < count
+    rest = read(tmp_path, bookmark=first.bookmark)
+    assert len(first.errors) + len(rest.errors) == count and not rest.more
+
+
+def test_first_read_starts_at_the_current_file(tmp_path):
+    (tmp_path / "old.json").write_bytes(json_line(message="old"))
+    (tmp_path / "cur.json").write_bytes(json_line(message="cur"))
+    assert [e.message for e in read(tmp_path, current="cur.json").errors] == ["cur"]
+
+
+def test_missing_directory_and_unknown_format_are_clear_errors(tmp_path):
+    with pytest.raises(logreader.LogReadError, match="cannot list the log directory"):
+        read(tmp_path / "nope")
+    with pytest.raises(logreader.LogReadError, match="jsonlog, csvlog"):
+        read(tmp_path, "stderr")
+
+
+def test_unreadable_file_is_a_clear_error(tmp_path, monkeypatch):
+    (tmp_path / "a.json").write_bytes(json_line())
+
+    def refuse(*args, **kwargs):  # what open() does for a file the server's OS user may not read
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(logreader, "open", refuse, raising=False)
+    with pytest.raises(logreader.LogReadError, match="permission denied"):
+        read(tmp_path)
+
+
+def test_a_budget_stop_between_two_growing_files_loses_and_repeats_nothing(tmp_path):
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_bytes(json_line(message="a1"))
+    mark = read(tmp_path).bookmark
+    b.write_bytes(json_line(message="b1") * (logreader.CHUNK_BYTES // len(json_line(message="b1")) + 10))
+    with a.open("ab") as fh:
+        fh.write(json_line(message="a2"))
+    os.utime(b, (a.stat().st_mtime - 1, a.stat().st_mtime - 1))  # b is older on disk than a's last write
+    os.utime(a, None)
+    seen, mark, more = [], Bookmark(mark.positions, 0), True
+    while more:
+        result = read(tmp_path, bookmark=mark, budget=logreader.CHUNK_BYTES)
+        seen += [e.message for e in result.errors]
+        mark, more = result.bookmark, result.more
+    assert seen.count("a1") == 0 and seen.count("a2") == 1
+    assert seen.count("b1") == logreader.CHUNK_BYTES // len(json_line(message="b1")) + 10
+
+
+def test_bookmark_round_trips_through_json():
+    mark = Bookmark({"a.json": Position(7, 123)}, 5.5)
+    assert Bookmark.from_json(json.loads(json.dumps(mark.to_json()))) == mark
+    assert Bookmark.from_json(None) == Bookmark()
