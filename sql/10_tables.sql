@@ -20,22 +20,27 @@ INSERT INTO selfheal.policy (name, value, description) VALUES
   ('lock_timeout', '200ms', 'lock_timeout for every repair; a busy table makes the repair give up, not queue'),
   ('lock_retries', '3', 'Attempts per repair when the table is locked, with exponential backoff'),
   ('retry_backoff_ms', '50', 'Backoff before the second attempt; doubled each time'),
-  ('heal_batch_size', '1000', 'Events one heal() call processes at most');
+  ('heal_batch_size', '10000', 'Events one heal() call processes at most; identical events are planned once'),
+  ('log_read_max_mb', '64', 'Megabytes of server log one heal() call reads at most; the next call goes on');
 
 CREATE TABLE selfheal.error_event (
     id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     received_at  timestamptz NOT NULL DEFAULT now(),
+    occurred_at  timestamptz NOT NULL DEFAULT now(),
     source       text NOT NULL CHECK (source IN ('client', 'log', 'event_trigger')),
     sqlstate     text NOT NULL,
     message      text NOT NULL,
     hint         text,
     statement    text,
     username     name,
+    database_name name,
+    application_name text,
+    session_id   text,
     signature    text NOT NULL,
     class        text NOT NULL,
     status       text NOT NULL DEFAULT 'pending'
                  CHECK (status IN ('pending', 'healed', 'resolved', 'needs_review', 'refused',
-                                   'not_schema', 'deferred', 'failed')),
+                                   'pending_approval', 'not_schema', 'deferred', 'failed')),
     reason       text,
     audit_id     bigint,
     attempts     integer NOT NULL DEFAULT 0,
@@ -44,23 +49,27 @@ CREATE TABLE selfheal.error_event (
 COMMENT ON TABLE selfheal.error_event IS 'One row per error reported to or read by selfheal';
 COMMENT ON COLUMN selfheal.error_event.id IS 'Event id';
 COMMENT ON COLUMN selfheal.error_event.received_at IS 'When selfheal received the error';
+COMMENT ON COLUMN selfheal.error_event.occurred_at IS 'When the error happened: the log line''s time, or when it was reported';
 COMMENT ON COLUMN selfheal.error_event.source IS 'client (heal_error, record_error), log (server log) or event_trigger';
 COMMENT ON COLUMN selfheal.error_event.sqlstate IS 'SQLSTATE of the error';
 COMMENT ON COLUMN selfheal.error_event.message IS 'Primary message, as PostgreSQL wrote it (truncated at 4000 characters)';
 COMMENT ON COLUMN selfheal.error_event.hint IS 'HINT, which for 42703 may name the intended column';
 COMMENT ON COLUMN selfheal.error_event.statement IS 'The failing statement; only scanned, never executed';
 COMMENT ON COLUMN selfheal.error_event.username IS 'The session user that reported or raised the error';
+COMMENT ON COLUMN selfheal.error_event.database_name IS 'Database the error happened in (from the log)';
+COMMENT ON COLUMN selfheal.error_event.application_name IS 'application_name of the failing session (from the log)';
+COMMENT ON COLUMN selfheal.error_event.session_id IS 'Session id of the failing session (from the log)';
 COMMENT ON COLUMN selfheal.error_event.signature IS 'SQLSTATE and message with numbers folded, to group repeats';
 COMMENT ON COLUMN selfheal.error_event.class IS 'missing_column, missing_relation, or the error class of anything else';
-COMMENT ON COLUMN selfheal.error_event.status IS 'pending, healed, resolved (nothing left to do), needs_review, refused, not_schema, deferred, failed';
+COMMENT ON COLUMN selfheal.error_event.status IS 'pending, healed, resolved (nothing left to do), needs_review, refused, pending_approval (policy), not_schema, deferred, failed';
 COMMENT ON COLUMN selfheal.error_event.reason IS 'Why the event has its status';
 COMMENT ON COLUMN selfheal.error_event.audit_id IS 'The audit row of the action taken for this event';
 COMMENT ON COLUMN selfheal.error_event.attempts IS 'How many times heal has processed it';
 COMMENT ON COLUMN selfheal.error_event.processed_at IS 'When it was last processed';
 -- heal() scans for work to do: a partial index keeps that cheap however much history there is.
 CREATE INDEX error_event_pending_idx ON selfheal.error_event (id) WHERE status IN ('pending', 'deferred');
--- Reports group by signature.
-CREATE INDEX error_event_signature_idx ON selfheal.error_event (signature, received_at);
+-- Reports group by signature and split its occurrences at the time of the repair.
+CREATE INDEX error_event_signature_idx ON selfheal.error_event (signature, occurred_at);
 
 CREATE TABLE selfheal.audit (
     id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -68,7 +77,7 @@ CREATE TABLE selfheal.audit (
     actor        name NOT NULL DEFAULT session_user,
     event_id     bigint REFERENCES selfheal.error_event (id),
     action       text NOT NULL CHECK (action IN ('add_column', 'add_alias', 'refresh_compat', 'refuse', 'none', 'undo')),
-    status       text NOT NULL CHECK (status IN ('applied', 'refused', 'needs_review', 'deferred', 'failed')),
+    status       text NOT NULL CHECK (status IN ('applied', 'refused', 'pending_approval', 'needs_review', 'deferred', 'failed')),
     schema_name  name,
     table_name   name,
     column_name  name,
@@ -88,7 +97,7 @@ COMMENT ON COLUMN selfheal.audit.created_at IS 'When the action was taken';
 COMMENT ON COLUMN selfheal.audit.actor IS 'Session user whose call led to the action';
 COMMENT ON COLUMN selfheal.audit.event_id IS 'The error event that led to it; NULL for add_alias and undo calls';
 COMMENT ON COLUMN selfheal.audit.action IS 'add_column, add_alias, refresh_compat (views caught up with the table), refuse, none (review only) or undo';
-COMMENT ON COLUMN selfheal.audit.status IS 'applied, refused, needs_review, deferred (table was locked; heal() retries) or failed (rolled back whole)';
+COMMENT ON COLUMN selfheal.audit.status IS 'applied, refused, pending_approval (policy switched it off), needs_review, deferred (table was locked; heal() retries) or failed (rolled back whole)';
 COMMENT ON COLUMN selfheal.audit.schema_name IS 'Schema of the table concerned';
 COMMENT ON COLUMN selfheal.audit.table_name IS 'Table concerned';
 COMMENT ON COLUMN selfheal.audit.column_name IS 'Column or legacy name concerned';
@@ -136,8 +145,29 @@ COMMENT ON COLUMN selfheal.alias.created_at IS 'When it was created';
 -- One live alias per legacy name and table; lookups go by table.
 CREATE UNIQUE INDEX alias_active_name_idx ON selfheal.alias (schema_name, table_name, kind, legacy_name) WHERE active;
 
+CREATE TABLE selfheal.log_bookmark (
+    log_format  text PRIMARY KEY CHECK (log_format IN ('jsonlog', 'csvlog')),
+    positions   jsonb NOT NULL DEFAULT '{}',
+    since       double precision,
+    updated_at  timestamptz NOT NULL DEFAULT now(),
+    lines_read  bigint NOT NULL DEFAULT 0,
+    errors_read bigint NOT NULL DEFAULT 0,
+    malformed   bigint NOT NULL DEFAULT 0,
+    last_problem text
+);
+COMMENT ON TABLE selfheal.log_bookmark IS 'How far heal() has read the server log; its row lock makes concurrent readers take turns';
+COMMENT ON COLUMN selfheal.log_bookmark.log_format IS 'jsonlog or csvlog';
+COMMENT ON COLUMN selfheal.log_bookmark.positions IS 'Per log file name: [inode, byte offset after the last complete record read]';
+COMMENT ON COLUMN selfheal.log_bookmark.since IS 'Modification time (epoch) of the first file read; older files are left alone';
+COMMENT ON COLUMN selfheal.log_bookmark.updated_at IS 'When the log was last read';
+COMMENT ON COLUMN selfheal.log_bookmark.lines_read IS 'Log records read so far';
+COMMENT ON COLUMN selfheal.log_bookmark.errors_read IS 'ERROR records of this database recorded as events so far';
+COMMENT ON COLUMN selfheal.log_bookmark.malformed IS 'Records that could not be parsed, skipped';
+COMMENT ON COLUMN selfheal.log_bookmark.last_problem IS 'Why the last read failed or fell short, if it did';
+
 ALTER TABLE selfheal.error_event ADD FOREIGN KEY (audit_id) REFERENCES selfheal.audit (id);
 
 SELECT pg_catalog.pg_extension_config_dump('selfheal.error_event', '');
 SELECT pg_catalog.pg_extension_config_dump('selfheal.audit', '');
 SELECT pg_catalog.pg_extension_config_dump('selfheal.alias', '');
+SELECT pg_catalog.pg_extension_config_dump('selfheal.log_bookmark', '');

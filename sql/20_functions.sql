@@ -96,3 +96,59 @@ LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT selfheal.heal() $$;
 COMMENT ON FUNCTION public.heal() IS 'Shorthand for selfheal.heal(); the caller needs EXECUTE on selfheal.heal()';
+
+CREATE FUNCTION selfheal.logging_advice()
+RETURNS TABLE (setting text, current_value text, wanted text, needs_restart boolean, statement text)
+LANGUAGE plpython3u
+SET search_path = pg_catalog, pg_temp
+AS $$
+GD.get('selfheal.ready') or plpy.execute('SELECT selfheal._load_python()')
+from selfheal import server
+return server.entry(plpy, server.logging_advice)
+$$;
+COMMENT ON FUNCTION selfheal.logging_advice() IS
+  'Which server settings heal() needs to read errors from the log, their current values, and whether changing them needs a restart';
+
+CREATE FUNCTION selfheal.configure_logging() RETURNS SETOF text
+LANGUAGE plpython3u
+SET search_path = pg_catalog, pg_temp
+AS $$
+GD.get('selfheal.ready') or plpy.execute('SELECT selfheal._load_python()')
+from selfheal import server
+return server.entry(plpy, server.configure_logging)
+$$;
+COMMENT ON FUNCTION selfheal.configure_logging() IS
+  'The ALTER SYSTEM statements that set up logging for heal(), then pg_reload_conf(). ALTER SYSTEM cannot run inside a function, so run them from psql with: SELECT * FROM selfheal.configure_logging() \gexec';
+
+CREATE FUNCTION selfheal.schedule(every interval DEFAULT '1 minute') RETURNS bigint
+LANGUAGE plpython3u
+SET search_path = pg_catalog, pg_temp
+AS $$
+GD.get('selfheal.ready') or plpy.execute('SELECT selfheal._load_python()')
+from selfheal import server
+return server.entry(plpy, server.schedule, every)
+$$;
+COMMENT ON FUNCTION selfheal.schedule(interval) IS
+  'Registers SELECT heal() with pg_cron in this database (whole minutes; pg_cron 1.4 runs jobs once a minute at most). Returns the pg_cron job id';
+
+CREATE FUNCTION selfheal.unschedule() RETURNS boolean
+LANGUAGE plpython3u
+SET search_path = pg_catalog, pg_temp
+AS $$
+GD.get('selfheal.ready') or plpy.execute('SELECT selfheal._load_python()')
+from selfheal import server
+return server.entry(plpy, server.unschedule)
+$$;
+COMMENT ON FUNCTION selfheal.unschedule() IS 'Removes the pg_cron job that schedule() registered; false if there was none';
+
+-- A procedure that commits can be neither SECURITY DEFINER nor carry a SET clause, so watch
+-- runs with the administrator's own rights and search_path; its SQL qualifies every relation.
+CREATE PROCEDURE selfheal.watch(poll interval DEFAULT '200 ms', max_cycles integer DEFAULT NULL)
+LANGUAGE plpython3u
+AS $$
+GD.get('selfheal.ready') or plpy.execute('SELECT selfheal._load_python()')
+from selfheal import server
+server.entry(plpy, server.watch, poll, max_cycles)
+$$;
+COMMENT ON PROCEDURE selfheal.watch(interval, integer) IS
+  'Tails the server log and heals as errors arrive, committing after every cycle; stops on cancel or terminate, or after max_cycles. CALL it outside a transaction block';

@@ -132,6 +132,8 @@ def plan_reads(files: list[LogFile], bookmark: Bookmark, current: str | None) ->
 
 def _json_record(raw: bytes) -> tuple[bool, LogError | None]:
     """(well formed, error entry or None for other severities)."""
+    if b'"ERROR"' not in raw and raw.startswith(b"{") and raw.endswith(b"}"):
+        return True, None  # most lines are not errors: skip them without parsing
     try:
         entry = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
@@ -253,3 +255,40 @@ def read_new_errors(directory: str, log_format: str, bookmark: Bookmark, current
             break
     result.bookmark = Bookmark(positions, since)
     return result
+
+
+@dataclass(frozen=True)
+class Advice:
+    setting: str
+    current: str
+    wanted: str
+    needs_restart: bool
+
+    @property
+    def statement(self) -> str:
+        return f"ALTER SYSTEM SET {self.setting} = '{self.wanted}'"
+
+
+def preferred_format(log_destination: str) -> str | None:
+    """The format heal() reads: jsonlog when the server writes it, else csvlog."""
+    destinations = {d.strip() for d in (log_destination or "").split(",")}
+    return next((f for f in ("jsonlog", "csvlog") if f in destinations), None)
+
+
+def logging_advice(settings: dict[str, str]) -> list[Advice]:
+    """Settings to change so heal() can read errors from the log; empty when all is set."""
+    advice = []
+    if settings.get("logging_collector") != "on":
+        advice.append(Advice("logging_collector", settings.get("logging_collector", ""), "on", True))
+    destination = settings.get("log_destination", "")
+    if preferred_format(destination) is None:
+        wanted = ",".join([d for d in destination.split(",") if d.strip()] + ["jsonlog"])
+        advice.append(Advice("log_destination", destination, wanted, False))
+    if settings.get("lc_messages") not in ("C", "POSIX") and not (settings.get("lc_messages") or "").startswith("en"):
+        advice.append(Advice("lc_messages", settings.get("lc_messages", ""), "C", False))
+    order = ["debug5", "debug4", "debug3", "debug2", "debug1", "info", "notice", "warning", "error", "log",
+             "fatal", "panic"]
+    level = settings.get("log_min_error_statement", "error")
+    if level in order and order.index(level) > order.index("error"):
+        advice.append(Advice("log_min_error_statement", level, "error", False))
+    return advice

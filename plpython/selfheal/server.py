@@ -8,9 +8,11 @@ lock_timeout, so a repair is either wholly there or not there at all.
 from __future__ import annotations
 
 import json
+import os
+import re
 import time
 
-from . import errors, naming, planner
+from . import errors, logreader, naming, planner, schedule as cron
 from .planner import Alias, Catalog, Column, Event, Plan, Policy, Table
 
 LOCK_NOT_AVAILABLE = "55P03"
@@ -234,24 +236,62 @@ def apply_plan(db: _Db, settings: dict, event_id, replan) -> tuple[Plan, str, in
 # Events
 
 
+_EVENT_INSERT = """
+INSERT INTO selfheal.error_event (source, occurred_at, sqlstate, message, statement, hint, username, database_name,
+                                  application_name, session_id, signature, class)
+SELECT $1, coalesce(x.occurred_at::timestamptz, now()), x.sqlstate, x.message, x.statement, x.hint,
+       coalesce(x.username, session_user)::name, coalesce(x.database_name, current_database())::name,
+       x.application_name, x.session_id, x.signature, x.class
+  FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
+              $10::text[], $11::text[], $12::text[])
+       AS x(occurred_at, sqlstate, message, statement, hint, username, database_name, application_name,
+            session_id, signature, class)
+RETURNING id
+"""
+_LOG_TIME = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?( ([A-Za-z][A-Za-z0-9+-]*|[+-]\d\d(:?\d\d)?))?$")
+
+
+def _clip(text, limit):
+    return text[:limit] if text else None
+
+
+def _store_events(db: _Db, source: str, entries: list[logreader.LogError]) -> list[int]:
+    """Insert events in one statement; text from outside is clipped, never trusted."""
+    columns: list[list] = [[] for _ in range(11)]
+    for e in entries:
+        values = (e.occurred_at if e.occurred_at and _LOG_TIME.match(e.occurred_at) else None,
+                  (e.sqlstate or "")[:5], (e.message or "")[:MAX_MESSAGE_CHARS],
+                  _clip(e.statement, MAX_STATEMENT_CHARS), _clip(e.hint, MAX_MESSAGE_CHARS), _clip(e.user, 63),
+                  _clip(e.database, 63), _clip(e.application_name, 256), _clip(e.session_id, 64),
+                  errors.signature(e.sqlstate, e.message), errors.classify(e.sqlstate))
+        for column, value in zip(columns, values):
+            column.append(value)
+    if not entries:
+        return []
+    types = ("text",) + ("text[]",) * 11
+    try:
+        with db.plpy.subtransaction():
+            return [r["id"] for r in db.rows(_EVENT_INSERT, types, (source, *columns))]
+    except db.plpy.SPIError:
+        # A log time PostgreSQL cannot read back (an odd zone abbreviation): keep the events, stamped now.
+        columns[0] = [None] * len(entries)
+        return [r["id"] for r in db.rows(_EVENT_INSERT, types, (source, *columns))]
+
+
 def _store_event(db: _Db, source: str, sqlstate, message, statement, hint) -> int:
-    row = db.one(
-        """INSERT INTO selfheal.error_event (source, sqlstate, message, statement, hint, signature, class, username)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, session_user) RETURNING id""",
-        ("text", "text", "text", "text", "text", "text", "text"),
-        (source, (sqlstate or "")[:5], (message or "")[:MAX_MESSAGE_CHARS],
-         (statement or None) and statement[:MAX_STATEMENT_CHARS], (hint or None) and hint[:MAX_MESSAGE_CHARS],
-         errors.signature(sqlstate, message), errors.classify(sqlstate)),
-    )
-    return row["id"]
+    entry = logreader.LogError(None, sqlstate or "", message or "", hint or None, statement or None,
+                               None, None, None, None)
+    return _store_events(db, source, [entry])[0]
 
 
-_AUDITED = {"refused", "needs_review"}
+_AUDITED = {"refused", "pending_approval", "needs_review"}
 
 
-def _process_event(db: _Db, policy: Policy, settings: dict, row) -> dict:
-    event = Event(row["sqlstate"], row["message"], row["statement"], row["hint"])
-    event_id = row["id"]
+def _process_events(db: _Db, policy: Policy, settings: dict, rows: list) -> dict:
+    """Plan identical events once (same sqlstate, message, statement and hint) and record the outcome on all."""
+    first = rows[0]
+    event = Event(first["sqlstate"], first["message"], first["statement"], first["hint"])
+    event_id = first["id"]
 
     def replan() -> Plan:
         return planner.plan(event, _catalog_for(db, event), policy)
@@ -262,8 +302,8 @@ def _process_event(db: _Db, policy: Policy, settings: dict, row) -> dict:
     event_status = "healed" if status == "applied" else status
     db.one("""UPDATE selfheal.error_event
                  SET status = $2, reason = $3, audit_id = $4, attempts = attempts + 1, processed_at = now()
-               WHERE id = $1""",
-           ("int8", "text", "text", "int8"), (event_id, event_status, plan.reason, audit_id))
+               WHERE id = ANY ($1)""",
+           ("int8[]", "text", "text", "int8"), ([r["id"] for r in rows], event_status, plan.reason, audit_id))
     return {"event_id": event_id, "status": event_status, "action": plan.action, "reason": plan.reason,
             "audit_id": audit_id, "ddl": _script(plan.ddl) if status == "applied" else None}
 
@@ -276,27 +316,145 @@ def heal_error(plpy, sqlstate, message, statement=None, hint=None) -> list[dict]
     policy, settings = load_policy(db)
     event_id = _store_event(db, "client", sqlstate, message, statement, hint)
     row = db.one(f"SELECT {_EVENT_COLUMNS} FROM selfheal.error_event WHERE id = $1", ("int8",), (event_id,))
-    return [_process_event(db, policy, settings, row)]
+    return [_process_events(db, policy, settings, [row])]
 
 
 def record_error(plpy, sqlstate, message, statement=None, hint=None) -> int:
     return _store_event(_Db(plpy), "client", sqlstate, message, statement, hint)
 
 
+_LOG_SETTINGS = ["logging_collector", "log_destination", "log_directory", "data_directory", "lc_messages",
+                 "log_min_error_statement"]
+
+
+def _server_settings(db: _Db) -> dict[str, str]:
+    return {r["name"]: r["setting"] for r in db.rows(
+        "SELECT name, setting FROM pg_catalog.pg_settings WHERE name = ANY ($1)", ("text[]",), (_LOG_SETTINGS,))}
+
+
+def read_log(db: _Db, settings: dict) -> dict:
+    """Record the ERROR entries of this database written to the server log since the last read."""
+    server = _server_settings(db)
+    log_format = logreader.preferred_format(server.get("log_destination", ""))
+    if server.get("logging_collector") != "on" or log_format is None:
+        return {"problem": "the server writes no jsonlog or csvlog file; see SELECT * FROM selfheal.logging_advice()"}
+    db.one("INSERT INTO selfheal.log_bookmark (log_format) VALUES ($1) ON CONFLICT DO NOTHING", ("text",),
+           (log_format,))
+    mark = db.one("SELECT positions::text AS positions, since FROM selfheal.log_bookmark WHERE log_format = $1 "
+                  "FOR UPDATE SKIP LOCKED", ("text",), (log_format,))
+    if mark is None:
+        return {"format": log_format, "skipped": "another heal() is reading the log"}
+    directory = os.path.join(server["data_directory"], server["log_directory"])
+    current = db.one("SELECT pg_catalog.pg_current_logfile($1) AS f", ("text",), (log_format,))["f"]
+    bookmark = logreader.Bookmark.from_json({**json.loads(mark["positions"]), "since": mark["since"]})
+    budget = int(float(settings.get("log_read_max_mb", "64")) * (1 << 20))
+    try:
+        result = logreader.read_new_errors(directory, log_format, bookmark, current and os.path.basename(current),
+                                           budget, db.one("SELECT current_database() AS d")["d"])
+    except logreader.LogReadError as exc:
+        db.one("UPDATE selfheal.log_bookmark SET last_problem = $2, updated_at = now() WHERE log_format = $1",
+               ("text", "text"), (log_format, str(exc)))
+        return {"format": log_format, "problem": str(exc)}
+    for start in range(0, len(result.errors), 5000):
+        _store_events(db, "log", result.errors[start:start + 5000])
+    saved = result.bookmark.to_json()
+    db.one("""UPDATE selfheal.log_bookmark
+                 SET positions = $2::jsonb, since = $3, updated_at = now(), lines_read = lines_read + $4,
+                     errors_read = errors_read + $5, malformed = malformed + $6, last_problem = $7
+               WHERE log_format = $1""",
+           ("text", "text", "float8", "int8", "int8", "int8", "text"),
+           (log_format, json.dumps(saved["positions"]), saved["since"], result.lines, len(result.errors),
+            result.malformed, "; ".join(result.problems) or None))
+    summary = {"format": log_format, "lines": result.lines, "errors": len(result.errors), "more": result.more}
+    if result.malformed:
+        summary["malformed"] = result.malformed
+    if result.problems:
+        summary["problem"] = "; ".join(result.problems)
+    return summary
+
+
 def heal(plpy) -> str:
-    """Process every pending or deferred event; return a JSON summary."""
+    """Read new errors from the server log, then process every pending or deferred event; return a JSON summary."""
     db = _Db(plpy)
     policy, settings = load_policy(db)
-    batch = int(settings.get("heal_batch_size", "1000"))
-    summary: dict[str, int] = {"processed": 0}
+    summary: dict = {"processed": 0, "log": read_log(db, settings)}
+    batch = int(settings.get("heal_batch_size", "10000"))
     rows = db.rows(f"""SELECT {_EVENT_COLUMNS} FROM selfheal.error_event
                         WHERE status IN ('pending', 'deferred') ORDER BY id
                         LIMIT $1 FOR UPDATE SKIP LOCKED""", ("int4",), (batch,))
+    groups: dict[tuple, list] = {}
     for row in rows:
-        result = _process_event(db, policy, settings, row)
-        summary["processed"] += 1
-        summary[result["status"]] = summary.get(result["status"], 0) + 1
+        groups.setdefault((row["sqlstate"], row["message"], row["statement"], row["hint"]), []).append(row)
+    for members in groups.values():
+        result = _process_events(db, policy, settings, members)
+        summary["processed"] += len(members)
+        summary[result["status"]] = summary.get(result["status"], 0) + len(members)
     return json.dumps(summary, sort_keys=True)
+
+
+def watch(plpy, poll, max_cycles=None) -> None:
+    """Heal, commit, sleep, again: until cancelled, terminated, or max_cycles are done."""
+    db = _Db(plpy)
+    seconds = db.one("SELECT extract(epoch FROM $1::interval)::float8 AS s", ("text",), (poll,))["s"]
+    cycles = 0
+    while max_cycles is None or cycles < max_cycles:
+        summary = json.loads(heal(plpy))
+        plpy.commit()  # each cycle's events and repairs survive a later cancel
+        if summary["processed"]:
+            plpy.notice(f"selfheal: {json.dumps(summary, sort_keys=True)}")
+        cycles += 1
+        # pg_sleep, not time.sleep: it answers cancel and terminate at once.
+        db.one("SELECT pg_catalog.pg_sleep($1)", ("float8",), (seconds,))
+
+
+def logging_advice(plpy) -> list[dict]:
+    return [{"setting": a.setting, "current_value": a.current, "wanted": a.wanted,
+             "needs_restart": a.needs_restart, "statement": a.statement}
+            for a in logreader.logging_advice(_server_settings(_Db(plpy)))]
+
+
+def configure_logging(plpy) -> list[str]:
+    advice = logreader.logging_advice(_server_settings(_Db(plpy)))
+    if not advice:
+        return []
+    statements = [a.statement for a in advice] + ["SELECT pg_catalog.pg_reload_conf()"]
+    if any(a.needs_restart for a in advice):
+        plpy.notice("selfheal: " + ", ".join(a.setting for a in advice if a.needs_restart)
+                    + " takes effect only after a server restart")
+    return statements
+
+
+CRON_JOB = "selfheal-heal"
+
+
+def _require_cron(db: _Db) -> None:
+    if db.one("SELECT 1 AS x FROM pg_catalog.pg_extension WHERE extname = 'pg_cron'"):
+        return
+    preload = db.one("SELECT pg_catalog.current_setting('shared_preload_libraries') AS v")["v"]
+    if "pg_cron" in preload:
+        home = db.one("SELECT pg_catalog.current_setting('cron.database_name', true) AS v")["v"] or "postgres"
+        raise RuntimeError(
+            f"pg_cron is loaded but its extension lives in database {home!r} (cron.database_name); there, run "
+            f"SELECT cron.schedule_in_database('{CRON_JOB}', '* * * * *', 'SELECT heal()', current_database()) "
+            "naming this database, or CALL selfheal.watch() here")
+    raise RuntimeError("pg_cron is not installed; use CALL selfheal.watch() in a session of its own, or run "
+                       "psql -c 'SELECT heal()' from the operating system's cron")
+
+
+def schedule(plpy, every) -> int:
+    db = _Db(plpy)
+    seconds = db.one("SELECT extract(epoch FROM $1::interval)::float8 AS s", ("text",), (every,))["s"]
+    spec = cron.interval_to_cron(seconds)
+    _require_cron(db)
+    return db.one("SELECT cron.schedule($1, $2, 'SELECT heal()') AS id", ("text", "text"), (CRON_JOB, spec))["id"]
+
+
+def unschedule(plpy) -> bool:
+    db = _Db(plpy)
+    _require_cron(db)
+    if not db.one("SELECT 1 AS x FROM cron.job WHERE jobname = $1", ("text",), (CRON_JOB,)):
+        return False
+    return db.one("SELECT cron.unschedule($1) AS ok", ("text",), (CRON_JOB,))["ok"]
 
 
 # ---------------------------------------------------------------------------------------

@@ -1,0 +1,67 @@
+-- selfheal: the before/after report. Plain queries over error_event and audit, run with the
+-- caller's rights: whoever may read those tables may read the report, nobody else.
+
+CREATE FUNCTION selfheal.report()
+RETURNS TABLE (signature text, sqlstate text, message text, class text, status text,
+               before_repair bigint, after_repair bigint, first_seen timestamptz, last_seen timestamptz,
+               healed_at timestamptz, time_to_heal interval, share_eliminated numeric, audit_id bigint)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+WITH repair AS (
+    SELECT e.signature, min(a.created_at) AS healed_at, (array_agg(a.id ORDER BY a.created_at))[1] AS audit_id
+      FROM selfheal.error_event e JOIN selfheal.audit a ON a.id = e.audit_id
+     WHERE a.status = 'applied'
+     GROUP BY e.signature
+), latest AS (
+    SELECT DISTINCT ON (e.signature) e.signature, e.status
+      FROM selfheal.error_event e ORDER BY e.signature, e.id DESC
+), per_signature AS (
+    SELECT e.signature, min(e.sqlstate) AS sqlstate, (array_agg(e.message ORDER BY e.id))[1] AS message,
+           min(e.class) AS class,
+           count(*) FILTER (WHERE r.healed_at IS NULL OR e.occurred_at < r.healed_at) AS before_repair,
+           count(*) FILTER (WHERE e.occurred_at >= r.healed_at) AS after_repair,
+           min(e.occurred_at) AS first_seen, max(e.occurred_at) AS last_seen, r.healed_at, r.audit_id
+      FROM selfheal.error_event e LEFT JOIN repair r ON r.signature = e.signature
+     GROUP BY e.signature, r.healed_at, r.audit_id
+), rows AS (
+    SELECT p.signature, p.sqlstate, p.message, p.class,
+           CASE WHEN p.healed_at IS NOT NULL THEN 'healed'
+                WHEN l.status IN ('needs_review', 'not_schema', 'failed') THEN 'needs review'
+                WHEN l.status = 'refused' THEN 'refused by policy'
+                WHEN l.status = 'pending_approval' THEN 'pending approval'
+                WHEN l.status = 'resolved' THEN 'resolved'
+                ELSE 'pending' END AS status,
+           p.before_repair, p.after_repair, p.first_seen, p.last_seen, p.healed_at,
+           p.healed_at - p.first_seen AS time_to_heal,
+           CASE WHEN p.healed_at IS NOT NULL
+                THEN round(100.0 * p.before_repair / (p.before_repair + p.after_repair), 1) ELSE 0 END
+             AS share_eliminated,
+           p.audit_id
+      FROM per_signature p JOIN latest l ON l.signature = p.signature
+)
+SELECT * FROM (SELECT * FROM rows ORDER BY before_repair + after_repair DESC, signature) ordered
+UNION ALL
+SELECT '(all errors)', NULL, NULL, NULL, 'summary',
+       sum(before_repair)::bigint, sum(after_repair)::bigint, min(first_seen), max(last_seen), max(healed_at),
+       NULL,
+       round(100.0 * coalesce(sum(before_repair) FILTER (WHERE status = 'healed'), 0)
+             / nullif(sum(before_repair + after_repair), 0), 1),
+       NULL
+  FROM rows
+$$;
+COMMENT ON FUNCTION selfheal.report() IS
+  'One row per error signature: occurrences before and after its first repair, time to heal, status and the repair''s audit id; then a summary row with the share of errors eliminated';
+
+CREATE FUNCTION selfheal.timeline(bucket interval DEFAULT '1 minute')
+RETURNS TABLE (bucket_start timestamptz, signature text, occurrences bigint)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT date_bin(bucket, e.occurred_at, TIMESTAMPTZ '2000-01-01') AS bucket_start, e.signature, count(*)
+  FROM selfheal.error_event e
+ GROUP BY 1, 2
+ ORDER BY 1, 2
+$$;
+COMMENT ON FUNCTION selfheal.timeline(interval) IS
+  'Errors per time bucket and signature, for the report''s timeline chart';

@@ -1,0 +1,39 @@
+import pytest
+
+from selfheal import logreader, schedule
+
+GOOD = {"logging_collector": "on", "log_destination": "stderr,jsonlog", "lc_messages": "C",
+        "log_min_error_statement": "error"}
+
+
+def test_nothing_to_change_when_logging_is_set_up():
+    assert logreader.logging_advice(GOOD) == []
+
+
+def test_default_server_needs_collector_restart_and_jsonlog():
+    advice = {a.setting: a for a in logreader.logging_advice(
+        {"logging_collector": "off", "log_destination": "stderr", "lc_messages": "de_DE.UTF-8",
+         "log_min_error_statement": "panic"})}
+    assert advice["logging_collector"].needs_restart
+    assert advice["log_destination"].statement == "ALTER SYSTEM SET log_destination = 'stderr,jsonlog'"
+    assert not advice["log_destination"].needs_restart
+    assert advice["lc_messages"].wanted == "C"
+    assert advice["log_min_error_statement"].wanted == "error"
+
+
+def test_jsonlog_is_preferred_then_csvlog():
+    assert logreader.preferred_format("csvlog, jsonlog") == "jsonlog"
+    assert logreader.preferred_format("stderr,csvlog") == "csvlog"
+    assert logreader.preferred_format("stderr") is None
+
+
+@pytest.mark.parametrize("seconds, spec", [(60, "* * * * *"), (300, "*/5 * * * *"), (3600, "0 * * * *"),
+                                           (7200, "0 */2 * * *"), (86400, "0 0 * * *")])
+def test_intervals_become_cron_specs(seconds, spec):
+    assert schedule.interval_to_cron(seconds) == spec
+
+
+@pytest.mark.parametrize("seconds, message", [(10, "once a minute"), (90, "whole minutes"), (420, "unevenly")])
+def test_intervals_cron_cannot_keep_are_clear_errors(seconds, message):
+    with pytest.raises(ValueError, match=message):
+        schedule.interval_to_cron(seconds)
