@@ -346,7 +346,7 @@ def read_log(db: _Db, settings: dict) -> dict:
         return {"format": log_format, "skipped": "another heal() is reading the log"}
     directory = os.path.join(server["data_directory"], server["log_directory"])
     current = db.one("SELECT pg_catalog.pg_current_logfile($1) AS f", ("text",), (log_format,))["f"]
-    bookmark = logreader.Bookmark.from_json({**json.loads(mark["positions"]), "since": mark["since"]})
+    bookmark = logreader.Bookmark.from_json({"positions": json.loads(mark["positions"]), "since": mark["since"]})
     budget = int(float(settings.get("log_read_max_mb", "64")) * (1 << 20))
     try:
         result = logreader.read_new_errors(directory, log_format, bookmark, current and os.path.basename(current),

@@ -47,8 +47,27 @@ class Database:
             conn.close()
 
 
-@pytest.fixture
-def db(cluster):
+LOG_SETTINGS = {
+    "logging_collector": "on",
+    "log_destination": "'jsonlog'",
+    "log_rotation_age": "0",
+    "log_rotation_size": "0",
+    "shared_preload_libraries": "'pg_cron'",
+    "cron.database_name": "'postgres'",
+}
+
+
+@pytest.fixture(scope="session")
+def log_cluster():
+    """A cluster that logs to jsonlog through the logging collector, with pg_cron loaded."""
+    c = Cluster(LOG_SETTINGS).start()
+    with psycopg.connect(c.dsn(), autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {APP_ROLE} LOGIN")
+    yield c
+    c.stop()
+
+
+def _fresh_database(cluster):
     name = f"t{next(_counter)}"
     with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
@@ -59,3 +78,13 @@ def db(cluster):
     with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
         conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
         conn.execute(f"ALTER ROLE {APP_ROLE} RESET ALL")
+
+
+@pytest.fixture
+def db(cluster):
+    yield from _fresh_database(cluster)
+
+
+@pytest.fixture
+def log_db(log_cluster):
+    yield from _fresh_database(log_cluster)

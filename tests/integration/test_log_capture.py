@@ -1,0 +1,272 @@
+"""heal() finds errors in the server's own log, tried as a new user would: the app never reports anything."""
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import errors as pgerr
+
+from .support import SEED
+
+SEED_ERRORS = [
+    ("SELECT recommendation_data FROM sessions", "42703"),
+    ("SELECT * FROM sessions WHERE service_type_id = 1", "42703"),
+    ("SELECT cp.package_name FROM credit_packages cp", "42703"),
+    ("SELECT calc()", "P0001"),
+    ("SELECT 1/0", "22012"),
+]
+
+
+@pytest.fixture
+def app_db(log_db):
+    log_db.admin.execute(SEED)
+    log_db.admin.execute("""CREATE FUNCTION calc() RETURNS numeric LANGUAGE plpgsql AS
+                            $$ BEGIN RAISE EXCEPTION 'Cost calculation error'; END $$;
+                            GRANT EXECUTE ON FUNCTION calc() TO app""")
+    log_db.admin.execute("SELECT heal()")  # the first read places the bookmark at the current log file
+    return log_db
+
+
+def fail(conn, statement):
+    with pytest.raises(psycopg.Error):
+        conn.execute(statement)
+
+
+def log_events(db) -> int:
+    return db.scalar("SELECT count(*) FROM selfheal.error_event WHERE source = 'log'")
+
+
+def heal_until_logged(db, count: int, deadline: float = 20) -> dict:
+    """The logging collector writes asynchronously: heal until the log has yielded `count` events."""
+    stop = time.monotonic() + deadline
+    while True:
+        summary = db.scalar("SELECT heal()")
+        if log_events(db) >= count or time.monotonic() > stop:
+            return summary
+        time.sleep(0.05)
+
+
+def log_directory(db) -> Path:
+    return Path(db.scalar("SELECT current_setting('data_directory')")) / db.scalar(
+        "SELECT current_setting('log_directory')")
+
+
+def report(db) -> dict:
+    cur = db.admin.execute("SELECT * FROM selfheal.report()")
+    names = [c.name for c in cur.description]
+    return {row[0]: dict(zip(names, row)) for row in cur}
+
+
+def run_seed_story(db):
+    app = db.connect()
+    for statement, _ in SEED_ERRORS:
+        fail(app, statement)
+    heal_until_logged(db, len(SEED_ERRORS))
+    assert log_events(db) == len(SEED_ERRORS)
+    healed = db.connect()  # a new session: search_path from enable_compat is in force
+    healed.execute("SELECT recommendation_data FROM sessions").fetchall()
+    healed.execute("SELECT * FROM sessions WHERE service_type_id = 1").fetchall()
+    healed.execute("SELECT cp.package_name FROM credit_packages cp").fetchall()
+    return healed
+
+
+def test_heal_repairs_errors_found_in_jsonlog_and_reports_before_and_after(app_db):
+    healed = run_seed_story(app_db)
+    states = app_db.admin.execute("SELECT sqlstate, status, username, application_name IS NOT NULL "
+                                  "FROM selfheal.error_event WHERE source = 'log' ORDER BY id").fetchall()
+    assert [s[:3] for s in states] == [("42703", "healed", "app"), ("42703", "healed", "app"),
+                                       ("42703", "healed", "app"), ("P0001", "not_schema", "app"),
+                                       ("22012", "not_schema", "app")]
+    # The same statements now succeed; the business errors still fail and are counted again.
+    fail(healed, "SELECT calc()")
+    heal_until_logged(app_db, len(SEED_ERRORS) + 1)
+    rows = report(app_db)
+    column = rows['42703: column "recommendation_data" does not exist']
+    assert (column["status"], column["before_repair"], column["after_repair"]) == ("healed", 1, 0)
+    assert column["time_to_heal"] is not None and column["audit_id"] is not None
+    business = rows["P0001: Cost calculation error"]
+    assert (business["status"], business["before_repair"], business["after_repair"]) == ("needs review", 2, 0)
+    summary = rows["(all errors)"]
+    assert summary["status"] == "summary" and summary["before_repair"] == 6
+    assert float(summary["share_eliminated"]) == 50.0  # 3 of 6 errors had a cause selfheal repaired
+
+
+def test_heal_reads_csvlog_too(app_db):
+    admin = app_db.admin
+    admin.execute("ALTER SYSTEM SET log_destination = 'csvlog'")
+    admin.execute("SELECT pg_reload_conf()")
+    try:
+        deadline = time.monotonic() + 20
+        while app_db.scalar("SELECT pg_current_logfile('csvlog')") is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        admin.execute("SELECT heal()")  # bookmark the csv file before the errors happen
+        run_seed_story(app_db)
+        assert app_db.scalar("SELECT count(*) FROM selfheal.log_bookmark WHERE log_format = 'csvlog'") == 1
+    finally:
+        admin.execute("ALTER SYSTEM RESET log_destination")
+        admin.execute("SELECT pg_reload_conf()")
+
+
+def test_rotation_between_reads_loses_and_repeats_nothing(app_db):
+    app = app_db.connect()
+    fail(app, "SELECT a_col FROM sessions")
+    heal_until_logged(app_db, 1)
+    fail(app, "SELECT b_col FROM sessions")
+    app_db.admin.execute("SELECT pg_rotate_logfile()")
+    time.sleep(0.2)
+    fail(app, "SELECT c_col FROM sessions")
+    heal_until_logged(app_db, 3)
+    app_db.admin.execute("SELECT heal()")
+    messages = [r[0] for r in app_db.admin.execute(
+        "SELECT message FROM selfheal.error_event WHERE source = 'log' ORDER BY id")]
+    assert messages == ['column "a_col" does not exist', 'column "b_col" does not exist',
+                        'column "c_col" does not exist']
+
+
+def json_entry(db_name: str, message: str, severity: str = "ERROR", state: str = "42703") -> bytes:
+    return (json.dumps({"timestamp": "2026-11-24 05:02:18.851 UTC", "user": "app", "dbname": db_name,
+                        "error_severity": severity, "state_code": state, "message": message,
+                        "statement": "SELECT 1 FROM sessions", "application_name": "web"}) + "\n").encode()
+
+
+def test_a_half_written_last_line_is_read_once_it_is_complete(app_db):
+    path = log_directory(app_db) / "postgresql-partial.json"
+    whole, partial = json_entry(app_db.name, 'column "p1" does not exist'), json_entry(
+        app_db.name, 'column "p2" does not exist')
+    try:
+        path.write_bytes(whole + partial[:40])
+        app_db.admin.execute("SELECT heal()")
+        assert log_events(app_db) == 1
+        with path.open("ab") as fh:
+            fh.write(partial[40:])
+        app_db.admin.execute("SELECT heal()")
+        assert [r[0] for r in app_db.admin.execute(
+            "SELECT message FROM selfheal.error_event WHERE source = 'log' ORDER BY id")] == [
+            'column "p1" does not exist', 'column "p2" does not exist']
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def test_a_log_of_over_100_mb_is_streamed_across_calls(app_db):
+    path = log_directory(app_db) / "postgresql-big.json"
+    noise = json_entry("other_db", "statement: SELECT 1", severity="LOG")
+    errors_per_block, blocks = 3, 0
+    try:
+        with path.open("wb") as fh:
+            while fh.tell() < 101 * 1024 * 1024:
+                fh.write(noise * 2000)
+                fh.write(json_entry(app_db.name, 'column "big_col" does not exist') * errors_per_block)
+                fh.write(json_entry("other_db", 'column "x" does not exist'))
+                blocks += 1
+        calls, more = 0, True
+        while more:
+            summary = app_db.scalar("SELECT heal()")
+            more, calls = summary["log"]["more"], calls + 1
+            assert "problem" not in summary["log"], summary
+        assert calls >= 2  # 64 MB per call at most: the file was read in pieces
+        assert app_db.scalar("SELECT count(*) FROM selfheal.error_event WHERE message = "
+                             "'column \"big_col\" does not exist'") == blocks * errors_per_block
+        assert app_db.scalar("SELECT sum(lines_read) FROM selfheal.log_bookmark") >= blocks * 2004
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def test_reader_failures_are_clear_and_do_not_stop_healing(app_db):
+    app_db.admin.execute("ALTER SYSTEM SET log_directory = 'no_such_dir'")
+    app_db.admin.execute("SELECT pg_reload_conf()")
+    try:
+        time.sleep(0.3)
+        app_db.admin.execute("SELECT selfheal.record_error('42703', 'column \"q\" does not exist', "
+                             "'SELECT q FROM sessions')")
+        summary = app_db.scalar("SELECT heal()")
+        # The collector makes the directory it logs to; either way heal() says what happened and heals.
+        assert summary["healed"] == 1
+        assert "problem" not in summary["log"] or "no_such_dir" in summary["log"]["problem"]
+    finally:
+        app_db.admin.execute("ALTER SYSTEM RESET log_directory")
+        app_db.admin.execute("SELECT pg_reload_conf()")
+
+
+def test_without_a_log_file_heal_says_which_settings_to_change(db):
+    summary = db.scalar("SELECT heal()")
+    assert "logging_advice" in summary["log"]["problem"]
+    advice = {r[0]: r for r in db.admin.execute("SELECT * FROM selfheal.logging_advice()")}
+    assert advice["logging_collector"][2:4] == ("on", True)
+    assert "jsonlog" in advice["log_destination"][2]
+    statements = [r[0] for r in db.admin.execute("SELECT * FROM selfheal.configure_logging()")]
+    assert statements[0] == "ALTER SYSTEM SET logging_collector = 'on'"
+    assert statements[-1] == "SELECT pg_catalog.pg_reload_conf()"
+
+
+def test_a_role_that_may_heal_cannot_read_what_the_log_holds(app_db):
+    app_db.admin.execute("GRANT EXECUTE ON FUNCTION selfheal.heal() TO app")
+    app = app_db.connect()
+    fail(app, "SELECT secret_col FROM sessions")
+    assert "processed" in app.execute("SELECT heal()").fetchone()[0]
+    with pytest.raises(pgerr.InsufficientPrivilege):
+        app.execute("SELECT * FROM selfheal.report()")
+    with pytest.raises(pgerr.InsufficientPrivilege):
+        app.execute("SELECT statement FROM selfheal.error_event")
+
+
+@pytest.mark.parametrize("stop", ["pg_cancel_backend", "pg_terminate_backend"])
+def test_watch_heals_as_errors_arrive_and_stops_cleanly_losing_nothing(app_db, stop):
+    watcher = app_db.connect(user="postgres")
+    pid = watcher.execute("SELECT pg_backend_pid()").fetchone()[0]
+    outcome = {}
+
+    def run():
+        try:
+            watcher.execute("CALL selfheal.watch('100 ms')")
+        except psycopg.Error as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    app = app_db.connect()
+    fail(app, "SELECT watched_data FROM sessions")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            app_db.connect().execute("SELECT watched_data FROM sessions")
+            break
+        except pgerr.UndefinedColumn:
+            time.sleep(0.05)
+    else:
+        pytest.fail("watch did not heal within 20 s")
+    fail(app, "SELECT late_data FROM sessions")  # may or may not be read before the stop
+    app_db.admin.execute(f"SELECT {stop}(%s)", (pid,))
+    thread.join(20)
+    assert not thread.is_alive() and "error" in outcome
+    heal_until_logged(app_db, 2)  # whatever watch had not committed is read again now
+    late = app_db.scalar("SELECT count(*) FROM selfheal.error_event WHERE message = "
+                         "'column \"late_data\" does not exist'")
+    assert late == 1
+
+
+def test_schedule_registers_heal_with_pg_cron(log_cluster):
+    with psycopg.connect(log_cluster.dsn(), autocommit=True) as conn:  # pg_cron lives in 'postgres' here
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_cron")
+        conn.execute("CREATE EXTENSION IF NOT EXISTS selfheal CASCADE")
+        try:
+            job = conn.execute("SELECT selfheal.schedule('5 minutes')").fetchone()[0]
+            row = conn.execute("SELECT schedule, command, database FROM cron.job WHERE jobid = %s", (job,)).fetchone()
+            assert row == ("*/5 * * * *", "SELECT heal()", "postgres")
+            with pytest.raises(pgerr.InvalidParameterValue, match="once a minute"):
+                conn.execute("SELECT selfheal.schedule('10 seconds')")
+            assert conn.execute("SELECT selfheal.unschedule()").fetchone() == (True,)
+            assert conn.execute("SELECT selfheal.unschedule()").fetchone() == (False,)
+        finally:
+            conn.execute("DROP EXTENSION selfheal CASCADE")
+            conn.execute("DROP EXTENSION pg_cron")
+
+
+def test_schedule_without_pg_cron_names_the_alternatives(db, log_db):
+    with pytest.raises(pgerr.ObjectNotInPrerequisiteState, match="selfheal.watch"):
+        db.admin.execute("SELECT selfheal.schedule('1 minute')")
+    with pytest.raises(pgerr.ObjectNotInPrerequisiteState, match="cron.database_name"):
+        log_db.admin.execute("SELECT selfheal.schedule('1 minute')")
