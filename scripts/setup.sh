@@ -21,12 +21,8 @@ fi
 if [ ! -x .venv/bin/python ]; then
   /usr/bin/python3 -m venv .venv
 fi
-deps=$(.venv/bin/python - <<'PY'
-import tomllib
-print(" ".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["test"]))
-PY
-)
-.venv/bin/python -m pip install -q --disable-pip-version-check $deps
+# The package itself (for the selfheal CLI) with its test dependencies, from pyproject.toml.
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
 
 make -s install PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
 echo "selfheal: setup done (PostgreSQL 15, pgTAP, .venv, extension installed)"

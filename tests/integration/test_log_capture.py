@@ -1,7 +1,8 @@
 """heal() finds errors in the server's own log, tried as a new user would: the app never reports anything."""
 
 import json
-import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -270,3 +271,25 @@ def test_schedule_without_pg_cron_names_the_alternatives(db, log_db):
         db.admin.execute("SELECT selfheal.schedule('1 minute')")
     with pytest.raises(pgerr.ObjectNotInPrerequisiteState, match="cron.database_name"):
         log_db.admin.execute("SELECT selfheal.schedule('1 minute')")
+
+
+def test_report_command_prints_the_table_and_writes_the_html_page(app_db, tmp_path):
+    run_seed_story(app_db)
+    page = tmp_path / "report.html"
+    result = subprocess.run([sys.executable, "-m", "selfheal.cli", "report", "--dsn",
+                             app_db.cluster.dsn(app_db.name), "--html", str(page)],
+                            capture_output=True, text=True, check=True)
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("error signature")
+    assert any(line.startswith('42703: column "recommendation_data" does not exist') and " healed " in line
+               for line in lines)
+    assert any(line.startswith("P0001: Cost calculation error") and "needs review" in line for line in lines)
+    assert "5 errors in 5 signatures; 60.0% had a cause selfheal repaired" in result.stdout
+    html = page.read_text()
+    assert "<svg" in html and "repair #1" in html and "Cost calculation error" in html
+
+
+def test_report_command_fails_clearly_without_the_extension(cluster):
+    result = subprocess.run([sys.executable, "-m", "selfheal.cli", "report", "--dsn", cluster.dsn()],
+                            capture_output=True, text=True)
+    assert result.returncode == 1 and "CREATE EXTENSION selfheal CASCADE" in result.stderr
