@@ -286,7 +286,7 @@ def test_report_command_prints_the_table_and_writes_the_html_page(app_db, tmp_pa
     assert any(line.startswith("P0001: Cost calculation error") and "needs review" in line for line in lines)
     assert "5 errors in 5 signatures; 60.0% had a cause selfheal repaired" in result.stdout
     html = page.read_text()
-    assert "<svg" in html and "repair #1" in html and "Cost calculation error" in html
+    assert "<svg" in html and "repairs #1, #2, #3" in html and "Cost calculation error" in html
 
 
 def test_report_command_fails_clearly_without_the_extension(cluster):
