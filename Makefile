@@ -47,6 +47,7 @@ integration: install
 # Benchmarks print a table; figures are recorded in docs/benchmarks.md with this command.
 bench: install
 	$(TEST_PYTHON) -m bench.heal_latency
+	$(TEST_PYTHON) -m bench.log_capture
 
 demo: install
 	$(TEST_PYTHON) -m tests.pgcluster -- bash demo/seed.sh

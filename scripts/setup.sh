@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Prepare a fresh Debian 12 machine: PostgreSQL 15 with PL/Python, pgTAP and PGXS,
+# Prepare a fresh Debian 12 machine: PostgreSQL 15 with PL/Python, pgTAP, pg_cron and PGXS,
 # a virtual environment with the test dependencies from pyproject.toml, and selfheal
 # installed into the server with `make install`. Run as root (or with sudo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(postgresql-15 postgresql-plpython3-15 postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
+packages=(postgresql-15 postgresql-plpython3-15 postgresql-15-pgtap postgresql-15-cron libtap-parser-sourcehandler-pgtap-perl
           postgresql-server-dev-15 python3 python3-venv make)
 missing=()
 for p in "${packages[@]}"; do
