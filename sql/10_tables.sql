@@ -164,10 +164,12 @@ COMMENT ON COLUMN selfheal.log_bookmark.lines_read IS 'Log records read so far';
 COMMENT ON COLUMN selfheal.log_bookmark.errors_read IS 'ERROR records of this database recorded as events so far';
 COMMENT ON COLUMN selfheal.log_bookmark.malformed IS 'Records that could not be parsed, skipped';
 COMMENT ON COLUMN selfheal.log_bookmark.last_problem IS 'Why the last read failed or fell short, if it did';
+-- The rows exist from the start: a reader only ever takes one with FOR UPDATE SKIP LOCKED, and
+-- never waits on an insert. Not dumped: positions describe this server's files only.
+INSERT INTO selfheal.log_bookmark (log_format) VALUES ('jsonlog'), ('csvlog');
 
 ALTER TABLE selfheal.error_event ADD FOREIGN KEY (audit_id) REFERENCES selfheal.audit (id);
 
 SELECT pg_catalog.pg_extension_config_dump('selfheal.error_event', '');
 SELECT pg_catalog.pg_extension_config_dump('selfheal.audit', '');
 SELECT pg_catalog.pg_extension_config_dump('selfheal.alias', '');
-SELECT pg_catalog.pg_extension_config_dump('selfheal.log_bookmark', '');

@@ -338,8 +338,6 @@ def read_log(db: _Db, settings: dict) -> dict:
     log_format = logreader.preferred_format(server.get("log_destination", ""))
     if server.get("logging_collector") != "on" or log_format is None:
         return {"problem": "the server writes no jsonlog or csvlog file; see SELECT * FROM selfheal.logging_advice()"}
-    db.one("INSERT INTO selfheal.log_bookmark (log_format) VALUES ($1) ON CONFLICT DO NOTHING", ("text",),
-           (log_format,))
     mark = db.one("SELECT positions::text AS positions, since FROM selfheal.log_bookmark WHERE log_format = $1 "
                   "FOR UPDATE SKIP LOCKED", ("text",), (log_format,))
     if mark is None:

@@ -29,12 +29,16 @@ def cluster():
 class Database:
     """A fresh database with selfheal installed, an admin connection and app connections."""
 
+    # A hang fails the test in a minute instead of stalling the whole run.
+    TIMEOUT = "-c statement_timeout=60s"
+
     def __init__(self, cluster: Cluster, name: str):
         self.cluster, self.name = cluster, name
-        self.admin = psycopg.connect(cluster.dsn(name), autocommit=True)
+        self.admin = psycopg.connect(cluster.dsn(name), autocommit=True, options=self.TIMEOUT)
         self._opened: list[psycopg.Connection] = [self.admin]
 
     def connect(self, user: str = APP_ROLE, **kwargs) -> psycopg.Connection:
+        kwargs.setdefault("options", self.TIMEOUT)
         conn = psycopg.connect(self.cluster.dsn(self.name, user), autocommit=True, **kwargs)
         self._opened.append(conn)
         return conn

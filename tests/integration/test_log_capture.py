@@ -293,3 +293,19 @@ def test_report_command_fails_clearly_without_the_extension(cluster):
     result = subprocess.run([sys.executable, "-m", "selfheal.cli", "report", "--dsn", cluster.dsn()],
                             capture_output=True, text=True)
     assert result.returncode == 1 and "CREATE EXTENSION selfheal CASCADE" in result.stderr
+
+
+def test_concurrent_heals_read_each_line_once(app_db):
+    app = app_db.connect()
+    fail(app, "SELECT twice_col FROM sessions")
+    time.sleep(0.3)  # let the collector write the line
+    first = app_db.connect(user="postgres")
+    first.autocommit = False
+    summary = first.execute("SELECT heal()").fetchone()[0]  # holds the bookmark row until commit
+    assert summary["log"]["errors"] == 1
+    second = app_db.connect(user="postgres").execute("SELECT heal()").fetchone()[0]
+    assert second["log"] == {"format": "jsonlog", "skipped": "another heal() is reading the log"}
+    first.commit()
+    app_db.admin.execute("SELECT heal()")
+    assert app_db.scalar("SELECT count(*) FROM selfheal.error_event WHERE message = "
+                         "'column \"twice_col\" does not exist'") == 1
