@@ -169,6 +169,11 @@ def _refuse(reason: str, **evidence) -> _Stop:
     return _Stop(Plan("refused", reason, action="refuse", evidence=evidence))
 
 
+def _await_approval(reason: str, **evidence) -> _Stop:
+    """Policy switched this kind of repair off: it waits for an administrator."""
+    return _Stop(Plan("pending_approval", reason, action="refuse", evidence=evidence))
+
+
 # ---------------------------------------------------------------------------------------
 # What the adapter must load
 
@@ -393,7 +398,7 @@ def safe_cast(column: str, source_type: str, target_type: str) -> str:
 def _plan_alias(table: Table, alias: Alias, catalog: Catalog, policy: Policy, reason: str,
                 evidence: dict) -> Plan:
     if not policy.add_aliases:
-        raise _refuse("policy add_aliases is off: the alias waits for approval", **evidence)
+        raise _await_approval("policy add_aliases is off: the alias waits for approval", **evidence)
     before = catalog.table_aliases(table)
     after = [a for a in before if (a.kind, a.legacy_name) != (alias.kind, alias.legacy_name)] + [alias]
     claimed = {(a.table if a.kind == "column" else a.legacy_name): f"{a.schema}.{a.table}"
@@ -488,7 +493,7 @@ def infer_column_type(name: str, statement: str | None, qualifier: str | None, t
 def _plan_add_column(table: Table, name: str, event: Event, missing: errors.MissingName, catalog: Catalog,
                      policy: Policy, evidence: dict) -> Plan:
     if not policy.add_columns:
-        raise _refuse("policy add_columns is off: the new column waits for approval", **evidence)
+        raise _await_approval("policy add_columns is off: the new column waits for approval", **evidence)
     if table.columns_added_by_selfheal >= policy.column_budget_per_table:
         raise _refuse(
             f"{table.label} has used its budget of {policy.column_budget_per_table} new columns "

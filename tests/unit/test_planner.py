@@ -95,7 +95,7 @@ def test_headroom_below_1600_columns_is_kept():
 
 def test_policy_off_waits_for_approval():
     plan = missing_column("notes", "SELECT notes FROM sessions", policy=Policy(add_columns=False))
-    assert plan.status == "refused" and "approval" in plan.reason
+    assert plan.status == "pending_approval" and "approval" in plan.reason and not plan.ddl
 
 
 def test_ambiguous_table_needs_review():

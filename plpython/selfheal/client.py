@@ -1,0 +1,308 @@
+"""psycopg 3 heal-and-retry: the app never sees a schema-drift error that selfheal can repair.
+
+On 42703 or 42P01 the error is reported to selfheal.heal_error over a separate short
+autocommit connection (the heal DSN, which may point at the primary of a standby), then:
+- in autocommit, the statement is retried;
+- inside a transaction, which PostgreSQL has already aborted, the transaction is rolled back
+  and RetryTransaction says what was healed; `retrying()` re-runs the unit of work.
+Every other error, and every heal that did not help, reaches the app as the original
+exception, with selfheal's reason attached as `exc.selfheal` and an exception note.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import weakref
+from dataclasses import dataclass, field
+from functools import wraps
+
+import psycopg
+from psycopg import sql
+
+HEALABLE = {"42703", "42P01"}
+CACHED_PLAN_MESSAGE = "cached plan must not change result type"
+HEALED = {"healed", "resolved"}
+
+
+class RetryTransaction(Exception):
+    """The transaction was rolled back after a repair; re-run the unit of work."""
+
+    def __init__(self, result: dict, original: psycopg.Error):
+        super().__init__(f"selfheal repaired {original.diag.message_primary!r} ({result.get('reason')}); "
+                         "the transaction was rolled back: re-run the unit of work")
+        self.result, self.original = result, original
+
+
+@dataclass
+class Options:
+    heal_dsn: str
+    max_heals: int = 3  # repairs per statement; each must be for an error not seen before
+    lock_timeout: str = "500ms"
+    heal_timeout: str = "5s"
+    replica_wait: float = 5.0  # seconds a standby may take to replay a repair
+
+
+@dataclass
+class _Statement:
+    """What one execute() call has seen, so a repair that did not help is never retried."""
+
+    seen: set = field(default_factory=set)
+    heals: int = 0
+
+
+class Healer:
+    """One short autocommit connection per heal DSN, shared by the threads of a process."""
+
+    _instances: dict[str, "Healer"] = {}
+    _instances_lock = threading.Lock()
+
+    def __init__(self, dsn: str, options: Options):
+        self.dsn, self.options = dsn, options
+        self._conn: psycopg.Connection | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def for_dsn(cls, options: Options) -> "Healer":
+        with cls._instances_lock:
+            healer = cls._instances.get(options.heal_dsn)
+            if healer is None or healer.options != options:
+                healer = cls._instances[options.heal_dsn] = cls(options.heal_dsn, options)
+            return healer
+
+    def _connection(self) -> psycopg.Connection:
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            self._conn = psycopg.connect(
+                self.dsn, autocommit=True, prepare_threshold=None, application_name="selfheal-client",
+                options=f"-c lock_timeout={self.options.lock_timeout} -c statement_timeout={self.options.heal_timeout}")
+        return self._conn
+
+    def heal(self, error: psycopg.Error, statement: str | None) -> tuple[dict, str | None]:
+        """(heal_error's answer, the primary's WAL position after it) or raises psycopg.Error."""
+        with self._lock:
+            conn = self._connection()
+            cur = conn.execute("SELECT * FROM selfheal.heal_error(%s, %s, %s, %s)",
+                               (error.diag.sqlstate, error.diag.message_primary, statement, error.diag.message_hint))
+            names = [c.name for c in cur.description]
+            result = dict(zip(names, cur.fetchone()))
+            lsn = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0]
+            return result, lsn
+
+
+_options: "weakref.WeakKeyDictionary[object, Options]" = weakref.WeakKeyDictionary()
+
+
+def _statement_text(query, conn) -> str | None:
+    if isinstance(query, str):
+        return query
+    if isinstance(query, bytes):
+        return query.decode("utf-8", "replace")
+    if isinstance(query, sql.Composable):
+        return query.as_string(conn)
+    return None
+
+
+def _attach(error: psycopg.Error, reason: str, result: dict | None = None) -> psycopg.Error:
+    error.selfheal = {"reason": reason, **(result or {})}
+    error.add_note(f"selfheal: {reason}")
+    return error
+
+
+def _is_cached_plan(error: psycopg.Error) -> bool:
+    return error.diag.sqlstate == "0A000" and CACHED_PLAN_MESSAGE in (error.diag.message_primary or "")
+
+
+class _Decision:
+    RETRY, RAISE, ROLLBACK = "retry", "raise", "rollback"
+
+
+def _decide(conn, error: psycopg.Error, query, state: _Statement, options: Options):
+    """(decision, heal result, primary LSN) for one failed execute."""
+    in_transaction = not conn.autocommit
+    if _is_cached_plan(error):
+        key = ("0A000", "cached plan")
+        if key in state.seen:
+            return _Decision.RAISE, None, None
+        state.seen.add(key)
+        return (_Decision.ROLLBACK if in_transaction else _Decision.RETRY), {"status": "resolved",
+                                                                             "reason": "the plan was cached"}, None
+    if error.diag.sqlstate not in HEALABLE:
+        return _Decision.RAISE, None, None
+    key = (error.diag.sqlstate, error.diag.message_primary)
+    if key in state.seen:
+        _attach(error, "the repair did not help: the same error came back, so it is not retried")
+        return _Decision.RAISE, None, None
+    if state.heals >= options.max_heals:
+        _attach(error, f"{options.max_heals} repairs for one statement already; not retried")
+        return _Decision.RAISE, None, None
+    state.seen.add(key)
+    state.heals += 1
+    result, lsn = ask_for_repair(options, error, _statement_text(query, conn))
+    if result is None:
+        return _Decision.RAISE, None, None
+    return (_Decision.ROLLBACK if in_transaction else _Decision.RETRY), result, lsn
+
+
+def ask_for_repair(options: Options, error: psycopg.Error, statement: str | None) -> tuple[dict | None, str | None]:
+    """(heal_error's answer, primary LSN) when the error was repaired; else (None, None), reason attached."""
+    try:
+        result, lsn = Healer.for_dsn(options).heal(error, statement)
+    except psycopg.Error as heal_error:
+        _attach(error, f"the repair could not be asked for: {heal_error.diag.message_primary or heal_error}")
+        return None, None
+    if result["status"] not in HEALED:
+        _attach(error, f"{result['status']}: {result['reason']}", result)
+        return None, None
+    error.selfheal = {"repaired": True, **result}
+    error.add_note(f"selfheal: repaired ({result['reason']}); re-run the unit of work")
+    return result, lsn
+
+
+def _wait_for_replay(cur, lsn: str | None, timeout: float) -> None:
+    """On a standby, wait (bounded) until it has replayed the primary's repair."""
+    if lsn is None:
+        return
+    deadline = time.monotonic() + timeout
+    while True:
+        caught_up = psycopg.Cursor.execute(
+            cur, "SELECT NOT pg_is_in_recovery() OR pg_last_wal_replay_lsn() >= %s::pg_lsn", (lsn,)).fetchone()[0]
+        if caught_up or time.monotonic() > deadline:
+            return
+        time.sleep(0.01)
+
+
+class HealingCursor(psycopg.Cursor):
+    """A cursor whose execute() heals schema drift and retries."""
+
+    def execute(self, query, params=None, **kwargs):
+        options = _options.get(self.connection)
+        if options is None:
+            return super().execute(query, params, **kwargs)
+        state = _Statement()
+        while True:
+            try:
+                return super().execute(query, params, **kwargs)
+            except psycopg.Error as error:
+                decision, result, lsn = _decide(self.connection, error, query, state, options)
+                if decision == _Decision.RAISE:
+                    raise
+                if decision == _Decision.ROLLBACK:
+                    try:
+                        self.connection.rollback()
+                    except psycopg.ProgrammingError:
+                        pass  # inside conn.transaction(): leaving the block rolls it back
+                    raise RetryTransaction(result, error) from error
+                if _is_cached_plan(error):
+                    # psycopg forgets its prepared statements when it sees DEALLOCATE ALL succeed.
+                    psycopg.Cursor.execute(self, "DEALLOCATE ALL")
+                _wait_for_replay(self, lsn, options.replica_wait)
+
+
+class AsyncHealingCursor(psycopg.AsyncCursor):
+    """The async form; the repair itself runs in a worker thread."""
+
+    async def execute(self, query, params=None, **kwargs):
+        options = _options.get(self.connection)
+        if options is None:
+            return await super().execute(query, params, **kwargs)
+        state = _Statement()
+        while True:
+            try:
+                return await super().execute(query, params, **kwargs)
+            except psycopg.Error as error:
+                decision, result, lsn = await asyncio.to_thread(
+                    _decide, self.connection, error, query, state, options)
+                if decision == _Decision.RAISE:
+                    raise
+                if decision == _Decision.ROLLBACK:
+                    try:
+                        await self.connection.rollback()
+                    except psycopg.ProgrammingError:
+                        pass  # inside conn.transaction(): leaving the block rolls it back
+                    raise RetryTransaction(result, error) from error
+                if _is_cached_plan(error):
+                    await psycopg.AsyncCursor.execute(self, "DEALLOCATE ALL")
+                await self._wait_for_replay(lsn, options.replica_wait)
+
+    async def _wait_for_replay(self, lsn, timeout):
+        if lsn is None:
+            return
+        deadline = time.monotonic() + timeout
+        while True:
+            await psycopg.AsyncCursor.execute(
+                self, "SELECT NOT pg_is_in_recovery() OR pg_last_wal_replay_lsn() >= %s::pg_lsn", (lsn,))
+            if (await self.fetchone())[0] or time.monotonic() > deadline:
+                return
+            await asyncio.sleep(0.01)
+
+
+def _options_for(conn, heal_dsn, **settings) -> Options:
+    return Options(heal_dsn=heal_dsn or conn.info.dsn + (f" password={conn.info.password}" if conn.info.password else ""),
+                   **settings)
+
+
+def install(conn, heal_dsn: str | None = None, **settings):
+    """Make an existing connection (sync or async) heal and retry."""
+    _options[conn] = _options_for(conn, heal_dsn, **settings)
+    conn.cursor_factory = AsyncHealingCursor if isinstance(conn, psycopg.AsyncConnection) else HealingCursor
+    return conn
+
+
+def connect(conninfo: str = "", *, heal_dsn: str | None = None, max_heals: int = 3, **kwargs) -> psycopg.Connection:
+    """psycopg.connect() whose connection heals schema drift and retries."""
+    return install(psycopg.connect(conninfo, **kwargs), heal_dsn, max_heals=max_heals)
+
+
+async def connect_async(conninfo: str = "", *, heal_dsn: str | None = None, max_heals: int = 3,
+                        **kwargs) -> psycopg.AsyncConnection:
+    """psycopg.AsyncConnection.connect() whose connection heals schema drift and retries."""
+    return install(await psycopg.AsyncConnection.connect(conninfo, **kwargs), heal_dsn, max_heals=max_heals)
+
+
+class _Attempt:
+    def __init__(self, number: int, last: bool):
+        self.number, self.last, self.repaired = number, last, False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, tb):
+        if isinstance(error, RetryTransaction) and not self.last:
+            self.repaired = True
+            return True  # swallowed: the loop runs the unit of work again
+        return False
+
+
+class Retrying:
+    """Re-run a unit of work after a repair rolled its transaction back, a bounded number of times.
+
+        for attempt in selfheal.retrying(conn):
+            with attempt, conn.transaction():
+                ...
+
+        @selfheal.retrying(conn)
+        def transfer(): ...
+    """
+
+    def __init__(self, conn=None, attempts: int = 3):
+        self.conn, self.attempts = conn, attempts
+
+    def __iter__(self):
+        for number in range(1, self.attempts + 1):
+            attempt = _Attempt(number, number == self.attempts)
+            yield attempt
+            if not attempt.repaired:
+                return
+
+    def __call__(self, function):
+        @wraps(function)
+        def run(*args, **kwargs):
+            for attempt in self:
+                with attempt:
+                    return function(*args, **kwargs)
+        return run
+
+
+def retrying(conn=None, attempts: int = 3) -> Retrying:
+    return Retrying(conn, attempts)
