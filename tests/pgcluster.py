@@ -68,6 +68,20 @@ class Cluster:
                   "-w", "-t", "60", "start")
         return self
 
+    @classmethod
+    def standby_of(cls, primary: "Cluster") -> "Cluster":
+        """A hot standby streaming from `primary`, made with pg_basebackup -R."""
+        standby = cls()
+        if standby._as_root:
+            shutil.chown(standby.root, SUPERUSER)
+        standby._run(str(standby.bindir / "pg_basebackup"), "-D", str(standby.datadir), "-h", "127.0.0.1",
+                     "-p", str(primary.port), "-U", SUPERUSER, "-R", "-X", "stream", "-c", "fast")
+        with open(standby.datadir / "postgresql.conf", "a") as f:  # later lines win over the primary's
+            f.write(f"port = {standby.port}\nunix_socket_directories = '{standby.root}'\n")
+        standby._run(str(standby.bindir / "pg_ctl"), "-D", str(standby.datadir), "-l",
+                     str(standby.root / "server.log"), "-w", "-t", "60", "start")
+        return standby
+
     def stop(self) -> None:
         try:
             self._run(str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "fast", "-w", "stop")

@@ -86,7 +86,8 @@ class Healer:
                                (error.diag.sqlstate, error.diag.message_primary, statement, error.diag.message_hint))
             names = [c.name for c in cur.description]
             result = dict(zip(names, cur.fetchone()))
-            lsn = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0]
+            # The insert position covers the repair's commit record even under asynchronous commit.
+            lsn = conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()[0]
             return result, lsn
 
 

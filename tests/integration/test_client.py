@@ -174,3 +174,18 @@ def test_sqlalchemy_core_and_orm_units_of_work_are_retried(db, app_dsn):
         conn.execute(text("SELECT 1/0"))
     assert isinstance(info.value.orig, pgerr.DivisionByZero)
     engine.dispose()
+
+
+def test_on_a_standby_the_heal_goes_to_the_primary_and_the_retry_reads_it(db, app_dsn):
+    from tests.pgcluster import Cluster
+
+    standby = Cluster.standby_of(db.cluster)
+    try:
+        standby_dsn = standby.dsn(db.name, "app")
+        with selfheal.connect(standby_dsn, heal_dsn=db.cluster.dsn(db.name, "app"), autocommit=True) as conn:
+            assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
+            assert conn.execute("SELECT replica_data FROM sessions").fetchall() == [({},), ({},), ({},)]
+            assert conn.execute("SELECT id FROM sessions WHERE service_type_id = 1").fetchall() == [(1,)]
+        assert columns_added(db) == 2  # applied once, on the primary
+    finally:
+        standby.stop()
