@@ -48,6 +48,7 @@ integration: install
 bench: install
 	$(TEST_PYTHON) -m bench.heal_latency
 	$(TEST_PYTHON) -m bench.log_capture
+	$(TEST_PYTHON) -m bench.client
 
 demo: install
 	$(TEST_PYTHON) -m tests.pgcluster -- bash demo/seed.sh

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-import weakref
 from dataclasses import dataclass, field
 from functools import wraps
 
@@ -91,9 +90,6 @@ class Healer:
             return result, lsn
 
 
-_options: "weakref.WeakKeyDictionary[object, Options]" = weakref.WeakKeyDictionary()
-
-
 def _statement_text(query, conn) -> str | None:
     if isinstance(query, str):
         return query
@@ -160,79 +156,99 @@ def ask_for_repair(options: Options, error: psycopg.Error, statement: str | None
     return result, lsn
 
 
+_REPLAYED = "SELECT NOT pg_is_in_recovery() OR pg_last_wal_replay_lsn() >= %s::pg_lsn"
+
+
 def _wait_for_replay(cur, lsn: str | None, timeout: float) -> None:
     """On a standby, wait (bounded) until it has replayed the primary's repair."""
     if lsn is None:
         return
     deadline = time.monotonic() + timeout
     while True:
-        caught_up = psycopg.Cursor.execute(
-            cur, "SELECT NOT pg_is_in_recovery() OR pg_last_wal_replay_lsn() >= %s::pg_lsn", (lsn,)).fetchone()[0]
+        caught_up = psycopg.Cursor.execute(cur, _REPLAYED, (lsn,)).fetchone()[0]
         if caught_up or time.monotonic() > deadline:
             return
         time.sleep(0.01)
 
 
 class HealingCursor(psycopg.Cursor):
-    """A cursor whose execute() heals schema drift and retries."""
+    """A cursor whose execute() heals schema drift and retries.
+
+    install() makes a subclass per connection carrying its Options, so the happy path costs
+    one try block: the retry state is made only after an error.
+    """
+
+    selfheal_options: Options | None = None
 
     def execute(self, query, params=None, **kwargs):
-        options = _options.get(self.connection)
-        if options is None:
+        try:
             return super().execute(query, params, **kwargs)
-        state = _Statement()
+        except psycopg.Error as error:
+            if self.selfheal_options is None:
+                raise
+            return self._heal_and_retry(error, query, params, kwargs)
+
+    def _heal_and_retry(self, error, query, params, kwargs):
+        options, state = self.selfheal_options, _Statement()
         while True:
+            decision, result, lsn = _decide(self.connection, error, query, state, options)
+            if decision == _Decision.RAISE:
+                raise error
+            if decision == _Decision.ROLLBACK:
+                try:
+                    self.connection.rollback()
+                except psycopg.ProgrammingError:
+                    pass  # inside conn.transaction(): leaving the block rolls it back
+                raise RetryTransaction(result, error) from error
+            if _is_cached_plan(error):
+                # psycopg forgets its prepared statements when it sees DEALLOCATE ALL succeed.
+                super().execute("DEALLOCATE ALL")
+            _wait_for_replay(self, lsn, options.replica_wait)
             try:
                 return super().execute(query, params, **kwargs)
-            except psycopg.Error as error:
-                decision, result, lsn = _decide(self.connection, error, query, state, options)
-                if decision == _Decision.RAISE:
-                    raise
-                if decision == _Decision.ROLLBACK:
-                    try:
-                        self.connection.rollback()
-                    except psycopg.ProgrammingError:
-                        pass  # inside conn.transaction(): leaving the block rolls it back
-                    raise RetryTransaction(result, error) from error
-                if _is_cached_plan(error):
-                    # psycopg forgets its prepared statements when it sees DEALLOCATE ALL succeed.
-                    psycopg.Cursor.execute(self, "DEALLOCATE ALL")
-                _wait_for_replay(self, lsn, options.replica_wait)
+            except psycopg.Error as again:
+                error = again
 
 
 class AsyncHealingCursor(psycopg.AsyncCursor):
     """The async form; the repair itself runs in a worker thread."""
 
+    selfheal_options: Options | None = None
+
     async def execute(self, query, params=None, **kwargs):
-        options = _options.get(self.connection)
-        if options is None:
+        try:
             return await super().execute(query, params, **kwargs)
-        state = _Statement()
+        except psycopg.Error as error:
+            if self.selfheal_options is None:
+                raise
+            return await self._heal_and_retry(error, query, params, kwargs)
+
+    async def _heal_and_retry(self, error, query, params, kwargs):
+        options, state = self.selfheal_options, _Statement()
         while True:
+            decision, result, lsn = await asyncio.to_thread(_decide, self.connection, error, query, state, options)
+            if decision == _Decision.RAISE:
+                raise error
+            if decision == _Decision.ROLLBACK:
+                try:
+                    await self.connection.rollback()
+                except psycopg.ProgrammingError:
+                    pass  # inside conn.transaction(): leaving the block rolls it back
+                raise RetryTransaction(result, error) from error
+            if _is_cached_plan(error):
+                await super().execute("DEALLOCATE ALL")
+            await self._wait_for_replay(lsn, options.replica_wait)
             try:
                 return await super().execute(query, params, **kwargs)
-            except psycopg.Error as error:
-                decision, result, lsn = await asyncio.to_thread(
-                    _decide, self.connection, error, query, state, options)
-                if decision == _Decision.RAISE:
-                    raise
-                if decision == _Decision.ROLLBACK:
-                    try:
-                        await self.connection.rollback()
-                    except psycopg.ProgrammingError:
-                        pass  # inside conn.transaction(): leaving the block rolls it back
-                    raise RetryTransaction(result, error) from error
-                if _is_cached_plan(error):
-                    await psycopg.AsyncCursor.execute(self, "DEALLOCATE ALL")
-                await self._wait_for_replay(lsn, options.replica_wait)
+            except psycopg.Error as again:
+                error = again
 
     async def _wait_for_replay(self, lsn, timeout):
         if lsn is None:
             return
         deadline = time.monotonic() + timeout
         while True:
-            await psycopg.AsyncCursor.execute(
-                self, "SELECT NOT pg_is_in_recovery() OR pg_last_wal_replay_lsn() >= %s::pg_lsn", (lsn,))
+            await psycopg.AsyncCursor.execute(self, _REPLAYED, (lsn,))
             if (await self.fetchone())[0] or time.monotonic() > deadline:
                 return
             await asyncio.sleep(0.01)
@@ -245,8 +261,8 @@ def _options_for(conn, heal_dsn, **settings) -> Options:
 
 def install(conn, heal_dsn: str | None = None, **settings):
     """Make an existing connection (sync or async) heal and retry."""
-    _options[conn] = _options_for(conn, heal_dsn, **settings)
-    conn.cursor_factory = AsyncHealingCursor if isinstance(conn, psycopg.AsyncConnection) else HealingCursor
+    base = AsyncHealingCursor if isinstance(conn, psycopg.AsyncConnection) else HealingCursor
+    conn.cursor_factory = type(base.__name__, (base,), {"selfheal_options": _options_for(conn, heal_dsn, **settings)})
     return conn
 
 
