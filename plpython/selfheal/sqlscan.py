@@ -322,3 +322,30 @@ def infer_usage_type(sql: str, column: str, qualifier: str | None = None) -> str
             if found:
                 return found
     return None
+
+
+def ddl_targets(sql: str) -> list[RelationRef]:
+    """Tables named by ALTER TABLE and DROP TABLE statements in a query string."""
+    tokens = tokenize(sql)
+    found: list[RelationRef] = []
+    i = 0
+    while i < len(tokens):
+        if tokens[i].is_word("ALTER", "DROP") and i + 1 < len(tokens) and tokens[i + 1].is_word("TABLE"):
+            dropping = tokens[i].is_word("DROP")
+            i += 2
+            if i + 1 < len(tokens) and tokens[i].is_word("IF") and tokens[i + 1].is_word("EXISTS"):
+                i += 2
+            while True:
+                ref, i = _read_relation(tokens, i, in_from=False)
+                if ref:
+                    found.append(RelationRef(ref.name, ref.schema))
+                if not (dropping and i < len(tokens) and tokens[i].value == ","):
+                    break
+                i += 1
+            continue
+        i += 1
+    return found
+
+
+def mentions_rename(sql: str) -> bool:
+    return any(t.is_word("RENAME") for t in tokenize(sql))

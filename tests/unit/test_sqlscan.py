@@ -66,3 +66,19 @@ def test_hostile_and_huge_input_is_bounded():
     sql = "SELECT " + "(" * 10000 + " FROM '" + "x" * 10 ** 6
     sqlscan.relations(sql)  # must not raise or hang
     assert len(sqlscan.tokenize("SELECT 1" + " " * sqlscan.MAX_STATEMENT_CHARS + "FROM t")) == 2
+
+
+@pytest.mark.parametrize("sql, expected", [
+    ("ALTER TABLE sessions RENAME COLUMN a TO b", [RelationRef("sessions")]),
+    ("ALTER TABLE IF EXISTS ONLY public.sessions DROP COLUMN a", [RelationRef("sessions", "public")]),
+    ('DROP TABLE IF EXISTS a, "B", s.c CASCADE', [RelationRef("a"), RelationRef("B"), RelationRef("c", "s")]),
+    ("ALTER TABLE x ADD COLUMN y int; ALTER TABLE z RENAME TO w", [RelationRef("x"), RelationRef("z")]),
+    ("CREATE TABLE t (id int)", []),
+])
+def test_ddl_targets(sql, expected):
+    assert sqlscan.ddl_targets(sql) == expected
+
+
+def test_mentions_rename_ignores_strings_and_comments():
+    assert sqlscan.mentions_rename("ALTER TABLE t RENAME TO u")
+    assert not sqlscan.mentions_rename("ALTER TABLE t ADD COLUMN c text DEFAULT 'rename' -- rename")
