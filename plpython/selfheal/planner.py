@@ -243,7 +243,7 @@ def compat_views(table: Table, aliases: list[Alias]) -> dict[str, str]:
     return {name: _view_select(table, outputs) for name, outputs in compat_view_columns(table, aliases).items()}
 
 
-def _drop_view(name: str) -> str:
+def drop_view_ddl(name: str) -> str:
     return f"DROP VIEW IF EXISTS {quote_ident(COMPAT_SCHEMA)}.{quote_ident(name)}"
 
 
@@ -261,7 +261,7 @@ def _create_view(name: str, select: str, table: Table) -> list[str]:
 def rebuild_compat(table: Table, before: list[Alias], after: list[Alias]) -> list[str]:
     """DDL that turns the compat views for `before` into those for `after`."""
     old, new = compat_views(table, before), compat_views(table, after)
-    ddl = [_drop_view(name) for name in old]
+    ddl = [drop_view_ddl(name) for name in old]
     for name, select in new.items():
         ddl.extend(_create_view(name, select, table))
     return ddl

@@ -12,7 +12,7 @@ import os
 import re
 import time
 
-from . import errors, logreader, naming, planner, schedule as cron
+from . import drift, errors, logreader, naming, planner, schedule as cron, sqlscan
 from .planner import Alias, Catalog, Column, Event, Plan, Policy, Table
 
 LOCK_NOT_AVAILABLE = "55P03"
@@ -170,7 +170,7 @@ def _with_lock_retries(db: _Db, settings: dict, work):
     try:
         for attempt in range(attempts):
             try:
-                with plpy.subtransaction():
+                with plpy.subtransaction(), _event_trigger_guard(db):
                     db.one("SELECT pg_catalog.set_config('lock_timeout', $1, true)", ("text",), (lock_timeout,))
                     return work()
             except plpy.SPIError as exc:
@@ -182,6 +182,24 @@ def _with_lock_retries(db: _Db, settings: dict, work):
                      f"with lock_timeout {lock_timeout}")
     finally:
         db.one("SELECT pg_catalog.set_config('lock_timeout', $1, true)", ("text",), (previous,))
+
+
+GUARD = "selfheal.in_event_trigger"
+
+
+class _event_trigger_guard:
+    """selfheal's own DDL must not set off its event triggers (they would redo its work)."""
+
+    def __init__(self, db: _Db):
+        self.db = db
+
+    def __enter__(self):
+        self.previous = self.db.one("SELECT pg_catalog.current_setting($1, true) AS v", ("text",), (GUARD,))["v"]
+        self.db.one("SELECT pg_catalog.set_config($1, 'on', true)", ("text",), (GUARD,))
+
+    def __exit__(self, *exc):
+        self.db.one("SELECT pg_catalog.set_config($1, $2, true)", ("text", "text"), (GUARD, self.previous or "off"))
+        return False
 
 
 def _record_alias(db: _Db, alias: Alias, audit_id: int) -> None:
@@ -566,6 +584,159 @@ def _column_has_data(db: _Db, table: Table, column: str) -> bool:
     ident = planner.quote_ident(column)
     condition = f"{ident} IS DISTINCT FROM ({col.default})" if col.default else f"{ident} IS NOT NULL"
     return bool(db.plpy.execute(f"SELECT EXISTS (SELECT 1 FROM {table.qualified} WHERE {condition}) AS x")[0]["x"])
+
+
+# ---------------------------------------------------------------------------------------
+# Event triggers: the application's own DDL
+
+
+_snapshots: dict[int, dict[int, drift.Shape]] = {}  # transaction id -> table oid -> shape before the DDL
+
+
+def _shape(db: _Db, table_oid) -> drift.Shape | None:
+    rows = db.rows("""SELECT n.nspname, c.relname, a.attnum, a.attname
+                        FROM pg_catalog.pg_class c
+                        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                        JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                       WHERE c.oid = $1""", ("oid",), (table_oid,))
+    if not rows:
+        return None
+    return drift.Shape(rows[0]["nspname"], rows[0]["relname"], {r["attnum"]: r["attname"] for r in rows})
+
+
+def _table_facts(db: _Db, schema: str, name: str) -> Table | None:
+    return next((t for t in load_catalog(db, {name}, set()).tables if (t.schema, t.name) == (schema, name)), None)
+
+
+def _xid(db: _Db) -> int:
+    return db.one("SELECT pg_catalog.txid_current() AS x")["x"]
+
+
+def _timeline(db: _Db, tag: str, schema, table, change: str, detail: dict) -> None:
+    db.one("""INSERT INTO selfheal.schema_event (command_tag, schema_name, table_name, change, detail)
+              VALUES ($1, $2, $3, $4, $5::jsonb)""", ("text", "text", "text", "text", "text"),
+           (tag, schema, table, change, json.dumps(detail, sort_keys=True)))
+
+
+def ddl_start(plpy, tag: str, schemas_csv: str) -> None:
+    """Before ALTER TABLE or DROP TABLE: snapshot the tables it names and drop their compat views,
+    which would otherwise block the DDL."""
+    db = _Db(plpy)
+    query = db.one("SELECT pg_catalog.current_query() AS q")["q"] or ""
+    refs = sqlscan.ddl_targets(query)
+    if not refs:
+        return
+    aliases = _load_aliases(db)
+    watched = {(a.schema, a.table) for a in aliases}
+    rename = sqlscan.mentions_rename(query)
+    if not watched and not rename:
+        return  # nothing of selfheal's is concerned: the common case stays cheap
+    schemas = [s for s in (schemas_csv or "").split(",") if s]
+    snapshot = _snapshots.setdefault(_xid(db), {})
+    with _event_trigger_guard(db):
+        for ref in refs:
+            row = db.one("""SELECT c.oid, n.nspname, c.relname FROM pg_catalog.pg_class c
+                              JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                             WHERE c.relname = $1 AND c.relkind IN ('r', 'p') AND n.nspname = ANY ($2)
+                             ORDER BY pg_catalog.array_position($2, n.nspname::text) LIMIT 1""",
+                         ("text", "text[]"), (ref.name, [ref.schema] if ref.schema else schemas))
+            if row is None:
+                continue
+            key = (row["nspname"], row["relname"])
+            if rename or key in watched:
+                snapshot[row["oid"]] = _shape(db, row["oid"])
+            if key in watched:
+                table = _table_facts(db, *key)
+                for view in planner.compat_view_columns(table, [a for a in aliases if (a.schema, a.table) == key]):
+                    db.run(planner.drop_view_ddl(view))
+
+
+def _audit_automatic(db: _Db, table: Table, action: str, status: str, column: str, reason: str,
+                     evidence: dict, ddl: list[str]) -> int:
+    plan = Plan(status, reason, action=action, table=table, column=column, ddl=ddl, evidence=evidence,
+                lock_profile="catalog only: compat views rebuilt after the application's own DDL")
+    return _insert_audit(db, plan, status, None)
+
+
+def _apply_drift(db: _Db, tag: str, before: drift.Shape, after: drift.Shape, aliases: list[Alias]) -> None:
+    change = drift.compare(before, after, aliases)
+    watched = bool(aliases) or change.added
+    if watched:
+        for what, detail in change.events:
+            _timeline(db, tag, after.schema, after.name, what, detail)
+    for old, new in change.rewritten:
+        db.one("UPDATE selfheal.alias SET schema_name = $2, table_name = $3, expression = $4 WHERE id = $1",
+               ("int8", "text", "text", "text"), (old.id, new.schema, new.table, new.expression))
+    table = _table_facts(db, after.schema, after.name)
+    for alias, why in change.broken + change.retired:
+        db.one("UPDATE selfheal.alias SET active = false WHERE id = $1", ("int8",), (alias.id,))
+        _audit_automatic(db, table, "none", "needs_review", alias.legacy_name,
+                         f"alias {alias.legacy_name!r} no longer served: {why}", {"alias": alias.legacy_name}, [])
+    current = [a for a in _load_aliases(db) if (a.schema, a.table) == (after.schema, after.name)]
+    final = current + [a for a in change.added if (a.kind, a.legacy_name) not in {(c.kind, c.legacy_name) for c in current}]
+    ddl = planner.rebuild_compat(table, final, final)
+    try:
+        with db.plpy.subtransaction():
+            for statement in ddl:
+                db.run(statement)
+    except db.plpy.SPIError as exc:
+        # Never block the application's DDL: the views stay down and the reason is on record.
+        _timeline(db, tag, after.schema, after.name, "compat views not rebuilt", {"error": str(exc)})
+        db.plpy.warning(f"selfheal: compat views of {after.schema}.{after.name} could not be rebuilt: {exc}")
+        return
+    for alias in change.added:
+        what = "table" if alias.kind == "relation" else "column"
+        audit_id = _audit_automatic(db, table, "add_alias", "applied", alias.legacy_name,
+                                    f"{what} renamed: the old name {alias.legacy_name!r} is served by the compat layer",
+                                    {"rename": alias.legacy_name}, ddl)
+        _record_alias(db, alias, audit_id)
+
+
+def ddl_end(plpy, tag: str, table_oids: list) -> None:
+    """After ALTER TABLE or CREATE TABLE: follow renames, mark broken aliases, rebuild compat views."""
+    db = _Db(plpy)
+    snapshot = _snapshots.pop(_xid(db), {})
+    aliases = _load_aliases(db)
+    with _event_trigger_guard(db):
+        if tag == "CREATE TABLE":
+            for oid in table_oids or []:
+                shape = _shape(db, oid)
+                for alias in aliases:
+                    if shape and alias.kind == "relation" and alias.legacy_name == shape.name:
+                        db.run(planner.drop_view_ddl(alias.legacy_name))
+                        db.one("UPDATE selfheal.alias SET active = false WHERE id = $1", ("int8",), (alias.id,))
+                        _timeline(db, tag, shape.schema, shape.name, "legacy name retired",
+                                  {"served": f"{alias.schema}.{alias.table}"})
+                        _audit_automatic(db, _table_facts(db, shape.schema, shape.name), "none", "needs_review",
+                                         alias.legacy_name, f"a real table {shape.schema}.{shape.name} now has the "
+                                         f"legacy name once served for {alias.schema}.{alias.table}", {}, [])
+            return
+        for oid in set(table_oids or []) | set(snapshot):
+            after = _shape(db, oid)
+            if after is None:
+                continue
+            before = snapshot.get(oid) or after
+            table_aliases = [a for a in aliases if (a.schema, a.table) == (before.schema, before.name)]
+            if table_aliases or before != after:
+                _apply_drift(db, tag, before, after, table_aliases)
+
+
+def ddl_dropped(plpy, schemas: list, names: list) -> None:
+    """After DROP TABLE: aliases of a dropped table can no longer be served."""
+    db = _Db(plpy)
+    dropped = {(schema, name) for schema, name in zip(schemas or [], names or []) if not db.one(
+        "SELECT 1 AS x FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = $1 AND c.relname = $2", ("text", "text"), (schema, name))}
+    with _event_trigger_guard(db):
+        for alias in _load_aliases(db):
+            if (alias.schema, alias.table) in dropped:
+                db.one("UPDATE selfheal.alias SET active = false WHERE id = $1", ("int8",), (alias.id,))
+                _timeline(db, "DROP TABLE", alias.schema, alias.table, "alias broken", {"alias": alias.legacy_name})
+                plan = Plan("needs_review", f"alias {alias.legacy_name!r} no longer served: its table "
+                            f"{alias.schema}.{alias.table} was dropped", column=alias.legacy_name)
+                db.one("""INSERT INTO selfheal.audit (action, status, schema_name, table_name, column_name, reason)
+                          VALUES ('none', 'needs_review', $1, $2, $3, $4)""", ("text", "text", "text", "text"),
+                       (alias.schema, alias.table, alias.legacy_name, plan.reason))
 
 
 # ---------------------------------------------------------------------------------------

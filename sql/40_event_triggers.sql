@@ -1,0 +1,125 @@
+-- selfheal: event triggers. On PostgreSQL 15 an event trigger must be PL/pgSQL; these shims
+-- call PL/Python workers. The shims do not pin search_path: they must resolve the DDL's table
+-- names on the caller's own search_path. They are not privileged and qualify everything they call.
+
+CREATE TABLE selfheal.schema_event (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at          timestamptz NOT NULL DEFAULT now(),
+    actor       name NOT NULL DEFAULT session_user,
+    command_tag text NOT NULL,
+    schema_name name,
+    table_name  name,
+    change      text NOT NULL,
+    detail      jsonb NOT NULL DEFAULT '{}'
+);
+COMMENT ON TABLE selfheal.schema_event IS 'Drift timeline: schema changes to tables with aliases or compat views, and renames';
+COMMENT ON COLUMN selfheal.schema_event.id IS 'Event id';
+COMMENT ON COLUMN selfheal.schema_event.at IS 'When the DDL ran (its transaction start)';
+COMMENT ON COLUMN selfheal.schema_event.actor IS 'Session user that ran the DDL';
+COMMENT ON COLUMN selfheal.schema_event.command_tag IS 'ALTER TABLE, CREATE TABLE or DROP TABLE';
+COMMENT ON COLUMN selfheal.schema_event.schema_name IS 'Schema of the table, after the DDL';
+COMMENT ON COLUMN selfheal.schema_event.table_name IS 'Table, after the DDL';
+COMMENT ON COLUMN selfheal.schema_event.change IS 'table renamed, column renamed, column dropped, column added, alias broken, legacy name retired, compat views not rebuilt';
+COMMENT ON COLUMN selfheal.schema_event.detail IS 'Names before and after, or the error';
+-- The timeline is read per table, newest first.
+CREATE INDEX schema_event_table_idx ON selfheal.schema_event (schema_name, table_name, at);
+SELECT pg_catalog.pg_extension_config_dump('selfheal.schema_event', '');
+
+CREATE FUNCTION selfheal._ddl_start(tag text, caller_schemas text) RETURNS void
+LANGUAGE plpython3u
+-- SECURITY DEFINER: the role running a migration owns its tables, but the compat views and
+-- selfheal's tables belong to selfheal. It reads the running statement itself (current_query),
+-- so called directly it finds no DDL to act on; the query text is only scanned.
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+GD.get('selfheal.ready') or plpy.execute('SELECT selfheal._load_python()')
+from selfheal import server
+server.entry(plpy, server.ddl_start, tag, caller_schemas)
+$$;
+COMMENT ON FUNCTION selfheal._ddl_start(text, text) IS
+  'Before ALTER TABLE or DROP TABLE: snapshots the tables it names and drops their compat views, so they never block the DDL';
+
+CREATE FUNCTION selfheal._ddl_end(tag text, tables oid[]) RETURNS void
+LANGUAGE plpython3u
+-- SECURITY DEFINER: as _ddl_start; it only reads the catalog for the tables PostgreSQL names.
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+GD.get('selfheal.ready') or plpy.execute('SELECT selfheal._load_python()')
+from selfheal import server
+server.entry(plpy, server.ddl_end, tag, tables)
+$$;
+COMMENT ON FUNCTION selfheal._ddl_end(text, oid[]) IS
+  'After ALTER TABLE or CREATE TABLE: serves renamed names, marks aliases that lost their source, rebuilds compat views';
+
+CREATE FUNCTION selfheal._ddl_dropped(schemas text[], tables text[]) RETURNS void
+LANGUAGE plpython3u
+-- SECURITY DEFINER: as _ddl_start. It acts only on tables that no longer exist.
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+GD.get('selfheal.ready') or plpy.execute('SELECT selfheal._load_python()')
+from selfheal import server
+server.entry(plpy, server.ddl_dropped, schemas, tables)
+$$;
+COMMENT ON FUNCTION selfheal._ddl_dropped(text[], text[]) IS 'After DROP TABLE: aliases of dropped tables are marked broken';
+
+-- caller's search_path: resolves the DDL's table names as the DDL itself did.
+CREATE FUNCTION selfheal.on_ddl_start() RETURNS event_trigger
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    IF pg_catalog.current_setting('selfheal.in_event_trigger', true) = 'on' THEN
+        RETURN;  -- selfheal's own DDL
+    END IF;
+    PERFORM selfheal._ddl_start(tg_tag, pg_catalog.array_to_string(pg_catalog.current_schemas(true), ','));
+END
+$$;
+COMMENT ON FUNCTION selfheal.on_ddl_start() IS 'Event trigger shim for ddl_command_start';
+
+-- caller's search_path: kept for symmetry with on_ddl_start; it resolves nothing by name.
+CREATE FUNCTION selfheal.on_ddl_end() RETURNS event_trigger
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    tables oid[];
+BEGIN
+    IF pg_catalog.current_setting('selfheal.in_event_trigger', true) = 'on' THEN
+        RETURN;
+    END IF;
+    SELECT pg_catalog.array_agg(DISTINCT c.objid) INTO tables
+      FROM pg_catalog.pg_event_trigger_ddl_commands() c
+     WHERE c.object_type IN ('table', 'table column');
+    PERFORM selfheal._ddl_end(tg_tag, coalesce(tables, '{}'));
+END
+$$;
+COMMENT ON FUNCTION selfheal.on_ddl_end() IS 'Event trigger shim for ddl_command_end';
+
+-- caller's search_path: as on_ddl_end.
+CREATE FUNCTION selfheal.on_sql_drop() RETURNS event_trigger
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    schemas text[];
+    tables text[];
+BEGIN
+    IF pg_catalog.current_setting('selfheal.in_event_trigger', true) = 'on' THEN
+        RETURN;
+    END IF;
+    SELECT pg_catalog.array_agg(o.schema_name), pg_catalog.array_agg(o.object_name) INTO schemas, tables
+      FROM pg_catalog.pg_event_trigger_dropped_objects() o
+     WHERE o.object_type = 'table' AND NOT o.is_temporary;
+    IF tables IS NOT NULL THEN
+        PERFORM selfheal._ddl_dropped(schemas, tables);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION selfheal.on_sql_drop() IS 'Event trigger shim for sql_drop';
+
+CREATE EVENT TRIGGER selfheal_ddl_start ON ddl_command_start
+    WHEN TAG IN ('ALTER TABLE', 'DROP TABLE') EXECUTE FUNCTION selfheal.on_ddl_start();
+CREATE EVENT TRIGGER selfheal_ddl_end ON ddl_command_end
+    WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE') EXECUTE FUNCTION selfheal.on_ddl_end();
+CREATE EVENT TRIGGER selfheal_sql_drop ON sql_drop
+    WHEN TAG IN ('DROP TABLE') EXECUTE FUNCTION selfheal.on_sql_drop();
