@@ -21,7 +21,11 @@ INSERT INTO selfheal.policy (name, value, description) VALUES
   ('lock_retries', '3', 'Attempts per repair when the table is locked, with exponential backoff'),
   ('retry_backoff_ms', '50', 'Backoff before the second attempt; doubled each time'),
   ('heal_batch_size', '10000', 'Events one heal() call processes at most; identical events are planned once'),
-  ('log_read_max_mb', '64', 'Megabytes of server log one heal() call reads at most; the next call goes on');
+  ('log_read_max_mb', '64', 'Megabytes of server log one heal() call reads at most; the next call goes on'),
+  ('derived_columns', 'view', 'Where a derived column (x_id beside x) lives: view (compat view, catalog only) or table (a real column)'),
+  ('generated_column_row_limit', '100000', 'An in-table derived column is a STORED generated column only up to this many rows; above, a synced column filled by backfill()'),
+  ('backfill_batch_rows', '10000', 'Rows per backfill() batch; each batch commits'),
+  ('backfill_pause_ms', '10', 'Pause between backfill() batches, so the application keeps the table');
 
 CREATE TABLE selfheal.error_event (
     id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -167,6 +171,37 @@ COMMENT ON COLUMN selfheal.log_bookmark.last_problem IS 'Why the last read faile
 -- The rows exist from the start: a reader only ever takes one with FOR UPDATE SKIP LOCKED, and
 -- never waits on an insert. Not dumped: positions describe this server's files only.
 INSERT INTO selfheal.log_bookmark (log_format) VALUES ('jsonlog'), ('csvlog');
+
+CREATE TABLE selfheal.backfill_job (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    audit_id    bigint NOT NULL REFERENCES selfheal.audit (id),
+    schema_name name NOT NULL,
+    table_name  name NOT NULL,
+    column_name name NOT NULL,
+    key_column  name NOT NULL,
+    expression  text NOT NULL,
+    last_key    text,
+    rows_done   bigint NOT NULL DEFAULT 0,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    updated_at  timestamptz NOT NULL DEFAULT now(),
+    done_at     timestamptz
+);
+COMMENT ON TABLE selfheal.backfill_job IS 'In-table derived columns still being filled by CALL selfheal.backfill()';
+COMMENT ON COLUMN selfheal.backfill_job.id IS 'Job id';
+COMMENT ON COLUMN selfheal.backfill_job.audit_id IS 'The repair that added the column';
+COMMENT ON COLUMN selfheal.backfill_job.schema_name IS 'Schema of the table';
+COMMENT ON COLUMN selfheal.backfill_job.table_name IS 'Table';
+COMMENT ON COLUMN selfheal.backfill_job.column_name IS 'The derived column being filled';
+COMMENT ON COLUMN selfheal.backfill_job.key_column IS 'Single-column primary key the batches walk';
+COMMENT ON COLUMN selfheal.backfill_job.expression IS 'SQL over the table''s columns that gives the value';
+COMMENT ON COLUMN selfheal.backfill_job.last_key IS 'Highest key filled so far: where a resumed backfill starts';
+COMMENT ON COLUMN selfheal.backfill_job.rows_done IS 'Rows filled so far';
+COMMENT ON COLUMN selfheal.backfill_job.created_at IS 'When the job was made';
+COMMENT ON COLUMN selfheal.backfill_job.updated_at IS 'When the last batch committed';
+COMMENT ON COLUMN selfheal.backfill_job.done_at IS 'When the last batch found nothing left';
+-- backfill() looks for unfinished jobs only.
+CREATE INDEX backfill_job_pending_idx ON selfheal.backfill_job (id) WHERE done_at IS NULL;
+SELECT pg_catalog.pg_extension_config_dump('selfheal.backfill_job', '');
 
 ALTER TABLE selfheal.error_event ADD FOREIGN KEY (audit_id) REFERENCES selfheal.audit (id);
 

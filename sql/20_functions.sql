@@ -152,3 +152,14 @@ server.entry(plpy, server.watch, poll, max_cycles)
 $$;
 COMMENT ON PROCEDURE selfheal.watch(interval, integer) IS
   'Tails the server log and heals as errors arrive, committing after every cycle; stops on cancel or terminate, or after max_cycles. CALL it outside a transaction block';
+
+-- Commits between batches, so, like watch, neither SECURITY DEFINER nor a SET clause.
+CREATE PROCEDURE selfheal.backfill(max_batches integer DEFAULT NULL)
+LANGUAGE plpython3u
+AS $$
+GD.get('selfheal.ready') or plpy.execute('SELECT selfheal._load_python()')
+from selfheal import server
+server.entry(plpy, server.backfill, max_batches)
+$$;
+COMMENT ON PROCEDURE selfheal.backfill(integer) IS
+  'Fills in-table derived columns in batches by primary key, committing and pausing between batches; resumes where it stopped. CALL it outside a transaction block';

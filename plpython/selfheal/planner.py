@@ -6,6 +6,7 @@ asks for a plan, applies its DDL under a lock and records it in the audit.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field, replace
 
 from . import errors, naming, sqlscan
@@ -90,6 +91,8 @@ class Policy:
     add_columns: bool = True
     add_aliases: bool = True
     column_headroom: int = 100  # never bring a table within this many attnums of 1600
+    derived_columns: str = "view"  # 'view': compat view column; 'table': a real column in the table
+    generated_column_row_limit: int = 100_000  # above it an in-table derived column is never STORED
 
     @classmethod
     def from_settings(cls, settings: dict[str, str]) -> "Policy":
@@ -106,6 +109,8 @@ class Policy:
             add_columns=flag("add_columns", cls.add_columns),
             add_aliases=flag("add_aliases", cls.add_aliases),
             column_headroom=number("column_headroom", cls.column_headroom),
+            derived_columns=settings.get("derived_columns", cls.derived_columns),
+            generated_column_row_limit=number("generated_column_row_limit", cls.generated_column_row_limit),
         )
 
 
@@ -147,6 +152,7 @@ class Plan:
     undo_ddl: list[str] = field(default_factory=list)
     lock_profile: str | None = None
     evidence: dict = field(default_factory=dict)
+    backfill: dict | None = None  # for an in-table derived column filled in batches afterwards
 
 
 class _Stop(Exception):
@@ -466,6 +472,8 @@ def _plan_column(missing: errors.MissingName, event: Event, catalog: Catalog, po
             target = _key_type_for(name, table, catalog)
         evidence["convention"] = f"{name} beside {source.name} ({source.type})"
         expression = safe_cast(source.name, source.type, target)
+        if policy.derived_columns == "table":
+            return plan_derived_column(table, name, target, expression, [source.name], policy, evidence)
         alias = Alias(table.schema, table.name, name, expression=expression,
                       source="hint" if source.name in hinted else "convention")
         return _plan_alias(table, alias, catalog, policy,
@@ -494,13 +502,7 @@ def _plan_add_column(table: Table, name: str, event: Event, missing: errors.Miss
                      policy: Policy, evidence: dict) -> Plan:
     if not policy.add_columns:
         raise _await_approval("policy add_columns is off: the new column waits for approval", **evidence)
-    if table.columns_added_by_selfheal >= policy.column_budget_per_table:
-        raise _refuse(
-            f"{table.label} has used its budget of {policy.column_budget_per_table} new columns "
-            "(policy column_budget_per_table)", **evidence)
-    if table.attnum_high + 1 > MAX_COLUMNS - policy.column_headroom:
-        raise _refuse(f"{table.label} has used {table.attnum_high} of PostgreSQL's {MAX_COLUMNS} column slots",
-                      **evidence)
+    _check_column_budget(table, policy, evidence)
     col_type, default, why = infer_column_type(name, event.statement, missing.qualifier, table, catalog)
     evidence["type"] = why
     default_sql = f" DEFAULT {default}" if default else ""
@@ -520,6 +522,16 @@ def _plan_add_column(table: Table, name: str, event: Event, missing: errors.Miss
                      "constant default; no rewrite, no scan",
         evidence=evidence,
     )
+
+
+def _check_column_budget(table: Table, policy: Policy, evidence: dict) -> None:
+    if table.columns_added_by_selfheal >= policy.column_budget_per_table:
+        raise _refuse(
+            f"{table.label} has used its budget of {policy.column_budget_per_table} new columns "
+            "(policy column_budget_per_table)", **evidence)
+    if table.attnum_high + 1 > MAX_COLUMNS - policy.column_headroom:
+        raise _refuse(f"{table.label} has used {table.attnum_high} of PostgreSQL's {MAX_COLUMNS} column slots",
+                      **evidence)
 
 
 def drop_column_ddl(table: Table, name: str, aliases: list[Alias]) -> list[str]:
@@ -603,3 +615,69 @@ def _plan_view_write(column: str, view: str, catalog: Catalog) -> Plan:
                         evidence={"alias": column, "expression": alias.expression, "canonical": sources})
     return Plan("not_schema", f"write to computed column {column!r} of view {view!r}; not selfheal's",
                 action="classify", evidence={"class": "feature not supported"})
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.md5(text.encode()).hexdigest()[:12]
+
+
+def sync_function_name(table: Table, column: str) -> str:
+    """Identifiers stay far below 63 bytes whatever the table and column are called."""
+    return f"sync_{_short_hash(f'{table.schema}.{table.name}.{column}')}"
+
+
+def plan_derived_column(table: Table, name: str, col_type: str, expression: str, sources: list[str],
+                        policy: Policy, evidence: dict) -> Plan:
+    """A derived column in the table itself, for roles that are not routed through compat views.
+
+    Below the row limit: a STORED generated column (it rewrites the table, which is small).
+    Above it: a plain column (metadata only), a trigger that keeps it in sync on every write,
+    and a backfill that fills existing rows in batches with commits (CALL selfheal.backfill()).
+    """
+    _check_column_budget(table, policy, evidence)
+    column = quote_ident(name)
+    if table.row_estimate <= policy.generated_column_row_limit:
+        return Plan(
+            "apply", f"{name!r} is derived from {', '.join(sources)} and {table.label} is small "
+            f"({table.row_estimate:.0f} rows): a STORED generated column",
+            action="add_column", table=table, column=name,
+            ddl=[f"ALTER TABLE {table.qualified} ADD COLUMN IF NOT EXISTS {column} {col_type} "
+                 f"GENERATED ALWAYS AS ({expression}) STORED"],
+            undo_ddl=[f"ALTER TABLE {table.qualified} DROP COLUMN IF EXISTS {column}"],
+            lock_profile=f"rewrites {table.row_estimate:.0f} rows under ACCESS EXCLUSIVE; allowed below "
+                         f"generated_column_row_limit ({policy.generated_column_row_limit})",
+            evidence={**evidence, "strategy": "stored generated column"})
+    if len(table.primary_key) != 1:
+        raise _review(f"{table.label} is large and has no single-column primary key to backfill by", **evidence)
+    function, trigger = _sync_names(table, name)
+    on_new = expression
+    for source in sources:
+        on_new = on_new.replace(quote_ident(source), f"NEW.{quote_ident(source)}")
+    return Plan(
+        "apply", f"{name!r} is derived from {', '.join(sources)} and {table.label} is large "
+        f"({table.row_estimate:.0f} rows): a column kept in sync by a trigger, filled by a batched backfill",
+        action="add_column", table=table, column=name,
+        ddl=[f"ALTER TABLE {table.qualified} ADD COLUMN IF NOT EXISTS {column} {col_type}",
+             f"CREATE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp "
+             f"AS $sync$ BEGIN NEW.{column} := {on_new}; RETURN NEW; END $sync$",
+             f"CREATE TRIGGER {trigger} BEFORE INSERT OR UPDATE ON {table.qualified} "
+             f"FOR EACH ROW EXECUTE FUNCTION {function}()"],
+        undo_ddl=drop_sync_ddl(table, name) + [f"ALTER TABLE {table.qualified} DROP COLUMN IF EXISTS {column}"],
+        lock_profile="catalog only: ADD COLUMN without a default and CREATE TRIGGER; existing rows are "
+                     "filled by CALL selfheal.backfill() in batches, each its own transaction",
+        evidence={**evidence, "strategy": "column + sync trigger + batched backfill"},
+        backfill={"key": table.primary_key[0], "expression": expression})
+
+
+def _sync_names(table: Table, column: str) -> tuple[str, str]:
+    name = sync_function_name(table, column)
+    return f"{quote_ident(COMPAT_SCHEMA)}.{quote_ident(name)}", quote_ident(f"selfheal_{name}")
+
+
+def drop_sync_ddl(table: Table, column: str) -> list[str]:
+    """The sync trigger and its function go before the column they write."""
+    function, trigger = _sync_names(table, column)
+    return [f"DROP TRIGGER IF EXISTS {trigger} ON {table.qualified}", f"DROP FUNCTION IF EXISTS {function}()"]
+
+
+DERIVED_IN_TABLE = ("stored generated column", "column + sync trigger + batched backfill")

@@ -237,6 +237,12 @@ def apply_plan(db: _Db, settings: dict, event_id, replan) -> tuple[Plan, str, in
         audit_id = _insert_audit(db, fresh, "applied", event_id, elapsed)
         if fresh.alias is not None:
             _record_alias(db, fresh.alias, audit_id)
+        if fresh.backfill is not None:
+            db.one("""INSERT INTO selfheal.backfill_job (audit_id, schema_name, table_name, column_name, key_column,
+                                                         expression)
+                      VALUES ($1, $2, $3, $4, $5, $6)""", ("int8", "text", "text", "text", "text", "text"),
+                   (audit_id, fresh.table.schema, fresh.table.name, fresh.column, fresh.backfill["key"],
+                    fresh.backfill["expression"]))
         return fresh, "applied", audit_id
 
     try:
@@ -423,6 +429,44 @@ def watch(plpy, poll, max_cycles=None) -> None:
         db.one("SELECT pg_catalog.pg_sleep($1)", ("float8",), (seconds,))
 
 
+def backfill(plpy, max_batches=None) -> None:
+    """Fill in-table derived columns in batches by primary key, committing each; resumable."""
+    db = _Db(plpy)
+    _, settings = load_policy(db)
+    batch_rows = int(settings.get("backfill_batch_rows", "10000"))
+    pause = float(settings.get("backfill_pause_ms", "10")) / 1000.0
+    lock_timeout = settings.get("lock_timeout", "200ms")
+    batches = 0
+    for job in db.rows("SELECT * FROM selfheal.backfill_job WHERE done_at IS NULL ORDER BY id"):
+        table = f"{planner.quote_ident(job['schema_name'])}.{planner.quote_ident(job['table_name'])}"
+        key, column = planner.quote_ident(job["key_column"]), planner.quote_ident(job["column_name"])
+        key_type = db.one("SELECT pg_catalog.format_type(atttypid, atttypmod) AS t FROM pg_catalog.pg_attribute "
+                          "WHERE attrelid = $1::pg_catalog.regclass AND attname = $2",
+                          ("text", "text"), (table, job["key_column"]))["t"]
+        step = db.plpy.prepare(
+            f"""WITH done AS (
+                    UPDATE {table} SET {column} = {job['expression']}
+                     WHERE {key} IN (SELECT {key} FROM {table} WHERE $1::text IS NULL OR {key} > $1::{key_type}
+                                      ORDER BY {key} LIMIT {batch_rows})
+                 RETURNING {key})
+                SELECT max({key})::text AS last_key, count(*) AS n FROM done""", ["text"])
+        last_key = job["last_key"]
+        while max_batches is None or batches < max_batches:
+            db.one("SELECT pg_catalog.set_config('lock_timeout', $1, true)", ("text",), (lock_timeout,))
+            done = db.plpy.execute(step, [last_key])[0]
+            if not done["n"]:
+                db.one("UPDATE selfheal.backfill_job SET done_at = now(), updated_at = now() WHERE id = $1",
+                       ("int8",), (job["id"],))
+                plpy.commit()
+                break
+            last_key = done["last_key"]
+            db.one("UPDATE selfheal.backfill_job SET last_key = $2, rows_done = rows_done + $3, updated_at = now() "
+                   "WHERE id = $1", ("int8", "text", "int8"), (job["id"], last_key, done["n"]))
+            plpy.commit()  # each batch is its own transaction: short locks, and a resume point
+            batches += 1
+            db.one("SELECT pg_catalog.pg_sleep($1)", ("float8",), (pause,))  # yield to the application
+
+
 def logging_advice(plpy) -> list[dict]:
     return [{"setting": a.setting, "current_value": a.current, "wanted": a.wanted,
              "needs_restart": a.needs_restart, "statement": a.statement}
@@ -553,10 +597,12 @@ def undo(plpy, audit_id: int, force: bool = False) -> int:
         else:
             if table.column(column) is None:
                 return Plan("needs_review", f"column {column} is no longer on {schema}.{name}")
-            if not force and _column_has_data(db, table, column):
+            derived = json.loads(row["evidence"]).get("strategy") in planner.DERIVED_IN_TABLE
+            if not derived and not force and _column_has_data(db, table, column):
                 return Plan("refused", f"{schema}.{name}.{column} holds values other than its default; "
                                        "undo(id, force => true) drops them")
-            ddl = planner.drop_column_ddl(table, column, aliases)
+            ddl = (planner.drop_sync_ddl(table, column) if derived else []) + \
+                planner.drop_column_ddl(table, column, aliases)
         return Plan("apply", f"undo of audit row {audit_id}", action="undo", table=table, column=column,
                     ddl=ddl, lock_profile="catalog only")
 
@@ -565,6 +611,7 @@ def undo(plpy, audit_id: int, force: bool = False) -> int:
         raise RuntimeError(f"audit row {audit_id} was not undone ({status}): {plan.reason}")
     db.one("UPDATE selfheal.audit SET undone_by = $2 WHERE id = $1", ("int8", "int8"), (audit_id, undo_id))
     db.one("UPDATE selfheal.audit SET undo_of = $2 WHERE id = $1", ("int8", "int8"), (undo_id, audit_id))
+    db.one("DELETE FROM selfheal.backfill_job WHERE audit_id = $1", ("int8",), (audit_id,))
     # The alias this change replaced, if any, is served again.
     db.one("WITH undone AS (UPDATE selfheal.alias SET active = false WHERE audit_id = $1 RETURNING replaces) "
            "UPDATE selfheal.alias SET active = true WHERE id IN (SELECT replaces FROM undone)", ("int8",), (audit_id,))

@@ -176,3 +176,26 @@ def test_schema_qualified_legacy_relation_needs_review():
     plan = planner.plan(Event("42P01", 'relation "public.InvoiceLine" does not exist',
                               'SELECT * FROM public."InvoiceLine"'), CATALOG)
     assert plan.status == "needs_review" and "unqualified" in plan.reason
+
+
+def test_in_table_derived_column_is_stored_only_below_the_row_limit():
+    small = Table("public", "sessions", SESSIONS.columns, ("id",), row_estimate=500, attnum_high=2)
+    plan = missing_column("service_type_id", "SELECT service_type_id FROM sessions", catalog=Catalog((small,)),
+                          policy=Policy(derived_columns="table", generated_column_row_limit=1000))
+    assert plan.action == "add_column" and "GENERATED ALWAYS AS" in plan.ddl[0] and plan.backfill is None
+    assert "rewrites 500 rows" in plan.lock_profile
+
+    large = Table("public", "sessions", SESSIONS.columns, ("id",), row_estimate=5e6, attnum_high=2)
+    plan = missing_column("service_type_id", "SELECT service_type_id FROM sessions", catalog=Catalog((large,)),
+                          policy=Policy(derived_columns="table", generated_column_row_limit=1000))
+    assert plan.ddl[0] == 'ALTER TABLE "public"."sessions" ADD COLUMN IF NOT EXISTS "service_type_id" integer'
+    assert not any("GENERATED" in d for d in plan.ddl) and "CREATE TRIGGER" in plan.ddl[2]
+    assert 'NEW."service_type"' in plan.ddl[1] and plan.backfill == {"key": "id", "expression": plan.backfill["expression"]}
+    assert plan.undo_ddl[0].startswith("DROP TRIGGER") and plan.undo_ddl[-1].endswith('DROP COLUMN IF EXISTS "service_type_id"')
+
+
+def test_large_table_without_a_single_column_key_is_not_backfilled():
+    keyless = Table("public", "sessions", SESSIONS.columns, (), row_estimate=5e6, attnum_high=2)
+    plan = missing_column("service_type_id", "SELECT service_type_id FROM sessions", catalog=Catalog((keyless,)),
+                          policy=Policy(derived_columns="table", generated_column_row_limit=1000))
+    assert plan.status == "needs_review" and "primary key" in plan.reason
