@@ -49,6 +49,7 @@ bench: install
 	$(TEST_PYTHON) -m bench.heal_latency
 	$(TEST_PYTHON) -m bench.log_capture
 	$(TEST_PYTHON) -m bench.client
+	$(TEST_PYTHON) -m bench.ddl_overhead
 
 demo: install
 	$(TEST_PYTHON) -m tests.pgcluster -- bash demo/seed.sh

@@ -1,8 +1,7 @@
-"""How long one repair takes through selfheal.heal_error, by strategy and table size.
+"""Time to heal, by strategy and table size, beside the naive fix (a STORED generated column).
 
-Starts its own throwaway cluster. Tables of SMALL and LARGE rows are healed side by side in
-one run, so the ratio LARGE/SMALL shows whether the cost grows with the table.
-Usage: python -m bench.heal_latency [--small 10000] [--large 1000000] [--repeat 15]
+Starts its own cluster; all sizes are measured in one run, so ratios between them are fair.
+Usage: python -m bench.heal_latency [--sizes 10000,1000000,5000000] [--repeat 5]
 """
 
 from __future__ import annotations
@@ -15,12 +14,8 @@ import psycopg
 
 from tests.pgcluster import Cluster
 
-CASES = {
-    # strategy: (error message, statement)
-    "add_column": ('column "note_{i}_data" does not exist', "SELECT note_{i}_data FROM {t}"),
-    "derived alias (x_id)": ('column "kind_id" does not exist', "SELECT kind_id FROM {t} WHERE kind_id = 1"),
-    "rename alias": ('column "kindlabel" does not exist', "SELECT KindLabel FROM {t}"),
-}
+STORED = ("ALTER TABLE {t} ADD COLUMN kind_id integer GENERATED ALWAYS AS "
+          "(CASE WHEN kind ~ '^\\s*[-+]?[0-9]{{1,9}}\\s*$' THEN btrim(kind)::integer END) STORED")
 
 
 def build(conn: psycopg.Connection, table: str, rows: int) -> None:
@@ -29,47 +24,75 @@ def build(conn: psycopg.Connection, table: str, rows: int) -> None:
     conn.execute(f"VACUUM ANALYZE {table}")
 
 
-def heal_once(conn: psycopg.Connection, message: str, statement: str) -> float:
+def timed(conn, sql: str, params=()) -> float:
+    started = time.perf_counter()
+    conn.execute(sql, params).fetchall() if sql.lstrip().upper().startswith("SELECT") else conn.execute(sql, params)
+    return (time.perf_counter() - started) * 1000
+
+
+def heal(conn, message: str, statement: str) -> float:
     started = time.perf_counter()
     status = conn.execute("SELECT status FROM selfheal.heal_error('42703', %s, %s)", (message, statement)).fetchone()[0]
-    elapsed = (time.perf_counter() - started) * 1000
     assert status == "healed", status
-    return elapsed
+    return (time.perf_counter() - started) * 1000
 
 
-def measure(conn, table: str, case: str, repeat: int) -> float:
-    """Median ms; each repeat heals afresh (a new column, or the alias undone first)."""
-    message, statement = CASES[case]
+def undo_last(conn) -> None:
+    conn.execute("SELECT selfheal.undo(max(id)) FROM selfheal.audit WHERE status = 'applied' "
+                 "AND undone_by IS NULL AND action <> 'undo'")
+
+
+def set_policy(conn, name: str, value: str) -> None:
+    conn.execute("UPDATE selfheal.policy SET value = %s WHERE name = %s", (value, name))
+
+
+def measure(conn, table: str, repeat: int) -> dict[str, float]:
+    results = {}
+    results["missing column (ADD COLUMN, constant default)"] = statistics.median(
+        heal(conn, f'column "note_{i}_data" does not exist', f"SELECT note_{i}_data FROM {table}")
+        for i in range(repeat))
     samples = []
-    for i in range(repeat):
-        samples.append(heal_once(conn, message.format(i=i), statement.format(i=i, t=table)))
-        if case != "add_column":
-            conn.execute("SELECT selfheal.undo(max(id)) FROM selfheal.audit WHERE status = 'applied' "
-                         "AND undone_by IS NULL AND action <> 'undo'")
-    return statistics.median(samples)
+    for _ in range(repeat):
+        samples.append(heal(conn, 'column "kind_id" does not exist', f"SELECT kind_id FROM {table} WHERE kind_id = 1"))
+        undo_last(conn)
+    results["derived alias, compat view"] = statistics.median(samples)
+    set_policy(conn, "derived_columns", "table")
+    set_policy(conn, "generated_column_row_limit", "0")
+    samples = []
+    for _ in range(repeat):
+        samples.append(heal(conn, 'column "kind_id" does not exist', f"SELECT kind_id FROM {table} WHERE kind_id = 1"))
+        undo_last(conn)
+    results["derived, in-table: column + sync trigger (backfill runs after)"] = statistics.median(samples)
+    set_policy(conn, "derived_columns", "view")
+    conn.execute("DELETE FROM selfheal.backfill_job")
+    results["naive fix: STORED generated column"] = timed(conn, STORED.format(t=table))
+    conn.execute(f"ALTER TABLE {table} DROP COLUMN kind_id")
+    return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--small", type=int, default=10_000)
-    parser.add_argument("--large", type=int, default=1_000_000)
-    parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--sizes", default="10000,1000000,5000000")
+    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    cluster = Cluster().start()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    cluster = Cluster({"max_wal_size": "'4GB'"}).start()
     try:
         with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
             conn.execute("CREATE EXTENSION selfheal CASCADE")
-            conn.execute("UPDATE selfheal.policy SET value = %s WHERE name = 'column_budget_per_table'",
-                          (str(args.repeat + 1),))
-            build(conn, "small_t", args.small)
-            build(conn, "large_t", args.large)
-            heal_once(conn, 'column "warm_data" does not exist', "SELECT warm_data FROM small_t")  # load Python once
-            print(f"| strategy | {args.small:,} rows (ms, median) | {args.large:,} rows (ms, median) | ratio |")
-            print("|---|---|---|---|")
-            for case in CASES:
-                small = measure(conn, "small_t", case, args.repeat)
-                large = measure(conn, "large_t", case, args.repeat)
-                print(f"| {case} | {small:.1f} | {large:.1f} | {large / small:.2f} |")
+            set_policy(conn, "column_budget_per_table", "1000")
+            columns = {}
+            for rows in sizes:
+                table = f"t_{rows}"
+                build(conn, table, rows)
+                heal(conn, 'column "warm_data" does not exist', f"SELECT warm_data FROM {table}")
+                columns[rows] = measure(conn, table, args.repeat)
+        names = list(columns[sizes[0]])
+        print("\n| strategy | " + " | ".join(f"{r:,} rows (ms)" for r in sizes) + f" | {sizes[-1]:,} / {sizes[0]:,} |")
+        print("|---|" + "---|" * (len(sizes) + 1))
+        for name in names:
+            cells = " | ".join(f"{columns[r][name]:.1f}" for r in sizes)
+            print(f"| {name} | {cells} | {columns[sizes[-1]][name] / columns[sizes[0]][name]:.2f}x |")
     finally:
         cluster.stop()
 

@@ -65,6 +65,21 @@ server.entry(plpy, server.ddl_dropped, schemas, tables)
 $$;
 COMMENT ON FUNCTION selfheal._ddl_dropped(text[], text[]) IS 'After DROP TABLE: aliases of dropped tables are marked broken';
 
+CREATE FUNCTION selfheal._concerns(query text) RETURNS boolean
+LANGUAGE sql STABLE
+-- SECURITY DEFINER: the shims run as whoever runs the DDL, who may not read selfheal.alias.
+-- It says only whether the statement could concern selfheal.
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT strpos(lower(query), 'rename') > 0
+    OR EXISTS (SELECT 1 FROM selfheal.alias
+                WHERE active AND (strpos(lower(query), lower(table_name)) > 0
+                                  OR strpos(lower(query), lower(legacy_name)) > 0))
+$$;
+COMMENT ON FUNCTION selfheal._concerns(text) IS
+  'Whether a DDL statement may rename something, or names a table with aliases or a legacy name; when not, the event trigger shims skip PL/Python. A coarse text test: a false yes only costs the exact check';
+
 -- caller's search_path: resolves the DDL's table names as the DDL itself did.
 CREATE FUNCTION selfheal.on_ddl_start() RETURNS event_trigger
 LANGUAGE plpgsql
@@ -72,6 +87,9 @@ AS $$
 BEGIN
     IF pg_catalog.current_setting('selfheal.in_event_trigger', true) = 'on' THEN
         RETURN;  -- selfheal's own DDL
+    END IF;
+    IF NOT selfheal._concerns(pg_catalog.current_query()) THEN
+        RETURN;  -- nothing of selfheal's is concerned: unrelated DDL stays cheap
     END IF;
     PERFORM selfheal._ddl_start(tg_tag, pg_catalog.array_to_string(pg_catalog.current_schemas(true), ','));
 END
@@ -86,6 +104,9 @@ DECLARE
     tables oid[];
 BEGIN
     IF pg_catalog.current_setting('selfheal.in_event_trigger', true) = 'on' THEN
+        RETURN;
+    END IF;
+    IF NOT selfheal._concerns(pg_catalog.current_query()) THEN
         RETURN;
     END IF;
     SELECT pg_catalog.array_agg(DISTINCT c.objid) INTO tables
@@ -104,7 +125,8 @@ DECLARE
     schemas text[];
     tables text[];
 BEGIN
-    IF pg_catalog.current_setting('selfheal.in_event_trigger', true) = 'on' THEN
+    IF pg_catalog.current_setting('selfheal.in_event_trigger', true) = 'on'
+       OR NOT selfheal._concerns(pg_catalog.current_query()) THEN
         RETURN;
     END IF;
     SELECT pg_catalog.array_agg(o.schema_name), pg_catalog.array_agg(o.object_name) INTO schemas, tables

@@ -13,4 +13,4 @@ GRANT EXECUTE ON FUNCTION public.heal() TO PUBLIC;
 -- The event trigger shims run as whoever runs the DDL, and call these; without EXECUTE a
 -- migration role's ALTER TABLE would fail. Called directly they act on nothing.
 GRANT EXECUTE ON FUNCTION selfheal._ddl_start(text, text), selfheal._ddl_end(text, oid[]),
-                          selfheal._ddl_dropped(text[], text[]) TO PUBLIC;
+                          selfheal._ddl_dropped(text[], text[]), selfheal._concerns(text) TO PUBLIC;
