@@ -75,7 +75,9 @@ AS $$
 SELECT strpos(lower(query), 'rename') > 0
     OR EXISTS (SELECT 1 FROM selfheal.alias
                 WHERE active AND (strpos(lower(query), lower(table_name)) > 0
-                                  OR strpos(lower(query), lower(legacy_name)) > 0))
+                                  OR strpos(lower(query), lower(legacy_name)) > 0
+                                  -- DDL from inside a function: the statement does not show its target
+                                  OR lower(query) !~ '(alter|drop|create)\s+table'))
 $$;
 COMMENT ON FUNCTION selfheal._concerns(text) IS
   'Whether a DDL statement may rename something, or names a table with aliases or a legacy name; when not, the event trigger shims skip PL/Python. A coarse text test: a false yes only costs the exact check';

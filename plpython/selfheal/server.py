@@ -670,13 +670,15 @@ def ddl_start(plpy, tag: str, schemas_csv: str) -> None:
     which would otherwise block the DDL."""
     db = _Db(plpy)
     query = db.one("SELECT pg_catalog.current_query() AS q")["q"] or ""
-    refs = sqlscan.ddl_targets(query)
-    if not refs:
-        return
     aliases = _load_aliases(db)
     watched = {(a.schema, a.table) for a in aliases}
+    refs = sqlscan.ddl_targets(query)
+    if not refs:
+        # The DDL runs inside a function, so its text is not the statement: every table with
+        # compat views may be the target, and their views must not be in its way.
+        refs = [sqlscan.RelationRef(table, schema) for schema, table in sorted(watched)]
     rename = sqlscan.mentions_rename(query)
-    if not watched and not rename:
+    if not refs or (not watched and not rename):
         return  # nothing of selfheal's is concerned: the common case stays cheap
     schemas = [s for s in (schemas_csv or "").split(",") if s]
     snapshot = _snapshots.setdefault(_xid(db), {})

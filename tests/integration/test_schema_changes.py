@@ -79,6 +79,13 @@ def test_compat_views_never_block_the_applications_ddl(migrated, ddl):
         assert app.execute("SELECT plan, service_type_id FROM sessions WHERE id = 1").fetchone() == (None, 1)
 
 
+def test_ddl_run_inside_a_function_is_not_blocked_either(migrated):
+    migrate(migrated, """CREATE FUNCTION migrate() RETURNS void LANGUAGE plpgsql AS
+                         $$ BEGIN EXECUTE 'ALTER TABLE sessions ALTER COLUMN service_type TYPE varchar(30)'; END $$""")
+    migrate(migrated, "SELECT migrate()")
+    assert migrated.connect().execute("SELECT service_type_id FROM sessions WHERE id = 1").fetchone() == (1,)
+
+
 def test_a_new_table_with_a_legacy_name_retires_the_legacy_view(migrated):
     migrate(migrated, "ALTER TABLE credit_packages RENAME TO packages_old")
     assert migrated.connect().execute("SELECT count(*) FROM credit_packages").fetchone() == (2,)
