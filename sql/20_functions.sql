@@ -57,16 +57,17 @@ $$;
 COMMENT ON FUNCTION selfheal.record_error(text, text, text, text) IS
   'Records one error for the next heal() without repairing it now; returns the event id';
 
-CREATE FUNCTION selfheal.add_alias(tbl regclass, legacy_name text, expression text) RETURNS bigint
+CREATE FUNCTION selfheal.add_alias(tbl regclass, legacy_name text, expression text, in_table boolean DEFAULT false)
+RETURNS bigint
 LANGUAGE plpython3u
 SET search_path = pg_catalog, pg_temp
 AS $$
 GD.get('selfheal.ready') or plpy.execute('SELECT selfheal._load_python()')
 from selfheal import server
-return server.entry(plpy, server.add_alias, tbl, legacy_name, expression)
+return server.entry(plpy, server.add_alias, tbl, legacy_name, expression, in_table)
 $$;
-COMMENT ON FUNCTION selfheal.add_alias(regclass, text, text) IS
-  'Declares legacy_name on a table as an SQL expression over its columns, served to routed roles by the compat view; replaces an alias of the same name. Returns the audit id';
+COMMENT ON FUNCTION selfheal.add_alias(regclass, text, text, boolean) IS
+  'Declares legacy_name on a table as an SQL expression over its columns: served to routed roles by the compat view (replacing an alias of the same name), or with in_table a real column (STORED below generated_column_row_limit, else synced by a trigger and filled by backfill()). Returns the audit id';
 
 CREATE FUNCTION selfheal.enable_compat(role_name name) RETURNS text
 LANGUAGE plpython3u

@@ -6,7 +6,6 @@ renames, so comparing the snapshot with the table afterwards tells renames from 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, replace
 
 from . import sqlscan
@@ -40,14 +39,7 @@ def references(expression: str, column: str) -> bool:
 
 def rewrite(expression: str, old: str, new: str) -> str:
     """The expression with column `old` renamed to `new`; string literals are left alone."""
-    pieces = re.split(r"('(?:[^']|'')*')", expression)
-    quoted_old, quoted_new = quote_ident(old), quote_ident(new)
-    for i in range(0, len(pieces), 2):  # even pieces are outside string literals
-        text = pieces[i].replace(quoted_old, quoted_new)
-        if old == old.lower() and re.fullmatch(r"[a-z_][a-z0-9_$]*", old):
-            text = re.sub(rf'(?<![\w"$]){re.escape(old)}(?![\w"$])', quoted_new, text)
-        pieces[i] = text
-    return "".join(pieces)
+    return sqlscan.replace_column(expression, old, quote_ident(new))
 
 
 def compare(before: Shape, after: Shape, aliases: list[Alias]) -> Drift:

@@ -652,7 +652,7 @@ def plan_derived_column(table: Table, name: str, col_type: str, expression: str,
     function, trigger = _sync_names(table, name)
     on_new = expression
     for source in sources:
-        on_new = on_new.replace(quote_ident(source), f"NEW.{quote_ident(source)}")
+        on_new = sqlscan.replace_column(on_new, source, f"NEW.{quote_ident(source)}")
     return Plan(
         "apply", f"{name!r} is derived from {', '.join(sources)} and {table.label} is large "
         f"({table.row_estimate:.0f} rows): a column kept in sync by a trigger, filled by a batched backfill",

@@ -531,8 +531,9 @@ def _table_by_oid(db: _Db, table_oid) -> tuple[str, str]:
     return row["nspname"], row["relname"]
 
 
-def add_alias(plpy, table_oid, legacy_name: str, expression: str) -> int:
-    """Declare legacy_name on a table as `expression`; served by the compat view."""
+def add_alias(plpy, table_oid, legacy_name: str, expression: str, in_table: bool = False) -> int:
+    """Declare legacy_name on a table as `expression`: a compat view column, or with in_table a
+    real column (STORED below the row limit, else synced by a trigger and backfilled)."""
     db = _Db(plpy)
     policy, settings = load_policy(db)
     schema, name = _table_by_oid(db, table_oid)
@@ -540,10 +541,20 @@ def add_alias(plpy, table_oid, legacy_name: str, expression: str) -> int:
     naming.validate_identifier(legacy_name, "alias name")
     if not (expression or "").strip():
         raise ValueError("an alias needs an expression over the table's columns")
+    qualified = f"{planner.quote_ident(schema)}.{planner.quote_ident(name)}"
+    # Runs as the caller, who is an administrator; LIMIT 0 reads no row.
+    type_oid = plpy.execute(f"SELECT ({expression}) AS v FROM {qualified} LIMIT 0").coltypes()[0]
+    col_type = db.one("SELECT pg_catalog.format_type($1, NULL) AS t", ("oid",), (type_oid,))["t"]
 
     def replan() -> Plan:
         catalog = load_catalog(db, {name}, set())
         table = next(t for t in catalog.tables if t.schema == schema and t.name == name)
+        if in_table:
+            if table.column(legacy_name):
+                return Plan("refused", f"{schema}.{name} already has a column {legacy_name}")
+            sources = [c.name for c in table.columns if drift.references(expression, c.name)]
+            return planner.plan_derived_column(table, legacy_name, col_type, f"({expression})", sources, policy,
+                                               {"declared": expression})
         alias = Alias(schema, name, legacy_name, expression=f"({expression})", source="user")
         return planner.plan_declared_alias(table, alias, catalog)
 

@@ -349,3 +349,16 @@ def ddl_targets(sql: str) -> list[RelationRef]:
 
 def mentions_rename(sql: str) -> bool:
     return any(t.is_word("RENAME") for t in tokenize(sql))
+
+
+def replace_column(expression: str, column: str, replacement: str) -> str:
+    """The expression with references to `column` (quoted, or unquoted if it folds to itself)
+    replaced by `replacement` verbatim; string literals are left alone."""
+    quoted = '"' + column.replace('"', '""') + '"'
+    pieces = re.split(r"('(?:[^']|'')*')", expression)
+    for i in range(0, len(pieces), 2):  # even pieces are outside string literals
+        text = pieces[i].replace(quoted, "\0")
+        if re.fullmatch(r"[a-z_][a-z0-9_$]*", column):
+            text = re.sub(rf'(?<![\w"$.]){re.escape(column)}(?![\w"$])', "\1", text)
+        pieces[i] = text.replace("\0", replacement).replace("\1", replacement)
+    return "".join(pieces)

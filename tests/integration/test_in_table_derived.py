@@ -53,3 +53,20 @@ def test_a_large_table_gets_a_synced_column_and_a_resumable_batched_backfill(in_
     assert in_table.scalar("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'sessions'::regclass "
                            "AND NOT tgisinternal") == 0
     assert in_table.scalar("SELECT count(*) FROM selfheal.backfill_job") == 0
+
+
+def test_a_declared_alias_with_a_backfill_expression_becomes_a_real_column(in_table):
+    admin = in_table.admin
+    admin.execute("INSERT INTO credit_packages (credits) SELECT g FROM generate_series(100, 120) g")
+    admin.execute("ANALYZE credit_packages")
+    admin.execute("UPDATE selfheal.policy SET value = '5' WHERE name = 'generated_column_row_limit'")
+    audit_id = in_table.scalar("SELECT selfheal.add_alias('credit_packages', 'bonus_credits', 'credits * 2', "
+                               "in_table => true)")
+    assert in_table.scalar("SELECT count(*) FROM selfheal.backfill_job WHERE audit_id = %s", (audit_id,)) == 1
+    admin.execute("INSERT INTO credit_packages (credits) VALUES (7)")
+    assert in_table.scalar("SELECT bonus_credits FROM credit_packages WHERE credits = 7") == 14  # synced on write
+    admin.execute("CALL selfheal.backfill()")
+    assert in_table.scalar("SELECT count(*) FROM credit_packages WHERE bonus_credits IS DISTINCT FROM credits * 2") == 0
+    # Readable by every role, routed or not: it is a real column.
+    assert in_table.connect().execute("SELECT bonus_credits FROM public.credit_packages WHERE credits = 10"
+                                      ).fetchone() == (20,)

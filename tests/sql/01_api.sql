@@ -8,7 +8,7 @@ SELECT plan(16);
 SELECT has_function('public', 'heal', ARRAY[]::text[], 'heal() works unqualified');
 SELECT has_function('selfheal', 'heal_error', ARRAY['text', 'text', 'text', 'text']);
 SELECT has_function('selfheal', 'record_error', ARRAY['text', 'text', 'text', 'text']);
-SELECT has_function('selfheal', 'add_alias', ARRAY['regclass', 'text', 'text']);
+SELECT has_function('selfheal', 'add_alias', ARRAY['regclass', 'text', 'text', 'boolean']);
 SELECT has_function('selfheal', 'enable_compat', ARRAY['name']);
 SELECT has_function('selfheal', 'undo', ARRAY['bigint', 'boolean']);
 SELECT has_table('selfheal', 'audit', 'selfheal.audit exists');
@@ -16,7 +16,7 @@ SELECT has_table('selfheal', 'error_event', 'selfheal.error_event exists');
 SELECT has_schema('selfheal_compat');
 
 SELECT is_definer('selfheal', 'heal_error', ARRAY['text', 'text', 'text', 'text'], 'heal_error runs as the owner');
-SELECT isnt_definer('selfheal', 'add_alias', ARRAY['regclass', 'text', 'text'], 'add_alias runs as the caller');
+SELECT isnt_definer('selfheal', 'add_alias', ARRAY['regclass', 'text', 'text', 'boolean'], 'add_alias runs as the caller');
 
 SELECT is(
   (SELECT count(*)::int FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.deptype = 'e'
