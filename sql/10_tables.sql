@@ -25,7 +25,7 @@ INSERT INTO selfheal.policy (name, value, description) VALUES
   ('derived_columns', 'view', 'Where a derived column (x_id beside x) lives: view (compat view, catalog only) or table (a real column)'),
   ('generated_column_row_limit', '100000', 'An in-table derived column is a STORED generated column only up to this many rows; above, a synced column filled by backfill()'),
   ('backfill_batch_rows', '10000', 'Rows per backfill() batch; each batch commits'),
-  ('backfill_pause_ms', '10', 'Pause between backfill() batches, so the application keeps the table');
+  ('backfill_pause_ms', '10', 'Least pause between backfill() batches; each pause is at least as long as the batch before it');
 
 CREATE TABLE selfheal.error_event (
     id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

@@ -453,7 +453,9 @@ def backfill(plpy, max_batches=None) -> None:
         last_key = job["last_key"]
         while max_batches is None or batches < max_batches:
             db.one("SELECT pg_catalog.set_config('lock_timeout', $1, true)", ("text",), (lock_timeout,))
+            started = time.monotonic()
             done = db.plpy.execute(step, [last_key])[0]
+            took = time.monotonic() - started
             if not done["n"]:
                 db.one("UPDATE selfheal.backfill_job SET done_at = now(), updated_at = now() WHERE id = $1",
                        ("int8",), (job["id"],))
@@ -464,7 +466,9 @@ def backfill(plpy, max_batches=None) -> None:
                    "WHERE id = $1", ("int8", "text", "int8"), (job["id"], last_key, done["n"]))
             plpy.commit()  # each batch is its own transaction: short locks, and a resume point
             batches += 1
-            db.one("SELECT pg_catalog.pg_sleep($1)", ("float8",), (pause,))  # yield to the application
+            # Throttle: rest at least as long as the batch took, so a busy table (slow batches)
+            # gets more room and the backfill never takes more than half of it.
+            db.one("SELECT pg_catalog.pg_sleep($1)", ("float8",), (max(pause, took),))
 
 
 def logging_advice(plpy) -> list[dict]:
