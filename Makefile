@@ -30,7 +30,7 @@ uninstall: uninstall-python
 uninstall-python:
 	rm -rf '$(DESTDIR)$(pkglibdir)/$(EXTENSION)'
 
-.PHONY: install-python uninstall-python test unit pgtap integration demo bench
+.PHONY: install-python uninstall-python test unit pgtap integration demo walkthrough bench docker-test docker-image
 
 # Tests: unit tests need no server; pgTAP and integration tests start a throwaway cluster.
 test: unit pgtap integration
@@ -51,5 +51,17 @@ bench: install
 	$(TEST_PYTHON) -m bench.client
 	$(TEST_PYTHON) -m bench.ddl_overhead
 
+# The seed's story: an error storm, heal(), the Before / After report and its HTML page.
 demo: install
+	$(TEST_PYTHON) -m demo.storm --html selfheal-demo.html
+
+# The same story step by step in psql, one statement at a time.
+walkthrough: install
 	$(TEST_PYTHON) -m tests.pgcluster -- bash demo/seed.sh
+
+# The image, built through its test stage (which runs make test inside it) with podman.
+docker-test:
+	bash scripts/docker-test.sh
+
+docker-image:
+	TARGET=runtime bash scripts/docker-test.sh

@@ -17,8 +17,7 @@ from pathlib import Path
 import psycopg
 
 from selfheal import logreader
-from tests.integration.conftest import LOG_SETTINGS
-from tests.pgcluster import Cluster
+from tests.pgcluster import LOGGING as LOG_SETTINGS, Cluster
 
 
 def write_log(path: Path, megabytes: int, database: str, error_share: float) -> tuple[int, int]:

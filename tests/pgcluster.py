@@ -19,6 +19,16 @@ from pathlib import Path
 
 SUPERUSER = "postgres"
 
+# A server that logs jsonlog through the logging collector, for heal() to read, with pg_cron.
+LOGGING = {
+    "logging_collector": "on",
+    "log_destination": "'jsonlog'",
+    "log_rotation_age": "0",
+    "log_rotation_size": "0",
+    "shared_preload_libraries": "'pg_cron'",
+    "cron.database_name": "'postgres'",
+}
+
 
 def _bindir() -> Path:
     out = subprocess.run(["pg_config", "--bindir"], check=True, capture_output=True, text=True).stdout

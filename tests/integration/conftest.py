@@ -11,7 +11,7 @@ import itertools
 import psycopg
 import pytest
 
-from tests.pgcluster import Cluster
+from tests.pgcluster import LOGGING, Cluster
 
 APP_ROLE = "app"
 _counter = itertools.count()
@@ -51,14 +51,7 @@ class Database:
             conn.close()
 
 
-LOG_SETTINGS = {
-    "logging_collector": "on",
-    "log_destination": "'jsonlog'",
-    "log_rotation_age": "0",
-    "log_rotation_size": "0",
-    "shared_preload_libraries": "'pg_cron'",
-    "cron.database_name": "'postgres'",
-}
+LOG_SETTINGS = LOGGING
 
 
 @pytest.fixture(scope="session")
