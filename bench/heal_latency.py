@@ -46,23 +46,24 @@ def set_policy(conn, name: str, value: str) -> None:
     conn.execute("UPDATE selfheal.policy SET value = %s WHERE name = %s", (value, name))
 
 
+def heal_derived(conn, table: str, repeat: int) -> float:
+    """Median ms to heal kind_id beside kind; each repair is undone before the next."""
+    samples = []
+    for _ in range(repeat):
+        samples.append(heal(conn, 'column "kind_id" does not exist', f"SELECT kind_id FROM {table} WHERE kind_id = 1"))
+        undo_last(conn)
+    return statistics.median(samples)
+
+
 def measure(conn, table: str, repeat: int) -> dict[str, float]:
     results = {}
     results["missing column (ADD COLUMN, constant default)"] = statistics.median(
         heal(conn, f'column "note_{i}_data" does not exist', f"SELECT note_{i}_data FROM {table}")
         for i in range(repeat))
-    samples = []
-    for _ in range(repeat):
-        samples.append(heal(conn, 'column "kind_id" does not exist', f"SELECT kind_id FROM {table} WHERE kind_id = 1"))
-        undo_last(conn)
-    results["derived alias, compat view"] = statistics.median(samples)
+    results["derived alias, compat view"] = heal_derived(conn, table, repeat)
     set_policy(conn, "derived_columns", "table")
     set_policy(conn, "generated_column_row_limit", "0")
-    samples = []
-    for _ in range(repeat):
-        samples.append(heal(conn, 'column "kind_id" does not exist', f"SELECT kind_id FROM {table} WHERE kind_id = 1"))
-        undo_last(conn)
-    results["derived, in-table: column + sync trigger (backfill runs after)"] = statistics.median(samples)
+    results["derived, in-table: column + sync trigger (backfill runs after)"] = heal_derived(conn, table, repeat)
     set_policy(conn, "derived_columns", "view")
     conn.execute("DELETE FROM selfheal.backfill_job")
     results["naive fix: STORED generated column"] = timed(conn, STORED.format(t=table))

@@ -277,15 +277,18 @@ async def connect_async(conninfo: str = "", *, heal_dsn: str | None = None, max_
     return install(await psycopg.AsyncConnection.connect(conninfo, **kwargs), heal_dsn, max_heals=max_heals)
 
 
-class _Attempt:
-    def __init__(self, number: int, last: bool):
-        self.number, self.last, self.repaired = number, last, False
+class Attempt:
+    """One run of a unit of work; swallows a repaired failure unless it is the last run."""
+
+    def __init__(self, retrying: "Retrying", last: bool):
+        self.retrying, self.last, self.repaired = retrying, last, False
 
     def __enter__(self):
         return self
 
     def __exit__(self, kind, error, tb):
-        if isinstance(error, RetryTransaction) and not self.last:
+        if error is not None and not self.last and self.retrying.repaired(error):
+            self.retrying.before_next_attempt()
             self.repaired = True
             return True  # swallowed: the loop runs the unit of work again
         return False
@@ -302,12 +305,18 @@ class Retrying:
         def transfer(): ...
     """
 
-    def __init__(self, conn=None, attempts: int = 3):
-        self.conn, self.attempts = conn, attempts
+    def __init__(self, target=None, attempts: int = 3):
+        self.target, self.attempts = target, attempts
+
+    def repaired(self, error: BaseException) -> bool:
+        return isinstance(error, RetryTransaction)
+
+    def before_next_attempt(self) -> None:
+        """The connection was already rolled back when RetryTransaction was raised."""
 
     def __iter__(self):
         for number in range(1, self.attempts + 1):
-            attempt = _Attempt(number, number == self.attempts)
+            attempt = Attempt(self, number == self.attempts)
             yield attempt
             if not attempt.repaired:
                 return

@@ -7,13 +7,12 @@ when the failure was repaired.
 
 from __future__ import annotations
 
-from functools import wraps
-
 import psycopg
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
+from . import client
 from .client import HEALABLE, Options, _is_cached_plan, ask_for_repair
 
 
@@ -39,23 +38,7 @@ def was_repaired(error: BaseException) -> bool:
     return bool(getattr(original, "selfheal", {}).get("repaired")) or _is_cached_plan(original)
 
 
-class _Attempt:
-    def __init__(self, target, last: bool):
-        self.target, self.last, self.repaired = target, last, False
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, error, tb):
-        if error is not None and was_repaired(error) and not self.last:
-            if self.target is not None:
-                self.target.rollback()
-            self.repaired = True
-            return True
-        return False
-
-
-class Retrying:
+class Retrying(client.Retrying):
     """Re-run a unit of work after a repair, a bounded number of times.
 
         for attempt in selfheal.sqlalchemy.retrying(session):
@@ -63,23 +46,12 @@ class Retrying:
                 session.execute(...); session.commit()
     """
 
-    def __init__(self, target=None, attempts: int = 3):
-        self.target, self.attempts = target, attempts
+    def repaired(self, error: BaseException) -> bool:
+        return was_repaired(error)
 
-    def __iter__(self):
-        for number in range(1, self.attempts + 1):
-            attempt = _Attempt(self.target, number == self.attempts)
-            yield attempt
-            if not attempt.repaired:
-                return
-
-    def __call__(self, function):
-        @wraps(function)
-        def run(*args, **kwargs):
-            for attempt in self:
-                with attempt:
-                    return function(*args, **kwargs)
-        return run
+    def before_next_attempt(self) -> None:
+        if self.target is not None:  # SQLAlchemy leaves the Session or Connection to the caller
+            self.target.rollback()
 
 
 def retrying(target=None, attempts: int = 3) -> Retrying:
