@@ -165,12 +165,20 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--dsn", default=os.environ.get("DATABASE_URL", ""),
                         help="libpq connection string (default: DATABASE_URL, then the PG* variables)")
     report.add_argument("--html", metavar="FILE", help="also write a self-contained HTML page")
+    export = commands.add_parser("export", help="every change selfheal applied, as one migration")
+    export.add_argument("--dsn", default=os.environ.get("DATABASE_URL", ""),
+                        help="libpq connection string (default: DATABASE_URL, then the PG* variables)")
+    export.add_argument("--format", choices=["sql", "alembic"], default="sql")
+    export.add_argument("--down-revision", help="for --format alembic: the revision this one follows")
+    export.add_argument("--output", metavar="FILE", help="write here instead of standard output")
     args = parser.parse_args(argv)
 
     import psycopg  # the CLI's only dependency; imported late so --help works without it
 
     try:
         with psycopg.connect(args.dsn) as conn:
+            if args.command == "export":
+                return _export(conn, args)
             rows = fetch_report(conn)
             sys.stdout.write(render_text(rows))
             if args.html:
@@ -187,6 +195,21 @@ def main(argv: list[str] | None = None) -> int:
     except psycopg.Error as exc:
         print(f"selfheal: {exc.diag.message_primary or exc}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _export(conn, args) -> int:
+    from . import export
+
+    migration = export.build(conn)
+    text = (export.render_alembic(migration, args.down_revision) if args.format == "alembic"
+            else export.render_sql(migration))
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        print(f"wrote {args.output}: {len(migration.up) - 1} statements", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
     return 0
 
 

@@ -1,0 +1,120 @@
+"""`selfheal export`: every change selfheal applied, as one migration. Client side (psycopg).
+
+The migration states the current effect of the repairs, read from the live catalog, not the
+history of DDL: replaying history would bring back what was undone (a compat view rebuilt
+after an alias was removed still carried it in an earlier row's DDL).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from .planner import COMPAT_SCHEMA, quote_ident, quote_literal
+
+_COLUMNS_SQL = """
+SELECT a.id, a.schema_name, a.table_name, a.column_name, a.reason, a.ddl,
+       coalesce(a.evidence->>'strategy', '') AS strategy,
+       pg_catalog.format_type(att.atttypid, att.atttypmod) AS type,
+       pg_catalog.pg_get_expr(d.adbin, d.adrelid) AS default_expr, att.attgenerated::text AS generated
+  FROM selfheal.audit a
+  JOIN pg_catalog.pg_namespace n ON n.nspname = a.schema_name
+  JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = a.table_name
+  JOIN pg_catalog.pg_attribute att ON att.attrelid = c.oid AND att.attname = a.column_name AND NOT att.attisdropped
+  LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = c.oid AND d.adnum = att.attnum
+ WHERE a.action = 'add_column' AND a.status = 'applied' AND a.undone_by IS NULL
+ ORDER BY a.id
+"""
+
+_VIEWS_SQL = """
+SELECT c.relname, pg_catalog.pg_get_viewdef(c.oid, true) AS definition,
+       pg_catalog.obj_description(c.oid, 'pg_class') AS comment
+  FROM pg_catalog.pg_class c
+ WHERE c.relnamespace = 'selfheal_compat'::pg_catalog.regnamespace AND c.relkind = 'v'
+ ORDER BY c.relname
+"""
+
+_ROUTED_SQL = """
+SELECT r.rolname, s.setting
+  FROM pg_catalog.pg_db_role_setting d
+  JOIN pg_catalog.pg_roles r ON r.oid = d.setrole
+  CROSS JOIN LATERAL unnest(d.setconfig) AS s(setting)
+ WHERE d.setdatabase = 0 AND s.setting LIKE 'search_path=%%' AND s.setting LIKE %s
+ ORDER BY r.rolname
+"""
+
+
+@dataclass
+class Migration:
+    up: list[str]
+    down: list[str]
+    notes: list[str]
+
+
+def build(conn) -> Migration:
+    """The migration for the repairs now in force in the database `conn` is connected to."""
+    up, down, notes = ["SET lock_timeout = '5s'"], [], []
+    for row in conn.execute(_COLUMNS_SQL).fetchall():
+        audit_id, schema, table, column, reason, ddl, strategy, col_type, default, generated = row
+        qualified = f"{quote_ident(schema)}.{quote_ident(table)}"
+        notes.append(f"audit #{audit_id}: {schema}.{table}.{column}: {reason}")
+        if strategy == "column + sync trigger + batched backfill":
+            # The column, its sync function and trigger, as applied; existing rows need the backfill.
+            up += [s.rstrip(";") for s in ddl.split(";\n") if s.strip()]
+            notes.append(f"  then fill existing rows of {schema}.{table}.{column} (CALL selfheal.backfill() or a batched UPDATE)")
+        elif generated == "s":
+            up.append(ddl.rstrip(";"))
+        else:
+            default_sql = f" DEFAULT {default}" if default else ""
+            up.append(f"ALTER TABLE {qualified} ADD COLUMN IF NOT EXISTS {quote_ident(column)} {col_type}{default_sql}")
+            up.append(f"COMMENT ON COLUMN {qualified}.{quote_ident(column)} IS {quote_literal(f'added by selfheal: {reason}')}")
+        down.insert(0, f"ALTER TABLE {qualified} DROP COLUMN IF EXISTS {quote_ident(column)}")
+    views = conn.execute(_VIEWS_SQL).fetchall()
+    if views:
+        up.append(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(COMPAT_SCHEMA)}")
+    for name, definition, comment in views:
+        view = f"{quote_ident(COMPAT_SCHEMA)}.{quote_ident(name)}"
+        up.append(f"DROP VIEW IF EXISTS {view}")
+        up.append(f"CREATE VIEW {view} WITH (security_invoker = true) AS\n{definition.rstrip(';')}")
+        up.append(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {view} TO PUBLIC")
+        if comment:
+            up.append(f"COMMENT ON VIEW {view} IS {quote_literal(comment)}")
+        down.insert(0, f"DROP VIEW IF EXISTS {view}")
+    for role, setting in conn.execute(_ROUTED_SQL, (f"%{COMPAT_SCHEMA}%",)).fetchall():
+        up.append(f"GRANT USAGE ON SCHEMA {quote_ident(COMPAT_SCHEMA)} TO {quote_ident(role)}")
+        up.append(f"ALTER ROLE {quote_ident(role)} SET search_path = {setting.split('=', 1)[1]}")
+        notes.append(f"role {role} reads through {COMPAT_SCHEMA}")
+    return Migration(up, down, notes)
+
+
+def render_sql(migration: Migration) -> str:
+    header = ["-- selfheal export: the repairs now in force, as one migration. Review before running.",
+              *[f"-- {note}" for note in migration.notes], "BEGIN;"]
+    return "\n".join(header + [f"{s};" for s in migration.up] + ["COMMIT;"]) + "\n"
+
+
+def render_alembic(migration: Migration, down_revision: str | None = None) -> str:
+    body = render_sql(migration)
+    revision = hashlib.sha1(body.encode()).hexdigest()[:12]
+    up = "\n".join(f"    op.execute({s!r})" for s in migration.up)
+    down = "\n".join(f"    op.execute({s!r})" for s in migration.down) or "    pass"
+    notes = "\n".join(migration.notes)
+    return f'''"""selfheal export: the repairs now in force.
+
+{notes}
+"""
+from alembic import op
+
+revision = {revision!r}
+down_revision = {down_revision!r}
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+{up}
+
+
+def downgrade():
+{down}
+'''

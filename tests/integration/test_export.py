@@ -1,0 +1,92 @@
+"""selfheal export, tried as a new user would: replayed on a fresh copy of the schema, it gives the same result."""
+
+import subprocess
+import sys
+import types
+
+import psycopg
+import pytest
+
+from selfheal import export
+
+from .support import SEED, fail_then_heal
+
+TABLES = SEED.split("GRANT EXECUTE")[0]  # the schema and grants, without selfheal
+
+
+def shape(conn) -> dict:
+    columns = conn.execute("""SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod),
+                                     pg_get_expr(d.adbin, d.adrelid)
+                                FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+                                LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+                               WHERE c.relname IN ('sessions', 'credit_packages') AND a.attnum > 0
+                                 AND c.relnamespace = 'public'::regnamespace
+                                 AND NOT a.attisdropped ORDER BY 1, a.attnum""").fetchall()
+    views = conn.execute("""SELECT c.relname, array_agg(a.attname ORDER BY a.attnum)
+                              FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
+                             WHERE c.relnamespace = 'selfheal_compat'::regnamespace AND c.relkind = 'v'
+                             GROUP BY 1 ORDER BY 1""").fetchall()
+    return {"columns": columns, "views": views}
+
+
+@pytest.fixture
+def healed(db):
+    db.admin.execute(SEED)
+    app = db.connect()
+    fail_then_heal(app, "SELECT recommendation_data FROM sessions")
+    fail_then_heal(app, "SELECT * FROM sessions WHERE service_type_id = 1")
+    fail_then_heal(app, "SELECT cp.package_name FROM credit_packages cp")
+    fail_then_heal(app, "SELECT visit_count FROM sessions")
+    undone = db.scalar("SELECT id FROM selfheal.audit WHERE column_name = 'visit_count'")
+    db.admin.execute("SELECT selfheal.undo(%s)", (undone,))  # undone changes are not exported
+    db.admin.execute("SELECT selfheal.add_alias('credit_packages', 'package_name', $$'Package ' || credits$$)")
+    return db
+
+
+def fresh_copy(cluster, name):
+    with psycopg.connect(cluster.dsn(), autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name}")
+        admin.execute(f"CREATE DATABASE {name}")
+    conn = psycopg.connect(cluster.dsn(name), autocommit=True)
+    conn.execute(TABLES)
+    return conn
+
+
+def test_sql_export_replayed_on_a_fresh_copy_gives_the_same_result(healed):
+    result = subprocess.run([sys.executable, "-m", "selfheal.cli", "export", "--dsn",
+                             healed.cluster.dsn(healed.name)], capture_output=True, text=True, check=True)
+    script = result.stdout
+    assert "visit_count" not in script and script.startswith("-- selfheal export")
+    with fresh_copy(healed.cluster, "export_sql") as copy:
+        subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "export_sql"], input=script, text=True,
+                       check=True, capture_output=True, env=healed.cluster.env)
+        assert shape(copy) == shape(healed.admin)
+    with psycopg.connect(healed.cluster.dsn("export_sql", "app"), autocommit=True) as app:
+        assert app.execute("SELECT id FROM sessions WHERE service_type_id = 1").fetchall() == [(1,)]
+        assert app.execute("SELECT cp.package_name FROM credit_packages cp ORDER BY id").fetchall() == [
+            ("Package 10",), ("Package 50",)]
+
+
+def test_alembic_revision_upgrades_to_the_same_result(healed):
+    page = export.render_alembic(export.build(healed.admin), down_revision="abc123")
+    executed = []
+    alembic = types.ModuleType("alembic")
+    alembic.op = types.SimpleNamespace(execute=executed.append)  # Alembic's op.execute, recording
+    sys.modules["alembic"] = alembic
+    try:
+        module = types.ModuleType("revision")
+        exec(compile(page, "revision.py", "exec"), module.__dict__)
+    finally:
+        del sys.modules["alembic"]
+    assert module.down_revision == "abc123" and len(module.revision) == 12
+    module.upgrade()
+    with fresh_copy(healed.cluster, "export_alembic") as copy:
+        for statement in executed:
+            copy.execute(statement)
+        assert shape(copy) == shape(healed.admin)
+        executed.clear()
+        module.downgrade()
+        for statement in executed:
+            copy.execute(statement)
+        assert copy.execute("SELECT count(*) FROM pg_class WHERE relnamespace = 'selfheal_compat'::regnamespace"
+                            ).fetchone() == (0,)
