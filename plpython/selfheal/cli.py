@@ -171,9 +171,16 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--format", choices=["sql", "alembic"], default="sql")
     export.add_argument("--down-revision", help="for --format alembic: the revision this one follows")
     export.add_argument("--output", metavar="FILE", help="write here instead of standard output")
+    emergency = commands.add_parser("emergency", help="a fix script from a server log, without the extension")
+    emergency.add_argument("--from-log", required=True, metavar="FILE", help="jsonlog, csvlog or stderr log file")
+    emergency.add_argument("--dsn", default=os.environ.get("DATABASE_URL", ""),
+                           help="the database whose catalog the fixes are planned against")
     args = parser.parse_args(argv)
 
     import psycopg  # the CLI's only dependency; imported late so --help works without it
+
+    if args.command == "emergency":
+        return _emergency(args)
 
     try:
         with psycopg.connect(args.dsn) as conn:
@@ -195,6 +202,24 @@ def main(argv: list[str] | None = None) -> int:
     except psycopg.Error as exc:
         print(f"selfheal: {exc.diag.message_primary or exc}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _emergency(args) -> int:
+    import psycopg
+
+    from . import emergency, logreader
+
+    try:
+        entries = logreader.read_whole_log(args.from_log)
+        with psycopg.connect(args.dsn, autocommit=True) as conn:
+            sys.stdout.write(emergency.build_script(conn, entries))
+    except logreader.LogReadError as exc:
+        print(f"selfheal: {exc}", file=sys.stderr)
+        return 2
+    except psycopg.Error as exc:
+        print(f"selfheal: {exc.diag.message_primary or exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -292,3 +293,78 @@ def logging_advice(settings: dict[str, str]) -> list[Advice]:
     if level in order and order.index(level) > order.index("error"):
         advice.append(Advice("log_min_error_statement", level, "error", False))
     return advice
+
+
+_STDERR_ENTRY = re.compile(r"(?P<level>ERROR|HINT|STATEMENT|DETAIL|LOG|WARNING|FATAL|PANIC|NOTICE|CONTEXT):\s+"
+                           r"(?:(?P<state>[0-9A-Z]{5}):\s+)?(?P<text>.*)$")
+_USER_IN_PREFIX = re.compile(r"\b(?:user=|)(?P<user>[A-Za-z_][\w$]*)@(?P<db>[A-Za-z_][\w$]*)\b")
+
+
+def _state_from_message(message: str) -> str:
+    """stderr lines carry no SQLSTATE unless log_error_verbosity or the prefix adds it."""
+    if re.match(r"^column .+ does not exist$", message):
+        return "42703"
+    if re.match(r"^relation .+ does not exist$", message):
+        return "42P01"
+    return ""
+
+
+def parse_stderr(lines) -> list[LogError]:
+    """ERROR entries of a plain stderr log, with the HINT and STATEMENT lines that follow them."""
+    found: list[LogError] = []
+    current: dict | None = None
+    field_name = None
+    for raw in lines:
+        line = raw.rstrip("\n")
+        if current is not None and field_name and line[:1] == "\t":  # a continued multi-line field
+            current[field_name] += "\n" + line[1:]
+            continue
+        m = _STDERR_ENTRY.search(line)
+        if not m:
+            continue
+        level, text = m.group("level"), m.group("text")
+        if level == "ERROR":
+            text = re.sub(r" at character \d+$", "", text)  # the cursor position stderr appends
+            if current:
+                found.append(_stderr_error(current))
+            prefix = line[:m.start()]
+            who = _USER_IN_PREFIX.search(prefix)
+            current = {"message": text, "state": m.group("state") or _state_from_message(text), "hint": None,
+                       "statement": None, "user": who.group("user") if who else None,
+                       "database": who.group("db") if who else None}
+            field_name = "message"
+        elif current is not None and level in ("HINT", "STATEMENT"):
+            field_name = level.lower()
+            current[field_name] = text
+        elif current is not None and level not in ("DETAIL", "CONTEXT"):
+            found.append(_stderr_error(current))
+            current, field_name = None, None
+    if current:
+        found.append(_stderr_error(current))
+    return found
+
+
+def _stderr_error(entry: dict) -> LogError:
+    return LogError(occurred_at="", sqlstate=entry["state"], message=entry["message"], hint=entry["hint"],
+                    statement=entry["statement"], user=entry["user"], database=entry["database"],
+                    application_name=None, session_id=None)
+
+
+def read_whole_log(path: str) -> list[LogError]:
+    """Every ERROR entry of one log file in any of PostgreSQL's formats (for `selfheal emergency`)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError as exc:
+        raise LogReadError(f"cannot read {path}: {exc.strerror}") from exc
+    first = head.lstrip()[:1]
+    if first == b"{":
+        log_format = "jsonlog"
+    elif re.match(rb"^\d{4}-\d\d-\d\d [\d:.]+ [A-Za-z+\-0-9]*,", head):
+        log_format = "csvlog"
+    else:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return parse_stderr(fh)
+    result = ReadResult()
+    read_file(path, 0, log_format, 1 << 62, result, None)
+    return result.errors

@@ -12,8 +12,8 @@ import os
 import re
 import time
 
-from . import drift, errors, logreader, naming, planner, schedule as cron, sqlscan
-from .planner import Alias, Catalog, Column, Event, Plan, Policy, Table
+from . import catalog, drift, errors, logreader, naming, planner, schedule as cron, sqlscan
+from .planner import Alias, Catalog, Event, Plan, Policy, Table
 
 LOCK_NOT_AVAILABLE = "55P03"
 QUERY_CANCELED = "57014"
@@ -21,7 +21,6 @@ ADVISORY_LOCK_CLASS = 0x5E1F  # first key of selfheal's advisory locks: one name
 MAX_MESSAGE_CHARS = 4_000
 MAX_STATEMENT_CHARS = 100_000
 
-_EXCLUDED_SCHEMAS = ["pg_catalog", "information_schema", "pg_toast", "selfheal", "selfheal_compat"]
 
 
 class _Db:
@@ -66,50 +65,18 @@ def _load_aliases(db: _Db, active: bool = True) -> tuple[Alias, ...]:
     )
 
 
-_TABLES_SQL = """
-SELECT n.nspname AS schema_name, c.relname AS table_name, c.reltuples::float8 AS row_estimate,
-       (SELECT max(attnum) FROM pg_catalog.pg_attribute WHERE attrelid = c.oid AND attnum > 0) AS attnum_high,
-       (SELECT coalesce(json_agg(json_build_object(
-                  'name', a.attname, 'type', pg_catalog.format_type(a.atttypid, a.atttypmod),
-                  'attnum', a.attnum, 'default', pg_catalog.pg_get_expr(d.adbin, d.adrelid))
-                ORDER BY a.attnum), '[]')
-          FROM pg_catalog.pg_attribute a
-          LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-         WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped)::text AS columns,
-       (SELECT coalesce(json_agg(a.attname ORDER BY k.ord), '[]')
-          FROM pg_catalog.pg_index i
-          CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
-          JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-         WHERE i.indrelid = c.oid AND i.indisprimary)::text AS primary_key,
-       (SELECT count(*) FROM selfheal.audit au
-         WHERE au.action = 'add_column' AND au.status = 'applied' AND au.undone_by IS NULL
-           AND au.schema_name = n.nspname AND au.table_name = c.relname)::int AS added
-  FROM pg_catalog.pg_class c
-  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
- WHERE c.relkind IN ('r', 'p')
-   AND n.nspname <> ALL ($3) AND n.nspname NOT LIKE 'pg\\_%'
-   AND (c.relname = ANY ($1) OR replace(lower(c.relname), '_', '') = ANY ($2))
-"""
-
-
 def load_catalog(db: _Db, names: set[str], keys: set[str]) -> Catalog:
     aliases = _load_aliases(db)
     related = {a.table for a in aliases if a.legacy_name in names or a.table in names}
     names = set(names) | related
     keys = set(keys) | {naming.fold_key(n) for n in related}
-    tables = []
-    for r in db.rows(_TABLES_SQL, ("text[]", "text[]", "text[]"),
-                     (sorted(names), sorted(keys), _EXCLUDED_SCHEMAS)):
-        columns = tuple(Column(c["name"], c["type"], c["attnum"], c["default"]) for c in json.loads(r["columns"]))
-        tables.append(Table(r["schema_name"], r["table_name"], columns,
-                            primary_key=tuple(json.loads(r["primary_key"])),
-                            row_estimate=r["row_estimate"], attnum_high=r["attnum_high"] or 0,
-                            columns_added_by_selfheal=r["added"]))
+    tables = catalog.tables_from_rows(db.rows(catalog.tables_sql(), ("text[]", "text[]", "text[]"),
+                                              (sorted(names), sorted(keys), catalog.EXCLUDED_SCHEMAS)))
     views = {r["relname"]: tuple(r["columns"]) for r in db.rows(
         "SELECT c.relname, array_agg(a.attname::text ORDER BY a.attnum) AS columns "
         "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 "
         "WHERE c.relnamespace = 'selfheal_compat'::pg_catalog.regnamespace AND c.relkind = 'v' GROUP BY c.relname")}
-    return Catalog(tuple(tables), aliases, views)
+    return Catalog(tables, aliases, views)
 
 
 def _catalog_for(db: _Db, event: Event) -> Catalog:

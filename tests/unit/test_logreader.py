@@ -163,3 +163,32 @@ def test_bookmark_round_trips_through_json():
     mark = Bookmark({"a.json": Position(7, 123)}, 5.5)
     assert Bookmark.from_json(json.loads(json.dumps(mark.to_json()))) == mark
     assert Bookmark.from_json(None) == Bookmark()
+
+
+STDERR_LOG = """2026-11-24 05:02:18.851 UTC [8958] app@shop ERROR:  column "service_type_id" does not exist at character 30
+2026-11-24 05:02:18.851 UTC [8958] app@shop HINT:  Perhaps you meant to reference the column "sessions.service_type".
+2026-11-24 05:02:18.851 UTC [8958] app@shop STATEMENT:  SELECT *
+\tFROM sessions WHERE service_type_id = 1
+2026-11-24 05:02:19.001 UTC [8960] LOG:  checkpoint starting: time
+2026-11-24 05:02:19.100 UTC [8961] ERROR:  42P01: relation "invoiceline" does not exist
+2026-11-24 05:02:19.200 UTC [8962] ERROR:  division by zero
+"""
+
+
+def test_stderr_log_entries_with_hint_and_multiline_statement(tmp_path):
+    path = tmp_path / "postgresql.log"
+    path.write_text(STDERR_LOG)
+    entries = logreader.read_whole_log(str(path))
+    assert [(e.sqlstate, e.user, e.database) for e in entries] == [
+        ("42703", "app", "shop"), ("42P01", None, None), ("", None, None)]
+    first = entries[0]
+    assert first.message == 'column "service_type_id" does not exist'
+    assert first.hint == 'Perhaps you meant to reference the column "sessions.service_type".'
+    assert first.statement == "SELECT *\nFROM sessions WHERE service_type_id = 1"
+
+
+def test_whole_log_reads_jsonlog_and_csvlog_by_their_content(tmp_path):
+    (tmp_path / "x.log").write_bytes(json_line())
+    (tmp_path / "y.log").write_bytes(CSV_LINE)
+    assert logreader.read_whole_log(str(tmp_path / "x.log"))[0].sqlstate == "42703"
+    assert logreader.read_whole_log(str(tmp_path / "y.log"))[0].statement == "select nope\nfrom s"

@@ -1,0 +1,56 @@
+"""The catalog facts the planner needs, as one query. Shared by the server (plpy) and the client.
+
+The query takes $1 (exact names), $2 (fold keys) and $3 (schemas to leave out); `added`
+counts the columns selfheal already added to a table, which only the extension knows.
+"""
+
+from __future__ import annotations
+
+import json
+
+from .planner import Column, Table
+
+EXCLUDED_SCHEMAS = ["pg_catalog", "information_schema", "pg_toast", "selfheal", "selfheal_compat"]
+
+ADDED_BY_SELFHEAL = """SELECT count(*) FROM selfheal.audit au
+         WHERE au.action = 'add_column' AND au.status = 'applied' AND au.undone_by IS NULL
+           AND au.schema_name = n.nspname AND au.table_name = c.relname"""
+
+_TABLES = """
+SELECT n.nspname AS schema_name, c.relname AS table_name, c.reltuples::float8 AS row_estimate,
+       (SELECT max(attnum) FROM pg_catalog.pg_attribute WHERE attrelid = c.oid AND attnum > 0) AS attnum_high,
+       (SELECT coalesce(json_agg(json_build_object(
+                  'name', a.attname, 'type', pg_catalog.format_type(a.atttypid, a.atttypmod),
+                  'attnum', a.attnum, 'default', pg_catalog.pg_get_expr(d.adbin, d.adrelid))
+                ORDER BY a.attnum), '[]')
+          FROM pg_catalog.pg_attribute a
+          LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+         WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped)::text AS columns,
+       (SELECT coalesce(json_agg(a.attname ORDER BY k.ord), '[]')
+          FROM pg_catalog.pg_index i
+          CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+          JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+         WHERE i.indrelid = c.oid AND i.indisprimary)::text AS primary_key,
+       ({added})::int AS added
+  FROM pg_catalog.pg_class c
+  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relkind IN ('r', 'p')
+   AND n.nspname <> ALL ($3) AND n.nspname NOT LIKE 'pg\\_%'
+   AND (c.relname = ANY ($1) OR replace(lower(c.relname), '_', '') = ANY ($2))
+"""
+
+
+def tables_sql(added: str = ADDED_BY_SELFHEAL) -> str:
+    return _TABLES.replace("{added}", added)
+
+
+def tables_from_rows(rows) -> tuple[Table, ...]:
+    """Planner facts from the query's rows (dicts, from plpy or psycopg's dict_row)."""
+    tables = []
+    for r in rows:
+        columns = tuple(Column(c["name"], c["type"], c["attnum"], c["default"]) for c in json.loads(r["columns"]))
+        tables.append(Table(r["schema_name"], r["table_name"], columns,
+                            primary_key=tuple(json.loads(r["primary_key"])),
+                            row_estimate=r["row_estimate"], attnum_high=r["attnum_high"] or 0,
+                            columns_added_by_selfheal=r["added"]))
+    return tuple(tables)

@@ -1,0 +1,66 @@
+"""selfheal emergency, tried as a new user would: a drifted database without the extension, its log, the script."""
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+SCHEMA = """
+CREATE TABLE sessions (id serial PRIMARY KEY, service_type text NOT NULL);
+INSERT INTO sessions (service_type) VALUES ('1'), ('2'), ('premium');
+CREATE TABLE credit_packages (id serial PRIMARY KEY, credits int NOT NULL);
+INSERT INTO credit_packages (credits) VALUES (10);
+GRANT SELECT ON sessions, credit_packages TO app;
+"""
+FAILING = ["SELECT recommendation_data FROM sessions", "SELECT id FROM sessions WHERE service_type_id = 1",
+           "SELECT cp.package_name FROM credit_packages cp", "SELECT * FROM orders_archive"]
+
+
+@pytest.fixture
+def drifted(log_cluster):
+    name = "drifted"
+    with psycopg.connect(log_cluster.dsn(), autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name}")
+        admin.execute(f"CREATE DATABASE {name}")
+    with psycopg.connect(log_cluster.dsn(name), autocommit=True) as conn:
+        conn.execute(SCHEMA)
+        log = Path(conn.execute("SELECT current_setting('data_directory')").fetchone()[0]) / \
+            conn.execute("SELECT pg_current_logfile('jsonlog')").fetchone()[0]
+    yield name, log
+    with psycopg.connect(log_cluster.dsn(), autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+        admin.execute("ALTER ROLE app RESET ALL")
+
+
+def test_the_script_makes_the_failing_statements_succeed_and_can_run_twice(log_cluster, drifted):
+    name, log = drifted
+    with psycopg.connect(log_cluster.dsn(name, "app"), autocommit=True) as app:
+        for statement in FAILING * 2:
+            with pytest.raises(psycopg.Error):
+                app.execute(statement)
+    time.sleep(0.5)  # the logging collector writes asynchronously
+    result = subprocess.run([sys.executable, "-m", "selfheal.cli", "emergency", "--from-log", str(log), "--dsn",
+                             log_cluster.dsn(name)], capture_output=True, text=True, check=True)
+    script = result.stdout
+    assert "SET lock_timeout = '5s';" in script and "ADD COLUMN IF NOT EXISTS \"recommendation_data\"" in script
+    assert "(2 errors)" in script
+    assert "not fixed (needs_review, 2 errors): relation \"orders_archive\" does not exist" in script
+    for _ in range(2):  # idempotent
+        subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", name], input=script, text=True,
+                       check=True, capture_output=True, env=log_cluster.env)
+    with psycopg.connect(log_cluster.dsn(name, "app"), autocommit=True) as app:  # a new session: routed
+        assert app.execute(FAILING[0]).fetchall() == [({},), ({},), ({},)]
+        assert app.execute(FAILING[1]).fetchall() == [(1,)]
+        assert app.execute(FAILING[2]).fetchall() == [(None,)]
+    with psycopg.connect(log_cluster.dsn(name), autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_extension WHERE extname = 'selfheal'").fetchone() == (0,)
+
+
+def test_an_unreadable_log_is_a_clear_usage_error(log_cluster, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "selfheal.cli", "emergency", "--from-log",
+                             str(tmp_path / "missing.log"), "--dsn", log_cluster.dsn()],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "cannot read" in result.stderr
