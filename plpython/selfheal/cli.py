@@ -175,9 +175,18 @@ def main(argv: list[str] | None = None) -> int:
     emergency.add_argument("--from-log", required=True, metavar="FILE", help="jsonlog, csvlog or stderr log file")
     emergency.add_argument("--dsn", default=os.environ.get("DATABASE_URL", ""),
                            help="the database whose catalog the fixes are planned against")
+    scan = commands.add_parser("scan", help="wrong column and table names in application code")
+    scan.add_argument("path")
+    scan.add_argument("--dsn", default=os.environ.get("DATABASE_URL", ""), help="the database to check against")
+    scan.add_argument("--format", choices=["text", "json", "sarif"], default="text")
+    scan.add_argument("--fix", action="store_true", help="print a unified diff that renames wrong names")
+    scan.add_argument("--write", action="store_true", help="apply the fixes in place")
     args = parser.parse_args(argv)
 
     import psycopg  # the CLI's only dependency; imported late so --help works without it
+
+    if args.command == "scan":
+        return _scan(args)
 
     if args.command == "emergency":
         return _emergency(args)
@@ -203,6 +212,36 @@ def main(argv: list[str] | None = None) -> int:
         print(f"selfheal: {exc.diag.message_primary or exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _scan(args) -> int:
+    """Exit 0: clean; 1: wrong names found; 2: usage or connection error."""
+    import psycopg
+
+    from . import scan
+
+    if not os.path.isdir(args.path):
+        print(f"selfheal: {args.path} is not a directory", file=sys.stderr)
+        return 2
+    try:
+        with psycopg.connect(args.dsn, autocommit=True) as conn:
+            result, texts, snippets = scan.scan(args.path, conn, progress=sys.stderr.isatty())
+    except psycopg.Error as exc:
+        print(f"selfheal: {exc.diag.message_primary or exc}", file=sys.stderr)
+        return 2
+    render = {"text": scan.render_text, "json": scan.render_json, "sarif": scan.render_sarif}[args.format]
+    if args.fix or args.write:
+        patched = scan.fixes(result, texts, snippets)
+        if args.write:
+            for path, text in patched.items():
+                with open(path, "w", encoding="utf-8") as fh:
+                    fh.write(text)
+            print(f"selfheal: fixed {len(patched)} files", file=sys.stderr)
+        else:
+            sys.stdout.write(scan.unified_diff(args.path, texts, patched))
+    else:
+        sys.stdout.write(render(result))
+    return 1 if result.findings else 0
 
 
 def _emergency(args) -> int:

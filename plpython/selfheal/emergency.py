@@ -12,17 +12,14 @@ from dataclasses import replace
 
 from psycopg.rows import dict_row
 
-from . import catalog, errors, planner
+from . import catalog, errors, naming, planner
 from .logreader import LogError
 from .planner import Catalog, Column, Event, Plan, Policy, quote_ident
 
 
-def _load_tables(conn, events: list[Event]) -> dict:
-    names, keys = set(), set()
-    for event in events:
-        n, k = planner.candidate_relation_names(event)
-        names |= n
-        keys |= k
+def load_tables_named(conn, names: set[str]) -> tuple:
+    """Catalog facts of the tables with these names, or their spellings (invoiceline, InvoiceLine)."""
+    keys = {naming.fold_key(n) for n in names}
     # The query is written for plpy ($n); its placeholders are not in numeric order, so name them.
     query = catalog.tables_sql("0").replace("%", "%%")
     for number, name in (("$1", "names"), ("$2", "keys"), ("$3", "excluded")):
@@ -30,7 +27,14 @@ def _load_tables(conn, events: list[Event]) -> dict:
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(query, {"names": sorted(names), "keys": sorted(keys),
                                    "excluded": catalog.EXCLUDED_SCHEMAS}).fetchall()
-    return {(t.schema, t.name): t for t in catalog.tables_from_rows(rows)}
+    return catalog.tables_from_rows(rows)
+
+
+def _load_tables(conn, events: list[Event]) -> dict:
+    names = set()
+    for event in events:
+        names |= planner.candidate_relation_names(event)[0]
+    return {(t.schema, t.name): t for t in load_tables_named(conn, names)}
 
 
 def build_script(conn, entries: list[LogError]) -> str:
