@@ -131,6 +131,9 @@ class Catalog:
     def find(self, name: str, schema: str | None = None) -> list[Table]:
         return [t for t in self.tables if t.name == name and (schema is None or t.schema == schema)]
 
+    def table(self, schema: str, name: str) -> Table | None:
+        return next(iter(self.find(name, schema)), None)
+
     def table_aliases(self, table: Table) -> list[Alias]:
         return [a for a in self.aliases if a.schema == table.schema and a.table == table.name]
 

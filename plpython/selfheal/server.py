@@ -519,7 +519,9 @@ def add_alias(plpy, table_oid, legacy_name: str, expression: str, in_table: bool
 
     def replan() -> Plan:
         catalog = load_catalog(db, {name}, set())
-        table = next(t for t in catalog.tables if t.schema == schema and t.name == name)
+        table = catalog.table(schema, name)
+        if table is None:
+            return Plan("needs_review", f"table {schema}.{name} no longer exists")
         if in_table:
             if table.column(legacy_name):
                 return Plan("refused", f"{schema}.{name} already has a column {legacy_name}")
@@ -568,7 +570,7 @@ def undo(plpy, audit_id: int, force: bool = False) -> int:
 
     def replan() -> Plan:
         catalog = load_catalog(db, {name}, set())
-        table = next((t for t in catalog.tables if t.schema == schema and t.name == name), None)
+        table = catalog.table(schema, name)
         if table is None:
             return Plan("needs_review", f"table {schema}.{name} no longer exists")
         aliases = catalog.table_aliases(table)
@@ -634,7 +636,7 @@ def _shape(db: _Db, table_oid) -> drift.Shape | None:
 
 
 def _table_facts(db: _Db, schema: str, name: str) -> Table | None:
-    return next((t for t in load_catalog(db, {name}, set()).tables if (t.schema, t.name) == (schema, name)), None)
+    return load_catalog(db, {name}, set()).table(schema, name)
 
 
 def _xid(db: _Db) -> int:
