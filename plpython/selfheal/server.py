@@ -16,11 +16,9 @@ from . import catalog, drift, errors, logreader, naming, planner, schedule as cr
 from .planner import Alias, Catalog, Event, Plan, Policy, Table
 
 LOCK_NOT_AVAILABLE = "55P03"
-QUERY_CANCELED = "57014"
 ADVISORY_LOCK_CLASS = 0x5E1F  # first key of selfheal's advisory locks: one namespace for all of them
 MAX_MESSAGE_CHARS = 4_000
 MAX_STATEMENT_CHARS = 100_000
-
 
 
 class _Db:
@@ -765,11 +763,10 @@ def ddl_dropped(plpy, schemas: list, names: list) -> None:
             if (alias.schema, alias.table) in dropped:
                 db.one("UPDATE selfheal.alias SET active = false WHERE id = $1", ("int8",), (alias.id,))
                 _timeline(db, "DROP TABLE", alias.schema, alias.table, "alias broken", {"alias": alias.legacy_name})
+                gone = Table(alias.schema, alias.table, ())  # only its names: the table no longer exists
                 plan = Plan("needs_review", f"alias {alias.legacy_name!r} no longer served: its table "
-                            f"{alias.schema}.{alias.table} was dropped", column=alias.legacy_name)
-                db.one("""INSERT INTO selfheal.audit (action, status, schema_name, table_name, column_name, reason)
-                          VALUES ('none', 'needs_review', $1, $2, $3, $4)""", ("text", "text", "text", "text"),
-                       (alias.schema, alias.table, alias.legacy_name, plan.reason))
+                            f"{alias.schema}.{alias.table} was dropped", table=gone, column=alias.legacy_name)
+                _insert_audit(db, plan, plan.status, None)
 
 
 # ---------------------------------------------------------------------------------------
