@@ -25,7 +25,8 @@ INSERT INTO selfheal.policy (name, value, description) VALUES
   ('derived_columns', 'view', 'Where a derived column (x_id beside x) lives: view (compat view, catalog only) or table (a real column)'),
   ('generated_column_row_limit', '100000', 'An in-table derived column is a STORED generated column only up to this many rows; above, a synced column filled by backfill()'),
   ('backfill_batch_rows', '10000', 'Rows per backfill() batch; each batch commits'),
-  ('backfill_pause_ms', '10', 'Least pause between backfill() batches; each pause is at least as long as the batch before it');
+  ('backfill_pause_ms', '10', 'Least pause between backfill() batches; each pause is at least as long as the batch before it'),
+  ('scope', 'public', 'Where selfheal may change tables: comma-separated schema or schema.table names, or * for every schema but the system''s and selfheal''s own. Tables that belong to an extension are never changed');
 
 CREATE TABLE selfheal.error_event (
     id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -40,7 +41,9 @@ CREATE TABLE selfheal.error_event (
     database_name name,
     application_name text,
     session_id   text,
+    context      text,
     signature    text NOT NULL,
+    signature_key uuid NOT NULL,
     class        text NOT NULL,
     status       text NOT NULL DEFAULT 'pending'
                  CHECK (status IN ('pending', 'healed', 'resolved', 'needs_review', 'refused',
@@ -59,11 +62,13 @@ COMMENT ON COLUMN selfheal.error_event.sqlstate IS 'SQLSTATE of the error';
 COMMENT ON COLUMN selfheal.error_event.message IS 'Primary message, as PostgreSQL wrote it (truncated at 4000 characters)';
 COMMENT ON COLUMN selfheal.error_event.hint IS 'HINT, which for 42703 may name the intended column';
 COMMENT ON COLUMN selfheal.error_event.statement IS 'The failing statement; only scanned, never executed';
-COMMENT ON COLUMN selfheal.error_event.username IS 'The session user that reported or raised the error';
+COMMENT ON COLUMN selfheal.error_event.username IS 'The session user that reported or raised the error: the role selfheal acts for, whose privileges decide';
 COMMENT ON COLUMN selfheal.error_event.database_name IS 'Database the error happened in (from the log)';
 COMMENT ON COLUMN selfheal.error_event.application_name IS 'application_name of the failing session (from the log)';
 COMMENT ON COLUMN selfheal.error_event.session_id IS 'Session id of the failing session (from the log)';
-COMMENT ON COLUMN selfheal.error_event.signature IS 'SQLSTATE and message with numbers folded, to group repeats';
+COMMENT ON COLUMN selfheal.error_event.context IS 'CONTEXT of the error (from the log): set when it was raised inside a function or trigger, which is never repaired automatically';
+COMMENT ON COLUMN selfheal.error_event.signature IS 'SQLSTATE and message with numbers folded, to show (cut at 1000 characters)';
+COMMENT ON COLUMN selfheal.error_event.signature_key IS 'md5 of the whole folded signature: groups repeats, fixed size whatever the message';
 COMMENT ON COLUMN selfheal.error_event.class IS 'missing_column, missing_relation, or the error class of anything else';
 COMMENT ON COLUMN selfheal.error_event.status IS 'pending, healed, resolved (nothing left to do), needs_review, refused, pending_approval (policy), not_schema, deferred, failed';
 COMMENT ON COLUMN selfheal.error_event.reason IS 'Why the event has its status';
@@ -72,8 +77,9 @@ COMMENT ON COLUMN selfheal.error_event.attempts IS 'How many times heal has proc
 COMMENT ON COLUMN selfheal.error_event.processed_at IS 'When it was last processed';
 -- heal() scans for work to do: a partial index keeps that cheap however much history there is.
 CREATE INDEX error_event_pending_idx ON selfheal.error_event (id) WHERE status IN ('pending', 'deferred');
--- Reports group by signature and split its occurrences at the time of the repair.
-CREATE INDEX error_event_signature_idx ON selfheal.error_event (signature, occurred_at);
+-- Reports group by signature and split its occurrences at the time of the repair. The key is a
+-- fixed-size hash: a long message can never exceed a btree entry and stop ingestion.
+CREATE INDEX error_event_signature_idx ON selfheal.error_event (signature_key, occurred_at);
 
 CREATE TABLE selfheal.audit (
     id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

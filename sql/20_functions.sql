@@ -1,27 +1,15 @@
 -- selfheal: functions. Bodies stay thin; the logic is the selfheal Python package.
--- Every body first makes the package importable (selfheal._load_python), then calls it with plpy.
-
-CREATE FUNCTION selfheal._load_python() RETURNS void
-LANGUAGE plpython3u
-SET search_path = pg_catalog, pg_temp
-AS $$
-import sys
-path = '@PYTHON_LIB_DIR@'
-if path not in sys.path:
-    sys.path.insert(0, path)
-GD['selfheal.ready'] = True
-$$;
-COMMENT ON FUNCTION selfheal._load_python() IS
-  'Puts the installed selfheal Python package on sys.path for this backend; called by every selfheal function';
+-- Every body first puts the installed package on sys.path (once per backend), then calls it with plpy.
 
 CREATE FUNCTION selfheal.heal() RETURNS jsonb
 LANGUAGE plpython3u
--- SECURITY DEFINER: schedulers and app roles repair tables they do not own. EXECUTE is revoked
--- from PUBLIC; every name taken from error text is validated and quoted before it reaches DDL.
+-- SECURITY DEFINER: a scheduler repairs tables it does not own. It acts for each event's own
+-- role: a table is changed only where that role holds the privilege its statement needs, inside
+-- the policy's scope; names from error text are validated and quoted; no table owner's code runs.
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-GD.get('selfheal.ready') or plpy.execute('SELECT selfheal._load_python()')
+import sys; '@PYTHON_LIB_DIR@' in sys.path or sys.path.insert(0, '@PYTHON_LIB_DIR@')
 from selfheal import server
 return server.entry(plpy, server.heal)
 $$;
@@ -32,11 +20,12 @@ CREATE FUNCTION selfheal.heal_error(sqlstate text, message text, statement text 
 RETURNS TABLE (event_id bigint, status text, action text, reason text, audit_id bigint, ddl text)
 LANGUAGE plpython3u
 -- SECURITY DEFINER: an app role reports its own error and gets the repair without owning the
--- table. EXECUTE is granted per role by an administrator; inputs are validated in Python.
+-- table. The reporting role is session_user: a table is changed only where it holds the
+-- privilege its statement needs, inside the policy's scope. Inputs are validated in Python.
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-GD.get('selfheal.ready') or plpy.execute('SELECT selfheal._load_python()')
+import sys; '@PYTHON_LIB_DIR@' in sys.path or sys.path.insert(0, '@PYTHON_LIB_DIR@')
 from selfheal import server
 return server.entry(plpy, server.heal_error, sqlstate, message, statement, hint)
 $$;
@@ -47,10 +36,11 @@ CREATE FUNCTION selfheal.record_error(sqlstate text, message text, statement tex
 RETURNS bigint
 LANGUAGE plpython3u
 -- SECURITY DEFINER: lets an app role queue an error without write access to selfheal's tables.
+-- heal() later acts for the recorded session_user, with the same checks as heal_error.
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-GD.get('selfheal.ready') or plpy.execute('SELECT selfheal._load_python()')
+import sys; '@PYTHON_LIB_DIR@' in sys.path or sys.path.insert(0, '@PYTHON_LIB_DIR@')
 from selfheal import server
 return server.entry(plpy, server.record_error, sqlstate, message, statement, hint)
 $$;
@@ -62,7 +52,7 @@ RETURNS bigint
 LANGUAGE plpython3u
 SET search_path = pg_catalog, pg_temp
 AS $$
-GD.get('selfheal.ready') or plpy.execute('SELECT selfheal._load_python()')
+import sys; '@PYTHON_LIB_DIR@' in sys.path or sys.path.insert(0, '@PYTHON_LIB_DIR@')
 from selfheal import server
 return server.entry(plpy, server.add_alias, tbl, legacy_name, expression, in_table)
 $$;
@@ -73,7 +63,7 @@ CREATE FUNCTION selfheal.enable_compat(role_name name) RETURNS text
 LANGUAGE plpython3u
 SET search_path = pg_catalog, pg_temp
 AS $$
-GD.get('selfheal.ready') or plpy.execute('SELECT selfheal._load_python()')
+import sys; '@PYTHON_LIB_DIR@' in sys.path or sys.path.insert(0, '@PYTHON_LIB_DIR@')
 from selfheal import server
 return server.entry(plpy, server.enable_compat, role_name)
 $$;
@@ -84,7 +74,7 @@ CREATE FUNCTION selfheal.undo(audit_id bigint, force boolean DEFAULT false) RETU
 LANGUAGE plpython3u
 SET search_path = pg_catalog, pg_temp
 AS $$
-GD.get('selfheal.ready') or plpy.execute('SELECT selfheal._load_python()')
+import sys; '@PYTHON_LIB_DIR@' in sys.path or sys.path.insert(0, '@PYTHON_LIB_DIR@')
 from selfheal import server
 return server.entry(plpy, server.undo, audit_id, force)
 $$;
@@ -96,14 +86,14 @@ CREATE FUNCTION public.heal() RETURNS jsonb
 LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT selfheal.heal() $$;
-COMMENT ON FUNCTION public.heal() IS 'Shorthand for selfheal.heal(); the caller needs EXECUTE on selfheal.heal()';
+COMMENT ON FUNCTION public.heal() IS 'Shorthand for selfheal.heal(); the caller needs EXECUTE on both';
 
 CREATE FUNCTION selfheal.logging_advice()
 RETURNS TABLE (setting text, current_value text, wanted text, needs_restart boolean, statement text)
 LANGUAGE plpython3u
 SET search_path = pg_catalog, pg_temp
 AS $$
-GD.get('selfheal.ready') or plpy.execute('SELECT selfheal._load_python()')
+import sys; '@PYTHON_LIB_DIR@' in sys.path or sys.path.insert(0, '@PYTHON_LIB_DIR@')
 from selfheal import server
 return server.entry(plpy, server.logging_advice)
 $$;
@@ -114,7 +104,7 @@ CREATE FUNCTION selfheal.configure_logging() RETURNS SETOF text
 LANGUAGE plpython3u
 SET search_path = pg_catalog, pg_temp
 AS $$
-GD.get('selfheal.ready') or plpy.execute('SELECT selfheal._load_python()')
+import sys; '@PYTHON_LIB_DIR@' in sys.path or sys.path.insert(0, '@PYTHON_LIB_DIR@')
 from selfheal import server
 return server.entry(plpy, server.configure_logging)
 $$;
@@ -125,7 +115,7 @@ CREATE FUNCTION selfheal.schedule(every interval DEFAULT '1 minute') RETURNS big
 LANGUAGE plpython3u
 SET search_path = pg_catalog, pg_temp
 AS $$
-GD.get('selfheal.ready') or plpy.execute('SELECT selfheal._load_python()')
+import sys; '@PYTHON_LIB_DIR@' in sys.path or sys.path.insert(0, '@PYTHON_LIB_DIR@')
 from selfheal import server
 return server.entry(plpy, server.schedule, every)
 $$;
@@ -136,29 +126,30 @@ CREATE FUNCTION selfheal.unschedule() RETURNS boolean
 LANGUAGE plpython3u
 SET search_path = pg_catalog, pg_temp
 AS $$
-GD.get('selfheal.ready') or plpy.execute('SELECT selfheal._load_python()')
+import sys; '@PYTHON_LIB_DIR@' in sys.path or sys.path.insert(0, '@PYTHON_LIB_DIR@')
 from selfheal import server
 return server.entry(plpy, server.unschedule)
 $$;
 COMMENT ON FUNCTION selfheal.unschedule() IS 'Removes the pg_cron job that schedule() registered; false if there was none';
 
 -- A procedure that commits can be neither SECURITY DEFINER nor carry a SET clause, so watch
--- runs with the administrator's own rights and search_path; its SQL qualifies every relation.
+-- runs with the administrator's own rights; it pins search_path itself in every cycle.
 CREATE PROCEDURE selfheal.watch(poll interval DEFAULT '200 ms', max_cycles integer DEFAULT NULL)
 LANGUAGE plpython3u
 AS $$
-GD.get('selfheal.ready') or plpy.execute('SELECT selfheal._load_python()')
+import sys; '@PYTHON_LIB_DIR@' in sys.path or sys.path.insert(0, '@PYTHON_LIB_DIR@')
 from selfheal import server
 server.entry(plpy, server.watch, poll, max_cycles)
 $$;
 COMMENT ON PROCEDURE selfheal.watch(interval, integer) IS
   'Tails the server log and heals as errors arrive, committing after every cycle; stops on cancel or terminate, or after max_cycles. CALL it outside a transaction block';
 
--- Commits between batches, so, like watch, neither SECURITY DEFINER nor a SET clause.
+-- Commits between batches, so, like watch, neither SECURITY DEFINER nor a SET clause. Each
+-- batch runs as the table's owner (the owner's triggers never run with the caller's rights).
 CREATE PROCEDURE selfheal.backfill(max_batches integer DEFAULT NULL)
 LANGUAGE plpython3u
 AS $$
-GD.get('selfheal.ready') or plpy.execute('SELECT selfheal._load_python()')
+import sys; '@PYTHON_LIB_DIR@' in sys.path or sys.path.insert(0, '@PYTHON_LIB_DIR@')
 from selfheal import server
 server.entry(plpy, server.backfill, max_batches)
 $$;

@@ -9,21 +9,22 @@ LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 WITH repair AS (
-    SELECT e.signature, min(a.created_at) AS healed_at, (array_agg(a.id ORDER BY a.created_at))[1] AS audit_id
+    SELECT e.signature_key, min(a.created_at) AS healed_at, (array_agg(a.id ORDER BY a.created_at))[1] AS audit_id
       FROM selfheal.error_event e JOIN selfheal.audit a ON a.id = e.audit_id
      WHERE a.status = 'applied'
-     GROUP BY e.signature
+     GROUP BY e.signature_key
 ), latest AS (
-    SELECT DISTINCT ON (e.signature) e.signature, e.status
-      FROM selfheal.error_event e ORDER BY e.signature, e.id DESC
+    SELECT DISTINCT ON (e.signature_key) e.signature_key, e.status
+      FROM selfheal.error_event e ORDER BY e.signature_key, e.id DESC
 ), per_signature AS (
-    SELECT e.signature, min(e.sqlstate) AS sqlstate, (array_agg(e.message ORDER BY e.id))[1] AS message,
+    SELECT e.signature_key, min(e.signature) AS signature, min(e.sqlstate) AS sqlstate,
+           (array_agg(e.message ORDER BY e.id))[1] AS message,
            min(e.class) AS class,
            count(*) FILTER (WHERE r.healed_at IS NULL OR e.occurred_at < r.healed_at) AS before_repair,
            count(*) FILTER (WHERE e.occurred_at >= r.healed_at) AS after_repair,
            min(e.occurred_at) AS first_seen, max(e.occurred_at) AS last_seen, r.healed_at, r.audit_id
-      FROM selfheal.error_event e LEFT JOIN repair r ON r.signature = e.signature
-     GROUP BY e.signature, r.healed_at, r.audit_id
+      FROM selfheal.error_event e LEFT JOIN repair r ON r.signature_key = e.signature_key
+     GROUP BY e.signature_key, r.healed_at, r.audit_id
 ), rows AS (
     SELECT p.signature, p.sqlstate, p.message, p.class,
            CASE WHEN p.healed_at IS NOT NULL THEN 'healed'
@@ -38,7 +39,7 @@ WITH repair AS (
                 THEN round(100.0 * p.before_repair / (p.before_repair + p.after_repair), 1) ELSE 0 END
              AS share_eliminated,
            p.audit_id
-      FROM per_signature p JOIN latest l ON l.signature = p.signature
+      FROM per_signature p JOIN latest l ON l.signature_key = p.signature_key
 )
 SELECT * FROM (SELECT * FROM rows ORDER BY before_repair + after_repair DESC, signature) ordered
 UNION ALL

@@ -1,6 +1,7 @@
 -- selfheal: event triggers. On PostgreSQL 15 an event trigger must be PL/pgSQL; these shims
--- call PL/Python workers. The shims do not pin search_path: they must resolve the DDL's table
--- names on the caller's own search_path. They are not privileged and qualify everything they call.
+-- call PL/Python workers. The shims are SECURITY DEFINER and the workers are not executable by
+-- PUBLIC, so the work can only be set off by real DDL: PostgreSQL refuses to call a function
+-- returning event_trigger directly ("trigger functions can only be called as triggers").
 
 CREATE TABLE selfheal.schema_event (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -25,41 +26,37 @@ COMMENT ON COLUMN selfheal.schema_event.detail IS 'Names before and after, or th
 CREATE INDEX schema_event_table_idx ON selfheal.schema_event (schema_name, table_name, at);
 SELECT pg_catalog.pg_extension_config_dump('selfheal.schema_event', '');
 
-CREATE FUNCTION selfheal._ddl_start(tag text, caller_schemas text) RETURNS void
+CREATE FUNCTION selfheal._ddl_start(tag text) RETURNS void
 LANGUAGE plpython3u
--- SECURITY DEFINER: the role running a migration owns its tables, but the compat views and
--- selfheal's tables belong to selfheal. It reads the running statement itself (current_query),
--- so called directly it finds no DDL to act on; the query text is only scanned.
-SECURITY DEFINER
+-- Called only by the on_ddl_start shim (EXECUTE is not granted to anyone). It reads the running
+-- statement itself (current_query); the text is only scanned.
 SET search_path = pg_catalog, pg_temp
 AS $$
-GD.get('selfheal.ready') or plpy.execute('SELECT selfheal._load_python()')
+import sys; '@PYTHON_LIB_DIR@' in sys.path or sys.path.insert(0, '@PYTHON_LIB_DIR@')
 from selfheal import server
-server.entry(plpy, server.ddl_start, tag, caller_schemas)
+server.entry(plpy, server.ddl_start, tag)
 $$;
-COMMENT ON FUNCTION selfheal._ddl_start(text, text) IS
+COMMENT ON FUNCTION selfheal._ddl_start(text) IS
   'Before ALTER TABLE or DROP TABLE: snapshots the tables it names and drops their compat views, so they never block the DDL';
 
 CREATE FUNCTION selfheal._ddl_end(tag text, tables oid[]) RETURNS void
 LANGUAGE plpython3u
--- SECURITY DEFINER: as _ddl_start; it only reads the catalog for the tables PostgreSQL names.
-SECURITY DEFINER
+-- Called only by the on_ddl_end shim; it reads the catalog for the tables PostgreSQL names.
 SET search_path = pg_catalog, pg_temp
 AS $$
-GD.get('selfheal.ready') or plpy.execute('SELECT selfheal._load_python()')
+import sys; '@PYTHON_LIB_DIR@' in sys.path or sys.path.insert(0, '@PYTHON_LIB_DIR@')
 from selfheal import server
 server.entry(plpy, server.ddl_end, tag, tables)
 $$;
 COMMENT ON FUNCTION selfheal._ddl_end(text, oid[]) IS
-  'After ALTER TABLE or CREATE TABLE: serves renamed names, marks aliases that lost their source, rebuilds compat views';
+  'After ALTER TABLE, CREATE TABLE or DROP TABLE: serves renamed names, marks aliases that lost their source, rebuilds the compat views taken down before the DDL';
 
 CREATE FUNCTION selfheal._ddl_dropped(schemas text[], tables text[]) RETURNS void
 LANGUAGE plpython3u
--- SECURITY DEFINER: as _ddl_start. It acts only on tables that no longer exist.
-SECURITY DEFINER
+-- Called only by the on_sql_drop shim. It acts only on tables that no longer exist.
 SET search_path = pg_catalog, pg_temp
 AS $$
-GD.get('selfheal.ready') or plpy.execute('SELECT selfheal._load_python()')
+import sys; '@PYTHON_LIB_DIR@' in sys.path or sys.path.insert(0, '@PYTHON_LIB_DIR@')
 from selfheal import server
 server.entry(plpy, server.ddl_dropped, schemas, tables)
 $$;
@@ -67,9 +64,7 @@ COMMENT ON FUNCTION selfheal._ddl_dropped(text[], text[]) IS 'After DROP TABLE: 
 
 CREATE FUNCTION selfheal._concerns(query text) RETURNS boolean
 LANGUAGE sql STABLE
--- SECURITY DEFINER: the shims run as whoever runs the DDL, who may not read selfheal.alias.
--- It says only whether the statement could concern selfheal.
-SECURITY DEFINER
+-- Called by the shims, which run as the extension's owner.
 SET search_path = pg_catalog, pg_temp
 AS $$
 SELECT strpos(lower(query), 'rename') > 0
@@ -82,9 +77,12 @@ $$;
 COMMENT ON FUNCTION selfheal._concerns(text) IS
   'Whether a DDL statement may rename something, or names a table with aliases or a legacy name; when not, the event trigger shims skip PL/Python. A coarse text test: a false yes only costs the exact check';
 
--- caller's search_path: resolves the DDL's table names as the DDL itself did.
 CREATE FUNCTION selfheal.on_ddl_start() RETURNS event_trigger
 LANGUAGE plpgsql
+-- SECURITY DEFINER: the role running a migration owns its tables, but the compat views and
+-- selfheal's tables belong to selfheal. Only PostgreSQL can call it, as an event trigger.
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF pg_catalog.current_setting('selfheal.in_event_trigger', true) = 'on' THEN
@@ -93,14 +91,17 @@ BEGIN
     IF NOT selfheal._concerns(pg_catalog.current_query()) THEN
         RETURN;  -- nothing of selfheal's is concerned: unrelated DDL stays cheap
     END IF;
-    PERFORM selfheal._ddl_start(tg_tag, pg_catalog.array_to_string(pg_catalog.current_schemas(true), ','));
+    PERFORM selfheal._ddl_start(tg_tag);
 END
 $$;
 COMMENT ON FUNCTION selfheal.on_ddl_start() IS 'Event trigger shim for ddl_command_start';
 
--- caller's search_path: kept for symmetry with on_ddl_start; it resolves nothing by name.
 CREATE FUNCTION selfheal.on_ddl_end() RETURNS event_trigger
 LANGUAGE plpgsql
+-- SECURITY DEFINER: the role running a migration owns its tables, but the compat views and
+-- selfheal's tables belong to selfheal. Only PostgreSQL can call it, as an event trigger.
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     tables oid[];
@@ -119,9 +120,12 @@ END
 $$;
 COMMENT ON FUNCTION selfheal.on_ddl_end() IS 'Event trigger shim for ddl_command_end';
 
--- caller's search_path: as on_ddl_end.
 CREATE FUNCTION selfheal.on_sql_drop() RETURNS event_trigger
 LANGUAGE plpgsql
+-- SECURITY DEFINER: the role running a migration owns its tables, but the compat views and
+-- selfheal's tables belong to selfheal. Only PostgreSQL can call it, as an event trigger.
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     schemas text[];
@@ -144,6 +148,6 @@ COMMENT ON FUNCTION selfheal.on_sql_drop() IS 'Event trigger shim for sql_drop';
 CREATE EVENT TRIGGER selfheal_ddl_start ON ddl_command_start
     WHEN TAG IN ('ALTER TABLE', 'DROP TABLE') EXECUTE FUNCTION selfheal.on_ddl_start();
 CREATE EVENT TRIGGER selfheal_ddl_end ON ddl_command_end
-    WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE') EXECUTE FUNCTION selfheal.on_ddl_end();
+    WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE', 'DROP TABLE') EXECUTE FUNCTION selfheal.on_ddl_end();
 CREATE EVENT TRIGGER selfheal_sql_drop ON sql_drop
     WHEN TAG IN ('DROP TABLE') EXECUTE FUNCTION selfheal.on_sql_drop();

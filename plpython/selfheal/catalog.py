@@ -17,7 +17,7 @@ ADDED_BY_SELFHEAL = """SELECT count(*) FROM selfheal.audit au
            AND au.schema_name = n.nspname AND au.table_name = c.relname"""
 
 _TABLES = """
-SELECT n.nspname AS schema_name, c.relname AS table_name, c.reltuples::float8 AS row_estimate,
+SELECT n.nspname AS schema_name, c.relname AS table_name, ({rows})::float8 AS row_estimate,
        (SELECT max(attnum) FROM pg_catalog.pg_attribute WHERE attrelid = c.oid AND attnum > 0) AS attnum_high,
        (SELECT coalesce(json_agg(json_build_object(
                   'name', a.attname, 'type', pg_catalog.format_type(a.atttypid, a.atttypmod),
@@ -40,8 +40,23 @@ SELECT n.nspname AS schema_name, c.relname AS table_name, c.reltuples::float8 AS
 """
 
 
+# Rows by the size of the files now, never by reltuples alone (-1 until the first ANALYZE, and
+# stale after bulk loads): the density ANALYZE saw times the pages there are now, as PostgreSQL's
+# planner estimates; with no density known, every page full (the most rows a heap page holds).
+# Partitions are summed: a rewrite of a partitioned table rewrites every one.
+ROW_ESTIMATE = """SELECT coalesce(sum(CASE WHEN l.reltuples > 0 AND l.relpages > 0
+                             THEN l.reltuples / l.relpages * pages.now
+                             ELSE pages.now * floor((pages.size - 24) / 28) END), 0)
+          FROM (SELECT t.relid FROM pg_catalog.pg_partition_tree(c.oid) t WHERE t.isleaf
+                UNION SELECT c.oid WHERE c.relkind = 'r') leaf
+          JOIN pg_catalog.pg_class l ON l.oid = leaf.relid
+          CROSS JOIN LATERAL (SELECT pg_catalog.current_setting('block_size')::float8 AS size) blocks
+          CROSS JOIN LATERAL (SELECT pg_catalog.pg_relation_size(l.oid) / blocks.size AS now,
+                                     blocks.size) pages"""
+
+
 def tables_sql(added: str = ADDED_BY_SELFHEAL) -> str:
-    return _TABLES.replace("{added}", added)
+    return _TABLES.replace("{added}", added).replace("{rows}", ROW_ESTIMATE)
 
 
 def tables_from_rows(rows) -> tuple[Table, ...]:

@@ -6,7 +6,9 @@ HINT, whose shapes are fixed by PostgreSQL when lc_messages is 'C'.
 
 from __future__ import annotations
 
+import hashlib
 import re
+import uuid
 from dataclasses import dataclass, field
 
 UNDEFINED_COLUMN = "42703"
@@ -136,6 +138,7 @@ def parse_missing(sqlstate: str, message: str, hint: str | None = None) -> Missi
 
 
 _NUMBER = re.compile(r"\b\d+\b")
+SIGNATURE_DISPLAY_CHARS = 1000
 
 
 def signature(sqlstate: str | None, message: str | None) -> str:
@@ -143,3 +146,31 @@ def signature(sqlstate: str | None, message: str | None) -> str:
     text = " ".join((message or "").split())
     text = _NUMBER.sub("N", text)
     return f"{(sqlstate or '').upper()}: {text}"
+
+
+def signature_key(sqlstate: str | None, message: str | None) -> str:
+    """A fixed-size key for a signature (a uuid's text), whatever the message's length."""
+    digest = hashlib.md5(signature(sqlstate, message).encode("utf-8", "replace")).hexdigest()
+    return str(uuid.UUID(digest))
+
+
+# CONTEXT lines PostgreSQL writes when an error comes from inside a function or trigger.
+_CONTEXT_FUNCTION = re.compile(
+    r'(?:PL/pgSQL function (?P<plpgsql>[^\n]+?)(?: line \d+| while |$)'
+    r'|SQL function "(?P<sql>[^"]+)"'
+    r'|PL/Python function "(?P<plpython>[^"]+)"'
+    r'|(?P<other>[A-Za-z/]+ function "?[^"\n]+"?))')
+
+
+def raised_inside(context: str | None) -> str | None:
+    """The function an error came from, when its CONTEXT shows one; None for a top-level statement.
+
+    Errors raised by RAISE, or by a statement run inside a function or trigger, carry the
+    function's frames in CONTEXT. Their statement is the outer one, so it is no evidence.
+    """
+    if not context or not context.strip():
+        return None
+    m = _CONTEXT_FUNCTION.search(context)
+    if m is None:
+        return context.strip().splitlines()[0][:200]
+    return next(g for g in m.groups() if g).strip()[:200]

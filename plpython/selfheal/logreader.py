@@ -81,6 +81,11 @@ class LogError:
     database: str | None
     application_name: str | None
     session_id: str | None
+    context: str | None = None
+
+
+class UnusableRecord(ValueError):
+    """A well-formed record whose fields are not what PostgreSQL writes; skipped, with this reason."""
 
 
 @dataclass
@@ -92,6 +97,17 @@ class ReadResult:
     bytes_read: int = 0
     more: bool = False  # stopped at the byte budget; call again
     problems: list[str] = field(default_factory=list)
+    skipped: dict = field(default_factory=dict)  # reason -> records skipped for it
+
+    def skip(self, reason: str) -> None:
+        self.malformed += 1
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+
+    def problem_text(self) -> str | None:
+        """Reader problems and skipped records, in one line for the summary's log.problem."""
+        parts = list(self.problems) + [f"{n} record{'s' if n != 1 else ''} skipped: {reason}"
+                                       for reason, n in sorted(self.skipped.items())]
+        return "; ".join(parts) or None
 
 
 def list_log_files(directory: str, log_format: str) -> list[LogFile]:
@@ -131,8 +147,29 @@ def plan_reads(files: list[LogFile], bookmark: Bookmark, current: str | None) ->
     return reads
 
 
+_JSON_TEXT_FIELDS = ("timestamp", "state_code", "message", "hint", "statement", "user", "dbname",
+                     "application_name", "session_id", "context")
+
+
+def clean_text(value: str | None, limit: int) -> str | None:
+    """Text PostgreSQL can store: no NUL, no lone surrogates, at most `limit` characters."""
+    if value is None:
+        return None
+    text = value[:limit]
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
 def _json_record(raw: bytes) -> tuple[bool, LogError | None]:
-    """(well formed, error entry or None for other severities)."""
+    """(well formed, error entry or None for other severities).
+
+    Raises UnusableRecord for an ERROR record whose fields are not text.
+    """
     if b'"ERROR"' not in raw and raw.startswith(b"{") and raw.endswith(b"}"):
         return True, None  # most lines are not errors: skip them without parsing
     try:
@@ -143,11 +180,14 @@ def _json_record(raw: bytes) -> tuple[bool, LogError | None]:
         return False, None
     if entry.get("error_severity") != "ERROR" or not entry.get("state_code"):
         return True, None
+    wrong = [name for name in _JSON_TEXT_FIELDS if entry.get(name) is not None and not isinstance(entry[name], str)]
+    if wrong:
+        raise UnusableRecord(f"field {wrong[0]!r} is not text")
     return True, LogError(
-        occurred_at=str(entry.get("timestamp", "")), sqlstate=str(entry["state_code"]),
-        message=str(entry.get("message", "")), hint=entry.get("hint"), statement=entry.get("statement"),
+        occurred_at=entry.get("timestamp") or "", sqlstate=entry["state_code"],
+        message=entry.get("message") or "", hint=entry.get("hint"), statement=entry.get("statement"),
         user=entry.get("user"), database=entry.get("dbname"), application_name=entry.get("application_name"),
-        session_id=entry.get("session_id"),
+        session_id=entry.get("session_id"), context=entry.get("context"),
     )
 
 
@@ -165,7 +205,7 @@ def _csv_record(raw: bytes) -> tuple[bool, LogError | None]:
         occurred_at=entry["log_time"], sqlstate=entry["sql_state_code"], message=entry["message"],
         hint=entry["hint"] or None, statement=entry["query"] or None, user=entry["user_name"] or None,
         database=entry["database_name"] or None, application_name=entry["application_name"] or None,
-        session_id=entry["session_id"] or None,
+        session_id=entry["session_id"] or None, context=entry["context"] or None,
     )
 
 
@@ -217,9 +257,13 @@ def read_file(path: str, start: int, log_format: str, budget: int, result: ReadR
                     if not raw.strip():
                         continue
                     result.lines += 1
-                    ok, entry = parse(raw)
+                    try:
+                        ok, entry = parse(raw)
+                    except UnusableRecord as exc:
+                        result.skip(str(exc))
+                        continue
                     if not ok:
-                        result.malformed += 1
+                        result.skip("not a complete JSON or CSV record")
                     elif entry is not None and (database is None or entry.database == database):
                         result.errors.append(entry)
                 pending = buf[consumed:]

@@ -93,6 +93,10 @@ class Policy:
     column_headroom: int = 100  # never bring a table within this many attnums of 1600
     derived_columns: str = "view"  # 'view': compat view column; 'table': a real column in the table
     generated_column_row_limit: int = 100_000  # above it an in-table derived column is never STORED
+    scope: tuple[str, ...] = ("public",)  # schemas or schema.table names selfheal may change; * for all
+
+    def in_scope(self, schema: str, table: str) -> bool:
+        return "*" in self.scope or schema in self.scope or f"{schema}.{table}" in self.scope
 
     @classmethod
     def from_settings(cls, settings: dict[str, str]) -> "Policy":
@@ -111,7 +115,23 @@ class Policy:
             column_headroom=number("column_headroom", cls.column_headroom),
             derived_columns=settings.get("derived_columns", cls.derived_columns),
             generated_column_row_limit=number("generated_column_row_limit", cls.generated_column_row_limit),
+            scope=_scope_entries(settings.get("scope", ",".join(cls.scope))),
         )
+
+
+def _scope_entries(value: str) -> tuple[str, ...]:
+    """Entries of the scope setting; a double-quoted entry keeps its case and commas."""
+    entries, current, quoted = [], "", False
+    for ch in value or "":
+        if ch == '"':
+            quoted = not quoted
+        elif ch == "," and not quoted:
+            entries.append(current.strip())
+            current = ""
+        else:
+            current += ch
+    entries.append(current.strip())
+    return tuple(e for e in entries if e)
 
 
 @dataclass(frozen=True)
@@ -120,6 +140,8 @@ class Event:
     message: str
     statement: str | None = None
     hint: str | None = None
+    context: str | None = None  # CONTEXT from the log: set when raised inside a function
+    source: str = "client"  # client (reported by the app) or log (read from the server log)
 
 
 @dataclass(frozen=True)
@@ -295,6 +317,7 @@ def plan(event: Event, catalog: Catalog, policy: Policy = Policy()) -> Plan:
         )
     try:
         missing = errors.parse_missing(event.sqlstate, event.message, event.hint)
+        _check_evidence(missing, event)
         if missing.kind == "relation":
             return _plan_relation(missing, catalog, policy)
         return _plan_column(missing, event, catalog, policy)
@@ -304,6 +327,30 @@ def plan(event: Event, catalog: Catalog, policy: Policy = Policy()) -> Plan:
         return Plan("refused", f"refused: {exc}", action="refuse")
     except _Stop as stop:
         return stop.plan
+
+
+def _check_evidence(missing: errors.MissingName, event: Event) -> None:
+    """Only a real error of the statement is evidence: not one raised inside a function (RAISE,
+    a trigger), and not one whose statement never names the missing identifier."""
+    function = errors.raised_inside(event.context)
+    if function:
+        raise _review(f"raised inside function {function}, not by the statement itself (RAISE or a function's "
+                      "own query); never repaired automatically", function=function)
+    if missing.kind == "column":
+        naming.validate_identifier(missing.name, "column name")
+    statement = event.statement
+    if not statement:
+        if event.source == "log":
+            raise _review("the log entry carries no statement to check the error against; "
+                          "set log_min_error_statement = error")
+        return
+    qualifier = missing.qualifier or (missing.schema if missing.kind == "relation" else None)
+    named = sqlscan.names_identifier(statement, missing.name, qualifier)
+    if named and missing.relation:
+        named = sqlscan.names_identifier(statement, missing.relation)
+    if not named:
+        raise _review(f"the statement does not name {missing.name!r} where PostgreSQL would report it, "
+                      "so the error is no evidence about it", missing=missing.name)
 
 
 def _pick_table(candidates: list[Table], what: str) -> Table:
@@ -508,6 +555,7 @@ def _plan_add_column(table: Table, name: str, event: Event, missing: errors.Miss
     _check_column_budget(table, policy, evidence)
     col_type, default, why = infer_column_type(name, event.statement, missing.qualifier, table, catalog)
     evidence["type"] = why
+    evidence["added_as"] = {"type": col_type, "default": default}
     default_sql = f" DEFAULT {default}" if default else ""
     column = quote_ident(name)
     added = replace(table, columns=table.columns + (Column(name, col_type, table.attnum_high + 1, default),))
@@ -684,3 +732,16 @@ def drop_sync_ddl(table: Table, column: str) -> list[str]:
 
 
 DERIVED_IN_TABLE = ("stored generated column", "column + sync trigger + batched backfill")
+
+
+def relations_to_lock(plan: Plan) -> list[str]:
+    """Relations the plan's DDL needs ACCESS EXCLUSIVE on: its table when the DDL alters it, and
+    each compat view it drops. The adapter takes them with NOWAIT before any DDL runs."""
+    targets = []
+    table = plan.table.qualified if plan.table else None
+    alters_table = any(s.startswith(("ALTER TABLE ", "CREATE TRIGGER ", "DROP TRIGGER ")) for s in plan.ddl)
+    if table and alters_table:
+        targets.append(table)
+    drop_view = "DROP VIEW IF EXISTS "
+    targets += [s[len(drop_view):] for s in plan.ddl if s.startswith(drop_view)]
+    return targets

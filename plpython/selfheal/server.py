@@ -12,7 +12,7 @@ import os
 import re
 import time
 
-from . import catalog, drift, errors, logreader, naming, planner, schedule as cron, sqlscan
+from . import authority, catalog, drift, errors, logreader, naming, planner, schedule as cron, sqlscan
 from .planner import Alias, Catalog, Event, Plan, Policy, Table
 
 LOCK_NOT_AVAILABLE = "55P03"
@@ -96,6 +96,17 @@ def _lock_table_key(db: _Db, schema: str, table: str) -> None:
            ("int4", "text"), (ADVISORY_LOCK_CLASS, _advisory_key(schema, table)))
 
 
+def _lock_nowait(db: _Db, relations: list[str]) -> None:
+    """Take ACCESS EXCLUSIVE on each relation that exists, or fail at once with 55P03.
+
+    A DDL statement that waits for its lock, even for a short lock_timeout, makes every later
+    reader of the table queue behind it; NOWAIT never joins the queue.
+    """
+    for relation in relations:
+        if db.one("SELECT pg_catalog.to_regclass($1) IS NOT NULL AS x", ("text",), (relation,))["x"]:
+            db.plpy.execute(f"LOCK TABLE {relation} IN ACCESS EXCLUSIVE MODE NOWAIT")
+
+
 def _insert_audit(db: _Db, plan: Plan, status: str, event_id, duration_ms: float | None = None,
                   undo_of=None, error: str | None = None) -> int:
     table = plan.table
@@ -143,8 +154,8 @@ def _with_lock_retries(db: _Db, settings: dict, work):
                     raise
                 if attempt + 1 < attempts:
                     time.sleep(backoff * (2 ** attempt))
-        raise _Retry(f"the table stayed locked by another session through {attempts} attempts "
-                     f"with lock_timeout {lock_timeout}")
+        raise _Retry(f"the table was in use by another session through {attempts} attempts; selfheal "
+                     "locks with NOWAIT and never queues ahead of readers")
     finally:
         db.one("SELECT pg_catalog.set_config('lock_timeout', $1, true)", ("text",), (previous,))
 
@@ -196,6 +207,7 @@ def apply_plan(db: _Db, settings: dict, event_id, replan) -> tuple[Plan, str, in
         if fresh.status != "apply":
             return fresh, fresh.status, None
         started = time.monotonic()
+        _lock_nowait(db, planner.relations_to_lock(fresh))
         for statement in fresh.ddl:
             db.run(statement)
         elapsed = (time.monotonic() - started) * 1000.0
@@ -227,44 +239,66 @@ def apply_plan(db: _Db, settings: dict, event_id, replan) -> tuple[Plan, str, in
 
 _EVENT_INSERT = """
 INSERT INTO selfheal.error_event (source, occurred_at, sqlstate, message, statement, hint, username, database_name,
-                                  application_name, session_id, signature, class)
+                                  application_name, session_id, context, signature, signature_key, class)
 SELECT $1, coalesce(x.occurred_at::timestamptz, now()), x.sqlstate, x.message, x.statement, x.hint,
        coalesce(x.username, session_user)::name, coalesce(x.database_name, current_database())::name,
-       x.application_name, x.session_id, x.signature, x.class
+       x.application_name, x.session_id, x.context, x.signature, x.signature_key::uuid, x.class
   FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
-              $10::text[], $11::text[], $12::text[])
+              $10::text[], $11::text[], $12::text[], $13::text[], $14::text[])
        AS x(occurred_at, sqlstate, message, statement, hint, username, database_name, application_name,
-            session_id, signature, class)
+            session_id, context, signature, signature_key, class)
 RETURNING id
 """
+_EVENT_FIELDS = 13
 _LOG_TIME = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?( ([A-Za-z][A-Za-z0-9+-]*|[+-]\d\d(:?\d\d)?))?$")
 
 
 def _clip(text, limit):
-    return text[:limit] if text else None
+    return logreader.clean_text(text, limit) or None
 
 
-def _store_events(db: _Db, source: str, entries: list[logreader.LogError]) -> list[int]:
-    """Insert events in one statement; text from outside is clipped, never trusted."""
-    columns: list[list] = [[] for _ in range(11)]
-    for e in entries:
-        values = (e.occurred_at if e.occurred_at and _LOG_TIME.match(e.occurred_at) else None,
-                  (e.sqlstate or "")[:5], (e.message or "")[:MAX_MESSAGE_CHARS],
-                  _clip(e.statement, MAX_STATEMENT_CHARS), _clip(e.hint, MAX_MESSAGE_CHARS), _clip(e.user, 63),
-                  _clip(e.database, 63), _clip(e.application_name, 256), _clip(e.session_id, 64),
-                  errors.signature(e.sqlstate, e.message), errors.classify(e.sqlstate))
-        for column, value in zip(columns, values):
-            column.append(value)
-    if not entries:
+def _event_values(e: logreader.LogError) -> tuple:
+    """One event's column values; text from outside is cleaned and clipped, never trusted."""
+    message = _clip(e.message, MAX_MESSAGE_CHARS) or ""
+    sqlstate = (_clip(e.sqlstate, 5) or "")
+    return (e.occurred_at if e.occurred_at and _LOG_TIME.match(e.occurred_at) else None,
+            sqlstate, message, _clip(e.statement, MAX_STATEMENT_CHARS), _clip(e.hint, MAX_MESSAGE_CHARS),
+            _clip(e.user, 63), _clip(e.database, 63), _clip(e.application_name, 256), _clip(e.session_id, 64),
+            _clip(e.context, MAX_MESSAGE_CHARS),
+            _clip(errors.signature(sqlstate, message), errors.SIGNATURE_DISPLAY_CHARS),
+            errors.signature_key(sqlstate, message), errors.classify(sqlstate))
+
+
+def _insert_events(db: _Db, source: str, rows: list[tuple]) -> list[int]:
+    columns = [list(column) for column in zip(*rows)]
+    return [r["id"] for r in db.rows(_EVENT_INSERT, ("text",) + ("text[]",) * _EVENT_FIELDS, (source, *columns))]
+
+
+def _store_events(db: _Db, source: str, entries: list[logreader.LogError], problems: list | None = None) -> list[int]:
+    """Insert events in one statement. A row PostgreSQL rejects never blocks the others: it is
+    retried alone with its time set to now (an odd zone abbreviation), then skipped and counted."""
+    rows = [_event_values(e) for e in entries]
+    if not rows:
         return []
-    types = ("text",) + ("text[]",) * 11
     try:
         with db.plpy.subtransaction():
-            return [r["id"] for r in db.rows(_EVENT_INSERT, types, (source, *columns))]
+            return _insert_events(db, source, rows)
     except db.plpy.SPIError:
-        # A log time PostgreSQL cannot read back (an odd zone abbreviation): keep the events, stamped now.
-        columns[0] = [None] * len(entries)
-        return [r["id"] for r in db.rows(_EVENT_INSERT, types, (source, *columns))]
+        pass
+    ids = []
+    for row in rows:
+        for attempt in (row, (None,) + row[1:]):
+            try:
+                with db.plpy.subtransaction():
+                    ids += _insert_events(db, source, [attempt])
+                break
+            except db.plpy.SPIError as exc:
+                failure = str(exc)
+        else:
+            if problems is None:
+                raise ValueError(f"the error could not be recorded: {failure}")
+            problems.append(f"a record could not be stored: {failure[:200]}")
+    return ids
 
 
 def _store_event(db: _Db, source: str, sqlstate, message, statement, hint) -> int:
@@ -276,14 +310,43 @@ def _store_event(db: _Db, source: str, sqlstate, message, statement, hint) -> in
 _AUDITED = {"refused", "pending_approval", "needs_review"}
 
 
+_RIGHTS = """
+SELECT r.oid IS NOT NULL AS role_exists,
+       r.oid IS NOT NULL AND pg_catalog.has_schema_privilege(r.oid, n.oid, 'USAGE') AS schema_usage,
+       ARRAY(SELECT p FROM unnest($4::text[]) AS p
+              WHERE r.oid IS NOT NULL AND pg_catalog.has_table_privilege(r.oid, c.oid, p)) AS privileges,
+       (SELECT e.extname FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid
+         WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = c.oid AND d.deptype = 'e'
+         LIMIT 1) AS extension
+  FROM pg_catalog.pg_class c
+  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+  LEFT JOIN pg_catalog.pg_roles r ON r.rolname = $1
+ WHERE n.nspname = $2 AND c.relname = $3
+"""
+
+
+def _rights(db: _Db, role: str | None, table: Table) -> authority.Rights:
+    row = db.one(_RIGHTS, ("text", "text", "text", "text[]"), (role, table.schema, table.name,
+                                                               list(authority.PRIVILEGES)))
+    if row is None:
+        return authority.Rights(role, role_exists=False)
+    return authority.Rights(role, row["role_exists"], row["schema_usage"], frozenset(row["privileges"]),
+                            row["extension"])
+
+
 def _process_events(db: _Db, policy: Policy, settings: dict, rows: list) -> dict:
-    """Plan identical events once (same sqlstate, message, statement and hint) and record the outcome on all."""
+    """Plan identical events once (same statement, error and reporting role) and record the outcome on all."""
     first = rows[0]
-    event = Event(first["sqlstate"], first["message"], first["statement"], first["hint"])
+    event = Event(first["sqlstate"], first["message"], first["statement"], first["hint"], first["context"],
+                  first["source"])
     event_id = first["id"]
 
     def replan() -> Plan:
-        return planner.plan(event, _catalog_for(db, event), policy)
+        catalog = _catalog_for(db, event)
+        decided = planner.plan(event, catalog, policy)
+        if decided.status != "apply":
+            return decided
+        return authority.authorize(decided, event, _rights(db, first["username"], decided.table), policy, catalog)
 
     plan, status, audit_id = apply_plan(db, settings, event_id, replan)
     if audit_id is None and plan.status in _AUDITED:
@@ -297,7 +360,7 @@ def _process_events(db: _Db, policy: Policy, settings: dict, rows: list) -> dict
             "audit_id": audit_id, "ddl": _script(plan.ddl) if status == "applied" else None}
 
 
-_EVENT_COLUMNS = "id, sqlstate, message, statement, hint"
+_EVENT_COLUMNS = "id, sqlstate, message, statement, hint, context, source, username"
 
 
 def heal_error(plpy, sqlstate, message, statement=None, hint=None) -> list[dict]:
@@ -343,7 +406,7 @@ def read_log(db: _Db, settings: dict) -> dict:
                ("text", "text"), (log_format, str(exc)))
         return {"format": log_format, "problem": str(exc)}
     for start in range(0, len(result.errors), 5000):
-        _store_events(db, "log", result.errors[start:start + 5000])
+        _store_events(db, "log", result.errors[start:start + 5000], result.problems)
     saved = result.bookmark.to_json()
     db.one("""UPDATE selfheal.log_bookmark
                  SET positions = $2::jsonb, since = $3, updated_at = now(), lines_read = lines_read + $4,
@@ -351,12 +414,12 @@ def read_log(db: _Db, settings: dict) -> dict:
                WHERE log_format = $1""",
            ("text", "text", "float8", "int8", "int8", "int8", "text"),
            (log_format, json.dumps(saved["positions"]), saved["since"], result.lines, len(result.errors),
-            result.malformed, "; ".join(result.problems) or None))
+            result.malformed, result.problem_text()))
     summary = {"format": log_format, "lines": result.lines, "errors": len(result.errors), "more": result.more}
     if result.malformed:
         summary["malformed"] = result.malformed
-    if result.problems:
-        summary["problem"] = "; ".join(result.problems)
+    if result.problem_text():
+        summary["problem"] = result.problem_text()
     return summary
 
 
@@ -371,7 +434,9 @@ def heal(plpy) -> str:
                         LIMIT $1 FOR UPDATE SKIP LOCKED""", ("int4",), (batch,))
     groups: dict[tuple, list] = {}
     for row in rows:
-        groups.setdefault((row["sqlstate"], row["message"], row["statement"], row["hint"]), []).append(row)
+        key = (row["sqlstate"], row["message"], row["statement"], row["hint"], row["context"], row["source"],
+               row["username"])
+        groups.setdefault(key, []).append(row)
     for members in groups.values():
         result = _process_events(db, policy, settings, members)
         summary["processed"] += len(members)
@@ -379,12 +444,19 @@ def heal(plpy) -> str:
     return json.dumps(summary, sort_keys=True)
 
 
+def _pin_search_path(plpy) -> None:
+    """What SET search_path does for a function; a procedure that commits must do it itself."""
+    plpy.execute("SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true)")
+
+
 def watch(plpy, poll, max_cycles=None) -> None:
     """Heal, commit, sleep, again: until cancelled, terminated, or max_cycles are done."""
     db = _Db(plpy)
+    _pin_search_path(plpy)
     seconds = db.one("SELECT extract(epoch FROM $1::interval)::float8 AS s", ("text",), (poll,))["s"]
     cycles = 0
     while max_cycles is None or cycles < max_cycles:
+        _pin_search_path(plpy)  # a commit ends the transaction-local setting
         summary = json.loads(heal(plpy))
         plpy.commit()  # each cycle's events and repairs survive a later cancel
         if summary["processed"]:
@@ -394,9 +466,48 @@ def watch(plpy, poll, max_cycles=None) -> None:
         db.one("SELECT pg_catalog.pg_sleep($1)", ("float8",), (seconds,))
 
 
+# Deferrable triggers fire at commit, outside the owner's context; selfheal's batches must not
+# queue any (foreign keys' own triggers live in pg_catalog and check as the table owner).
+_USER_DEFERRABLE_TRIGGER = """
+SELECT pg_catalog.format('%I on %s', t.tgname, t.tgrelid::pg_catalog.regclass) AS trigger
+  FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid
+ WHERE t.tgdeferrable AND p.pronamespace <> 'pg_catalog'::pg_catalog.regnamespace
+ LIMIT 1
+"""
+
+
+def _refuse_deferrable_triggers(db: _Db) -> None:
+    found = db.one(_USER_DEFERRABLE_TRIGGER)
+    if found:
+        raise RuntimeError(f"backfill refuses to run while the deferrable trigger {found['trigger']} exists: it "
+                           "would fire at commit with the caller's rights; fill the column as the table owner")
+
+
+def _batch_body(table: str, key: str, key_type: str, column: str, expression: str, rows: int) -> str:
+    """One backfill batch, run as the table owner: the rows after `argument` in key order.
+
+    A function made for each batch is planned with its argument's value, so `argument IS NULL`
+    folds away and the key range uses the primary key's index.
+    """
+    return f"""
+    WITH done AS (
+        UPDATE {table} SET {column} = {expression}
+         WHERE {key} IN (SELECT {key} FROM {table} WHERE argument IS NULL OR {key} > argument::{key_type}
+                          ORDER BY {key} LIMIT {rows})
+     RETURNING {key})
+    SELECT pg_catalog.json_build_object('last_key', max({key})::text, 'n', count(*))::text INTO result FROM done;
+    SET CONSTRAINTS ALL IMMEDIATE;
+    RETURN result;"""
+
+
 def backfill(plpy, max_batches=None) -> None:
-    """Fill in-table derived columns in batches by primary key, committing each; resumable."""
+    """Fill in-table derived columns in batches by primary key, committing each; resumable.
+
+    Each batch runs as the table's owner (as_table_owner), so the owner's triggers and index
+    expressions never run with the caller's rights.
+    """
     db = _Db(plpy)
+    _pin_search_path(plpy)
     _, settings = load_policy(db)
     batch_rows = int(settings.get("backfill_batch_rows", "10000"))
     pause = float(settings.get("backfill_pause_ms", "10")) / 1000.0
@@ -408,19 +519,16 @@ def backfill(plpy, max_batches=None) -> None:
         key_type = db.one("SELECT pg_catalog.format_type(atttypid, atttypmod) AS t FROM pg_catalog.pg_attribute "
                           "WHERE attrelid = $1::pg_catalog.regclass AND attname = $2",
                           ("text", "text"), (table, job["key_column"]))["t"]
-        step = db.plpy.prepare(
-            f"""WITH done AS (
-                    UPDATE {table} SET {column} = {job['expression']}
-                     WHERE {key} IN (SELECT {key} FROM {table} WHERE $1::text IS NULL OR {key} > $1::{key_type}
-                                      ORDER BY {key} LIMIT {batch_rows})
-                 RETURNING {key})
-                SELECT max({key})::text AS last_key, count(*) AS n FROM done""", ["text"])
+        body = _batch_body(table, key, key_type, column, job["expression"], batch_rows)
         last_key = job["last_key"]
         while max_batches is None or batches < max_batches:
+            _pin_search_path(plpy)  # a commit ends the transaction-local setting
             db.one("SELECT pg_catalog.set_config('lock_timeout', $1, true)", ("text",), (lock_timeout,))
+            _refuse_deferrable_triggers(db)
             started = time.monotonic()
-            done = db.plpy.execute(step, [last_key])[0]
+            done = json.loads(as_table_owner(db, table, body, last_key))
             took = time.monotonic() - started
+            _refuse_deferrable_triggers(db)  # one made during the batch: the batch rolls back
             if not done["n"]:
                 db.one("UPDATE selfheal.backfill_job SET done_at = now(), updated_at = now() WHERE id = $1",
                        ("int8",), (job["id"],))
@@ -579,8 +687,9 @@ def undo(plpy, audit_id: int, force: bool = False) -> int:
         else:
             if table.column(column) is None:
                 return Plan("needs_review", f"column {column} is no longer on {schema}.{name}")
-            derived = json.loads(row["evidence"]).get("strategy") in planner.DERIVED_IN_TABLE
-            if not derived and not force and _column_has_data(db, table, column):
+            evidence = json.loads(row["evidence"])
+            derived = evidence.get("strategy") in planner.DERIVED_IN_TABLE
+            if not derived and not force and _column_has_data(db, table, column, evidence.get("added_as")):
                 return Plan("refused", f"{schema}.{name}.{column} holds values other than its default; "
                                        "undo(id, force => true) drops them")
             ddl = (planner.drop_sync_ddl(table, column) if derived else []) + \
@@ -608,11 +717,58 @@ def _alias_ids(db: _Db, audit_id: int) -> tuple[set[int], list[Alias]]:
     return {r["id"] for r in rows}, restored
 
 
-def _column_has_data(db: _Db, table: Table, column: str) -> bool:
-    col = table.column(column)
+def _column_has_data(db: _Db, table: Table, column: str, added_as: dict | None) -> bool:
+    """Whether the column holds anything but the default selfheal gave it.
+
+    It compares with the default selfheal recorded, never the column's current one (which the
+    owner may have replaced with a function), and reads the table as its owner.
+    """
     ident = planner.quote_ident(column)
-    condition = f"{ident} IS DISTINCT FROM ({col.default})" if col.default else f"{ident} IS NOT NULL"
-    return bool(db.plpy.execute(f"SELECT EXISTS (SELECT 1 FROM {table.qualified} WHERE {condition}) AS x")[0]["x"])
+    default = (added_as or {}).get("default")
+    condition = f"{ident} IS DISTINCT FROM ({default})" if default else f"{ident} IS NOT NULL"
+    try:
+        with db.plpy.subtransaction():
+            found = as_table_owner(db, table.qualified,
+                                   f"RETURN EXISTS (SELECT 1 FROM {table.qualified} WHERE {condition})::text;")
+    except db.plpy.SPIError as exc:
+        if getattr(exc, "sqlstate", None) == "42501":
+            raise
+        return True  # the column changed type since selfheal added it: treat it as holding data
+    return found == "true"
+
+
+AS_OWNER_FUNCTION = "pg_temp.selfheal_as_owner"
+
+
+def as_table_owner(db: _Db, table: str, body: str, argument: str | None = None) -> str | None:
+    """Run a PL/pgSQL body (with `argument` and a text variable `result`) as the owner of
+    `table`, and return what it returns.
+
+    Anything the body sets off (the owner's triggers, defaults, index expressions, operators)
+    runs with the owner's rights, never the caller's. A plain SET ROLE would not do: the owner's
+    trigger could RESET ROLE back to an administrator. Inside a SECURITY DEFINER function that
+    the owner owns, PostgreSQL refuses any change of role, as it does for its own maintenance
+    (CVE-2022-1552). The function exists only inside this subtransaction. Deferred triggers
+    are fired before it returns, so none runs at commit with the caller's rights.
+    """
+    owner = db.one("SELECT c.relowner::pg_catalog.regrole::text AS owner FROM pg_catalog.pg_class c "
+                   "WHERE c.oid = $1::pg_catalog.regclass", ("text",), (table,))["owner"]
+    tag = "$selfheal_as_owner$"
+    if tag in body:
+        raise ValueError("the body must not contain the function's quoting tag")
+    plpy = db.plpy
+    with plpy.subtransaction():
+        plpy.execute(f"CREATE FUNCTION {AS_OWNER_FUNCTION}(argument text) RETURNS text LANGUAGE plpgsql "
+                     f"VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp "
+                     f"AS {tag} DECLARE result text; BEGIN {body} END {tag}")
+        try:
+            plpy.execute(f"ALTER FUNCTION {AS_OWNER_FUNCTION}(text) OWNER TO {owner}")
+        except plpy.SPIError as exc:
+            raise RuntimeError(f"this needs to run as the owner of {table} ({owner}): call it as a superuser "
+                               f"or as a member of role {owner}") from exc
+        result = plpy.execute(plpy.prepare(f"SELECT {AS_OWNER_FUNCTION}($1) AS v", ["text"]), [argument])[0]["v"]
+        plpy.execute(f"DROP FUNCTION {AS_OWNER_FUNCTION}(text)")
+    return result
 
 
 # ---------------------------------------------------------------------------------------
@@ -647,9 +803,14 @@ def _timeline(db: _Db, tag: str, schema, table, change: str, detail: dict) -> No
            (tag, schema, table, change, json.dumps(detail, sort_keys=True)))
 
 
-def ddl_start(plpy, tag: str, schemas_csv: str) -> None:
+def ddl_start(plpy, tag: str) -> None:
     """Before ALTER TABLE or DROP TABLE: snapshot the tables it names and drop their compat views,
-    which would otherwise block the DDL."""
+    which would otherwise block the DDL.
+
+    An unqualified name is taken in every schema that has such a table: the shim runs with a
+    pinned search_path, so the DDL's own resolution is not known here. Views dropped for a
+    table the DDL did not touch are rebuilt at ddl_command_end, from the snapshot.
+    """
     db = _Db(plpy)
     query = db.one("SELECT pg_catalog.current_query() AS q")["q"] or ""
     aliases = _load_aliases(db)
@@ -662,24 +823,26 @@ def ddl_start(plpy, tag: str, schemas_csv: str) -> None:
     rename = sqlscan.mentions_rename(query)
     if not refs or (not watched and not rename):
         return  # nothing of selfheal's is concerned: the common case stays cheap
-    schemas = [s for s in (schemas_csv or "").split(",") if s]
     snapshot = _snapshots.setdefault(_xid(db), {})
     with _event_trigger_guard(db):
         for ref in refs:
-            row = db.one("""SELECT c.oid, n.nspname, c.relname FROM pg_catalog.pg_class c
-                              JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-                             WHERE c.relname = $1 AND c.relkind IN ('r', 'p') AND n.nspname = ANY ($2)
-                             ORDER BY pg_catalog.array_position($2, n.nspname::text) LIMIT 1""",
-                         ("text", "text[]"), (ref.name, [ref.schema] if ref.schema else schemas))
-            if row is None:
-                continue
-            key = (row["nspname"], row["relname"])
-            if rename or key in watched:
-                snapshot[row["oid"]] = _shape(db, row["oid"])
-            if key in watched:
-                table = _table_facts(db, *key)
-                for view in planner.compat_view_columns(table, [a for a in aliases if (a.schema, a.table) == key]):
-                    db.run(planner.drop_view_ddl(view))
+            for row in db.rows("""SELECT c.oid, n.nspname, c.relname FROM pg_catalog.pg_class c
+                                    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                                   WHERE c.relname = $1 AND c.relkind IN ('r', 'p') AND c.relpersistence <> 't'
+                                     AND ($2::text IS NULL OR n.nspname = $2)
+                                     AND n.nspname <> ALL ($3)""",
+                               ("text", "text", "text[]"), (ref.name, ref.schema, catalog.EXCLUDED_SCHEMAS)):
+                _snapshot_and_clear(db, row, aliases, watched, rename, snapshot)
+
+
+def _snapshot_and_clear(db: _Db, row: dict, aliases, watched: set, rename: bool, snapshot: dict) -> None:
+    key = (row["nspname"], row["relname"])
+    if rename or key in watched:
+        snapshot[row["oid"]] = _shape(db, row["oid"])
+    if key in watched:
+        table = _table_facts(db, *key)
+        for view in planner.compat_view_columns(table, [a for a in aliases if (a.schema, a.table) == key]):
+            db.run(planner.drop_view_ddl(view))
 
 
 def _audit_automatic(db: _Db, table: Table, action: str, status: str, column: str, reason: str,
@@ -732,8 +895,10 @@ def ddl_end(plpy, tag: str, table_oids: list) -> None:
         if tag == "CREATE TABLE":
             for oid in table_oids or []:
                 shape = _shape(db, oid)
+                if shape is None or shape.schema.startswith("pg_temp"):
+                    continue  # a temporary table is one session's own: it never retires a legacy name
                 for alias in aliases:
-                    if shape and alias.kind == "relation" and alias.legacy_name == shape.name:
+                    if alias.kind == "relation" and alias.legacy_name == shape.name and alias.schema == shape.schema:
                         db.run(planner.drop_view_ddl(alias.legacy_name))
                         db.one("UPDATE selfheal.alias SET active = false WHERE id = $1", ("int8",), (alias.id,))
                         _timeline(db, tag, shape.schema, shape.name, "legacy name retired",

@@ -362,3 +362,51 @@ def replace_column(expression: str, column: str, replacement: str) -> str:
             text = re.sub(rf'(?<![\w"$.]){re.escape(column)}(?![\w"$])', "\1", text)
         pieces[i] = text.replace("\0", replacement).replace("\1", replacement)
     return "".join(pieces)
+
+
+_COMMANDS = ("SELECT", "INSERT", "UPDATE", "DELETE", "MERGE", "VALUES", "TABLE")
+
+
+def command(sql: str) -> tuple[str | None, RelationRef | None]:
+    """(verb, target) of the top-level command: INSERT/UPDATE/DELETE/MERGE with the table it
+    writes, or SELECT with no target. A WITH clause's bodies are skipped: they sit in parentheses."""
+    tokens = tokenize(sql)
+    depth = 0
+    for i, tok in enumerate(tokens):
+        if tok.kind == "punct" and tok.value in "()":
+            depth += 1 if tok.value == "(" else -1
+            continue
+        if depth or not tok.is_word(*_COMMANDS):
+            continue
+        verb = tok.value.upper()
+        if verb in ("VALUES", "TABLE"):
+            return "SELECT", None
+        if verb == "SELECT":
+            return verb, None
+        j = i + 1
+        if verb == "DELETE" and j < len(tokens) and tokens[j].is_word("FROM"):
+            j += 1
+        if verb in ("INSERT", "MERGE") and j < len(tokens) and tokens[j].is_word("INTO"):
+            j += 1
+        ref, _ = _read_relation(tokens, j, in_from=False)
+        return verb, ref
+    return None, None
+
+
+def _fits(token_value: str, name: str) -> bool:
+    """A name as written fits the name PostgreSQL reports, which is cut to 63 bytes."""
+    return token_value == name or token_value.encode()[:63].decode("utf-8", "ignore") == name
+
+
+def names_identifier(sql: str, name: str, qualifier: str | None = None) -> bool:
+    """Whether the statement names `name` as an identifier (not inside a string or a comment),
+    after `qualifier.` when one is given: the evidence that PostgreSQL's error is about it."""
+    tokens = tokenize(sql)
+    for i, tok in enumerate(tokens):
+        if not tok.is_name or not _fits(tok.value, name):
+            continue
+        if qualifier is None:
+            return True
+        if i >= 2 and tokens[i - 1].value == "." and tokens[i - 2].is_name and _fits(tokens[i - 2].value, qualifier):
+            return True
+    return False

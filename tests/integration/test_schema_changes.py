@@ -107,7 +107,9 @@ def test_a_backend_terminated_mid_repair_leaves_nothing_and_heal_completes_it_la
                      "'SELECT halfway_data FROM sessions')")
     holder = db.connect(user="postgres")
     holder.autocommit = False
-    holder.execute("LOCK TABLE sessions IN ACCESS SHARE MODE")  # the repair's ADD COLUMN waits behind this
+    # selfheal never waits for the table (NOWAIT); the audit row is written after the ALTER TABLE
+    # ran, so holding the audit table stops the repair half-way, with its DDL already done.
+    holder.execute("LOCK TABLE selfheal.audit IN EXCLUSIVE MODE")
     healer = db.connect(user="postgres")
     pid = healer.execute("SELECT pg_backend_pid()").fetchone()[0]
     outcome = {}

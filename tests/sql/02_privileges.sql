@@ -22,12 +22,13 @@ SELECT throws_ok($$SELECT * FROM selfheal.heal_error('42703', 'column "x" does n
 RESET ROLE;
 
 GRANT EXECUTE ON FUNCTION selfheal.heal_error(text, text, text, text) TO tap_app;
-SET LOCAL ROLE tap_app;
+-- selfheal acts for session_user, so the app logs in here as itself.
+SET LOCAL SESSION AUTHORIZATION tap_app;
 SELECT is((SELECT status FROM selfheal.heal_error('42703', 'column "note" does not exist', 'SELECT note FROM t_priv')),
-          'healed', 'with the grant, the app role heals a table it does not own');
+          'healed', 'with the grant, the app role heals a table it does not own but may read');
 SELECT throws_ok($$UPDATE selfheal.policy SET value = '1000' WHERE name = 'column_budget_per_table'$$,
                  '42501', NULL, 'the app role cannot raise its own budget');
-RESET ROLE;
+RESET SESSION AUTHORIZATION;
 
 -- Compat views check the caller's own rights on the table (security_invoker).
 CREATE ROLE tap_other;

@@ -67,3 +67,17 @@ def test_reads_a_write_to_a_computed_view_column():
         "service_type_id", "sessions")
     assert errors.parse_view_write("0A000", 'cannot update column "x" of view "v"') == ("x", "v")
     assert errors.parse_view_write("42703", 'cannot update column "x" of view "v"') is None
+
+
+def test_signature_key_is_fixed_size_whatever_the_message():
+    short, long = errors.signature_key("P0001", "x"), errors.signature_key("P0001", "x" * 100_000)
+    assert len(short) == len(long) == 36 and short != long
+    assert errors.signature_key("P0001", "order 17 failed") == errors.signature_key("P0001", "order 99 failed")
+
+
+def test_raised_inside_names_the_function_an_error_came_from():
+    assert errors.raised_inside("PL/pgSQL function inline_code_block line 1 at RAISE") == "inline_code_block"
+    assert errors.raised_inside('SQL statement "SELECT ghost FROM t"\nPL/pgSQL function audit() line 3 at EXECUTE') \
+        == "audit()"
+    assert errors.raised_inside('SQL function "f" statement 1') == "f"
+    assert errors.raised_inside(None) is None and errors.raised_inside("  ") is None

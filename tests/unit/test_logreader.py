@@ -192,3 +192,20 @@ def test_whole_log_reads_jsonlog_and_csvlog_by_their_content(tmp_path):
     (tmp_path / "y.log").write_bytes(CSV_LINE)
     assert logreader.read_whole_log(str(tmp_path / "x.log"))[0].sqlstate == "42703"
     assert logreader.read_whole_log(str(tmp_path / "y.log"))[0].statement == "select nope\nfrom s"
+
+
+def test_a_record_whose_fields_are_not_text_is_skipped_with_its_reason(tmp_path):
+    (tmp_path / "a.json").write_bytes(json_line(hint=123) + json_line(message="kept"))
+    result = read(tmp_path)
+    assert [e.message for e in result.errors] == ["kept"] and result.malformed == 1
+    assert result.problem_text() == "1 record skipped: field 'hint' is not text"
+
+
+def test_context_is_kept_so_errors_from_inside_functions_can_be_told_apart(tmp_path):
+    (tmp_path / "a.json").write_bytes(json_line(context="PL/pgSQL function f() line 3 at RAISE"))
+    assert read(tmp_path).errors[0].context == "PL/pgSQL function f() line 3 at RAISE"
+
+
+def test_clean_text_removes_what_postgresql_cannot_store():
+    assert logreader.clean_text("a\x00b\udc80c", 100) == "ab?c"
+    assert logreader.clean_text("abcdef", 3) == "abc" and logreader.clean_text(None, 3) is None

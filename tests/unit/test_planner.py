@@ -199,3 +199,40 @@ def test_large_table_without_a_single_column_key_is_not_backfilled():
     plan = missing_column("service_type_id", "SELECT service_type_id FROM sessions", catalog=Catalog((keyless,)),
                           policy=Policy(derived_columns="table", generated_column_row_limit=1000))
     assert plan.status == "needs_review" and "primary key" in plan.reason
+
+
+def test_an_error_raised_inside_a_function_is_never_repaired():
+    event = Event("42703", 'column "forged" of relation "sessions" does not exist',
+                  "DO $$BEGIN RAISE EXCEPTION 'x'; END$$", context="PL/pgSQL function inline_code_block line 1 at RAISE",
+                  source="log")
+    plan = planner.plan(event, CATALOG)
+    assert plan.status == "needs_review" and "inline_code_block" in plan.reason
+
+
+def test_a_statement_that_does_not_name_the_identifier_is_no_evidence():
+    for statement in ["SELECT 'ghost' FROM sessions", "SELECT 1 FROM sessions -- ghost", "SELECT $1 FROM sessions"]:
+        plan = missing_column("ghost", statement)
+        assert plan.status == "needs_review" and "does not name" in plan.reason, statement
+    assert missing_column("ghost", 'SELECT "ghost" FROM sessions').status == "apply"
+
+
+def test_a_log_entry_without_its_statement_is_never_repaired():
+    event = Event("42703", 'column "x" of relation "sessions" does not exist', None, source="log")
+    assert planner.plan(event, CATALOG).status == "needs_review"
+    assert planner.plan(Event("42703", event.message), CATALOG).status == "apply"  # a client said so itself
+
+
+def test_the_default_selfheal_gave_a_column_is_recorded_for_undo():
+    plan = missing_column("is_active", "SELECT is_active FROM sessions")
+    assert plan.evidence["added_as"] == {"type": "boolean", "default": "false"}
+
+
+def test_the_relations_a_plan_locks_are_its_table_and_the_views_it_drops():
+    plan = missing_column("recommendation_data", "SELECT recommendation_data FROM sessions",
+                          catalog=Catalog((SESSIONS,), aliases=(Alias("public", "sessions", "legacy", expression='"id"'),)))
+    assert planner.relations_to_lock(plan) == ['"public"."sessions"', '"selfheal_compat"."sessions"']
+    view_only = missing_column("package_name", "SELECT package_name FROM credit_packages",
+                               catalog=Catalog((Table("public", "credit_packages",
+                                                      (Column("PackageName", "text", 1),)),)))
+    assert view_only.action == "add_alias"
+    assert planner.relations_to_lock(view_only) == []  # a first view: nothing exists to wait for

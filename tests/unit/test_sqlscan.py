@@ -82,3 +82,20 @@ def test_ddl_targets(sql, expected):
 def test_mentions_rename_ignores_strings_and_comments():
     assert sqlscan.mentions_rename("ALTER TABLE t RENAME TO u")
     assert not sqlscan.mentions_rename("ALTER TABLE t ADD COLUMN c text DEFAULT 'rename' -- rename")
+
+
+def test_command_finds_the_verb_and_the_table_written_past_a_with_clause():
+    assert sqlscan.command("WITH x AS (UPDATE a SET b = 1) SELECT * FROM x") == ("SELECT", None)
+    verb, ref = sqlscan.command("WITH x AS (SELECT 1) UPDATE ONLY app.t AS q SET v = 1")
+    assert verb == "UPDATE" and (ref.schema, ref.name) == ("app", "t")
+    assert sqlscan.command("DELETE FROM t")[1].name == "t" and sqlscan.command('INSERT INTO "T" VALUES (1)')[1].name == "T"
+    assert sqlscan.command("DO $$ BEGIN END $$") == (None, None)
+
+
+def test_names_identifier_ignores_strings_comments_and_dollar_quotes():
+    assert sqlscan.names_identifier("SELECT Ghost FROM t", "ghost")
+    assert not sqlscan.names_identifier("SELECT 'ghost' /* ghost */ FROM t -- ghost", "ghost")
+    assert not sqlscan.names_identifier("DO $$ BEGIN PERFORM ghost; END $$", "ghost")
+    assert sqlscan.names_identifier("SELECT p.ghost FROM t p", "ghost", "p")
+    assert not sqlscan.names_identifier("SELECT q.ghost FROM t p", "ghost", "p")
+    assert sqlscan.names_identifier("SELECT " + "a" * 70 + " FROM t", "a" * 63)  # PostgreSQL cut it to 63 bytes
