@@ -51,6 +51,7 @@ bench: install
 	$(TEST_PYTHON) -m bench.client
 	$(TEST_PYTHON) -m bench.ddl_overhead
 	$(TEST_PYTHON) -m bench.scan
+	$(TEST_PYTHON) -m bench.lock_queue
 
 # The seed's story: an error storm, heal(), the Before / After report and its HTML page.
 demo: install
