@@ -40,18 +40,19 @@ def _load_tables(conn, events: list[Event]) -> dict:
 def build_script(conn, entries: list[LogError]) -> str:
     database = conn.info.dbname
     mine = [e for e in entries if e.database in (None, database)]
-    counts = Counter((e.sqlstate, e.message, e.statement, e.hint) for e in mine)
+    # CONTEXT is part of the key: an error raised inside a function is no evidence (planner).
+    counts = Counter((e.sqlstate, e.message, e.statement, e.hint, e.context) for e in mine)
     users: dict[tuple, set] = {}
     for e in mine:
-        users.setdefault((e.sqlstate, e.message, e.statement, e.hint), set()).add(e.user)
+        users.setdefault((e.sqlstate, e.message, e.statement, e.hint, e.context), set()).add(e.user)
     schema_errors = [key for key, _ in counts.most_common() if errors.is_schema_error(key[0])]
-    tables = _load_tables(conn, [Event(*key) for key in schema_errors])
+    tables = _load_tables(conn, [Event(*key, source="log") for key in schema_errors])
     aliases: list[planner.Alias] = []
     fixed: list[tuple[Plan, int]] = []
     skipped: list[tuple[Plan, int, str]] = []
     routed: set[str] = set()
     for key in schema_errors:
-        plan = planner.plan(Event(*key), Catalog(tuple(tables.values()), tuple(aliases)), Policy())
+        plan = planner.plan(Event(*key, source="log"), Catalog(tuple(tables.values()), tuple(aliases)), Policy())
         if plan.status != "apply":
             skipped.append((plan, counts[key], key[1]))
             continue
