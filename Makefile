@@ -6,7 +6,9 @@ PG_CONFIG ?= $(firstword $(wildcard /usr/lib/postgresql/15/bin/pg_config) pg_con
 # Tests run in the venv that scripts/setup.sh makes, when it is there.
 TEST_PYTHON ?= $(if $(wildcard .venv/bin/python),.venv/bin/python,python3)
 
-DATA_built = $(EXTENSION)--$(EXTVERSION).sql
+# Versions that upgrade straight to this one, each with its own sql/upgrade/ script.
+UPGRADES_FROM = 0.1.0
+DATA_built = $(EXTENSION)--$(EXTVERSION).sql $(foreach v,$(UPGRADES_FROM),$(EXTENSION)--$(v)--$(EXTVERSION).sql)
 EXTRA_CLEAN = $(EXTENSION)--*.sql
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -20,6 +22,12 @@ SQL_SOURCES = $(sort $(wildcard sql/*.sql))
 
 $(EXTENSION)--$(EXTVERSION).sql: $(SQL_SOURCES) $(EXTENSION).control
 	sed 's|@PYTHON_LIB_DIR@|$(PYTHON_LIB_DIR)|g' $(SQL_SOURCES) > $@
+
+# An upgrade script: its own table changes, then the same routine and privilege files as the
+# install script. When the version moves on, keep the built script whole in sql/upgrade/.
+ROUTINE_SOURCES = sql/20_functions.sql sql/30_report.sql sql/40_event_triggers.sql sql/90_privileges.sql
+$(EXTENSION)--%--$(EXTVERSION).sql: sql/upgrade/$(EXTENSION)--%--$(EXTVERSION).sql $(ROUTINE_SOURCES) $(EXTENSION).control
+	sed 's|@PYTHON_LIB_DIR@|$(PYTHON_LIB_DIR)|g' $< $(ROUTINE_SOURCES) > $@
 
 install: install-python
 install-python:

@@ -1,5 +1,6 @@
 -- selfheal: tables. History tables are marked for pg_dump so their rows survive a dump and restore;
 -- policy is not (its rows come from this script), so re-apply changed policy values after a restore.
+-- Only CREATE EXTENSION runs this file; an upgrade script changes the tables itself.
 
 CREATE TABLE selfheal.policy (
     name        text PRIMARY KEY,
@@ -208,6 +209,29 @@ COMMENT ON COLUMN selfheal.backfill_job.done_at IS 'When the last batch found no
 -- backfill() looks for unfinished jobs only.
 CREATE INDEX backfill_job_pending_idx ON selfheal.backfill_job (id) WHERE done_at IS NULL;
 SELECT pg_catalog.pg_extension_config_dump('selfheal.backfill_job', '');
+
+CREATE TABLE selfheal.schema_event (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at          timestamptz NOT NULL DEFAULT now(),
+    actor       name NOT NULL DEFAULT session_user,
+    command_tag text NOT NULL,
+    schema_name name,
+    table_name  name,
+    change      text NOT NULL,
+    detail      jsonb NOT NULL DEFAULT '{}'
+);
+COMMENT ON TABLE selfheal.schema_event IS 'Drift timeline: schema changes to tables with aliases or compat views, and renames';
+COMMENT ON COLUMN selfheal.schema_event.id IS 'Event id';
+COMMENT ON COLUMN selfheal.schema_event.at IS 'When the DDL ran (its transaction start)';
+COMMENT ON COLUMN selfheal.schema_event.actor IS 'Session user that ran the DDL';
+COMMENT ON COLUMN selfheal.schema_event.command_tag IS 'ALTER TABLE, CREATE TABLE or DROP TABLE';
+COMMENT ON COLUMN selfheal.schema_event.schema_name IS 'Schema of the table, after the DDL';
+COMMENT ON COLUMN selfheal.schema_event.table_name IS 'Table, after the DDL';
+COMMENT ON COLUMN selfheal.schema_event.change IS 'table renamed, column renamed, column dropped, column added, alias broken, legacy name retired, compat views not rebuilt';
+COMMENT ON COLUMN selfheal.schema_event.detail IS 'Names before and after, or the error';
+-- The timeline is read per table, newest first.
+CREATE INDEX schema_event_table_idx ON selfheal.schema_event (schema_name, table_name, at);
+SELECT pg_catalog.pg_extension_config_dump('selfheal.schema_event', '');
 
 ALTER TABLE selfheal.error_event ADD FOREIGN KEY (audit_id) REFERENCES selfheal.audit (id);
 

@@ -1,7 +1,7 @@
 -- selfheal: functions. Bodies stay thin; the logic is the selfheal Python package.
 -- Every body first puts the installed package on sys.path (once per backend), then calls it with plpy.
 
-CREATE FUNCTION selfheal.heal() RETURNS jsonb
+CREATE OR REPLACE FUNCTION selfheal.heal() RETURNS jsonb
 LANGUAGE plpython3u
 -- SECURITY DEFINER: a scheduler repairs tables it does not own. It acts for each event's own
 -- role: a table is changed only where that role holds the privilege its statement needs, inside
@@ -16,7 +16,7 @@ $$;
 COMMENT ON FUNCTION selfheal.heal() IS
   'Processes every pending or deferred error event: repairs what the evidence supports, records the rest. Returns a JSON summary by status';
 
-CREATE FUNCTION selfheal.heal_error(sqlstate text, message text, statement text DEFAULT NULL, hint text DEFAULT NULL)
+CREATE OR REPLACE FUNCTION selfheal.heal_error(sqlstate text, message text, statement text DEFAULT NULL, hint text DEFAULT NULL)
 RETURNS TABLE (event_id bigint, status text, action text, reason text, audit_id bigint, ddl text)
 LANGUAGE plpython3u
 -- SECURITY DEFINER: an app role reports its own error and gets the repair without owning the
@@ -32,7 +32,7 @@ $$;
 COMMENT ON FUNCTION selfheal.heal_error(text, text, text, text) IS
   'Records one error a client saw and repairs it now; returns what was done. Pass the statement so aliases can be resolved';
 
-CREATE FUNCTION selfheal.record_error(sqlstate text, message text, statement text DEFAULT NULL, hint text DEFAULT NULL)
+CREATE OR REPLACE FUNCTION selfheal.record_error(sqlstate text, message text, statement text DEFAULT NULL, hint text DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpython3u
 -- SECURITY DEFINER: lets an app role queue an error without write access to selfheal's tables.
@@ -47,7 +47,7 @@ $$;
 COMMENT ON FUNCTION selfheal.record_error(text, text, text, text) IS
   'Records one error for the next heal() without repairing it now; returns the event id';
 
-CREATE FUNCTION selfheal.add_alias(tbl regclass, legacy_name text, expression text, in_table boolean DEFAULT false)
+CREATE OR REPLACE FUNCTION selfheal.add_alias(tbl regclass, legacy_name text, expression text, in_table boolean DEFAULT false)
 RETURNS bigint
 LANGUAGE plpython3u
 SET search_path = pg_catalog, pg_temp
@@ -59,7 +59,7 @@ $$;
 COMMENT ON FUNCTION selfheal.add_alias(regclass, text, text, boolean) IS
   'Declares legacy_name on a table as an SQL expression over its columns: served to routed roles by the compat view (replacing an alias of the same name), or with in_table a real column (STORED below generated_column_row_limit, else synced by a trigger and filled by backfill()). Returns the audit id';
 
-CREATE FUNCTION selfheal.enable_compat(role_name name) RETURNS text
+CREATE OR REPLACE FUNCTION selfheal.enable_compat(role_name name) RETURNS text
 LANGUAGE plpython3u
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -70,7 +70,7 @@ $$;
 COMMENT ON FUNCTION selfheal.enable_compat(name) IS
   'Routes a role through the compat views: puts selfheal_compat first on its search_path (from its next session) and grants USAGE on it';
 
-CREATE FUNCTION selfheal.undo(audit_id bigint, force boolean DEFAULT false) RETURNS bigint
+CREATE OR REPLACE FUNCTION selfheal.undo(audit_id bigint, force boolean DEFAULT false) RETURNS bigint
 LANGUAGE plpython3u
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -82,13 +82,13 @@ COMMENT ON FUNCTION selfheal.undo(bigint, boolean) IS
   'Reverses one applied change. An added column that holds data other than its default is kept unless force is true. Returns the audit id of the undo';
 
 -- heal() must work unqualified in any database with the extension.
-CREATE FUNCTION public.heal() RETURNS jsonb
+CREATE OR REPLACE FUNCTION public.heal() RETURNS jsonb
 LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT selfheal.heal() $$;
 COMMENT ON FUNCTION public.heal() IS 'Shorthand for selfheal.heal(); the caller needs EXECUTE on both';
 
-CREATE FUNCTION selfheal.logging_advice()
+CREATE OR REPLACE FUNCTION selfheal.logging_advice()
 RETURNS TABLE (setting text, current_value text, wanted text, needs_restart boolean, statement text)
 LANGUAGE plpython3u
 SET search_path = pg_catalog, pg_temp
@@ -100,7 +100,7 @@ $$;
 COMMENT ON FUNCTION selfheal.logging_advice() IS
   'Which server settings heal() needs to read errors from the log, their current values, and whether changing them needs a restart';
 
-CREATE FUNCTION selfheal.configure_logging() RETURNS SETOF text
+CREATE OR REPLACE FUNCTION selfheal.configure_logging() RETURNS SETOF text
 LANGUAGE plpython3u
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -111,7 +111,7 @@ $$;
 COMMENT ON FUNCTION selfheal.configure_logging() IS
   'The ALTER SYSTEM statements that set up logging for heal(), then pg_reload_conf(). ALTER SYSTEM cannot run inside a function, so run them from psql with: SELECT * FROM selfheal.configure_logging() \gexec';
 
-CREATE FUNCTION selfheal.schedule(every interval DEFAULT '1 minute') RETURNS bigint
+CREATE OR REPLACE FUNCTION selfheal.schedule(every interval DEFAULT '1 minute') RETURNS bigint
 LANGUAGE plpython3u
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -122,7 +122,7 @@ $$;
 COMMENT ON FUNCTION selfheal.schedule(interval) IS
   'Registers SELECT heal() with pg_cron in this database (whole minutes; pg_cron 1.4 runs jobs once a minute at most). Returns the pg_cron job id';
 
-CREATE FUNCTION selfheal.unschedule() RETURNS boolean
+CREATE OR REPLACE FUNCTION selfheal.unschedule() RETURNS boolean
 LANGUAGE plpython3u
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -134,7 +134,7 @@ COMMENT ON FUNCTION selfheal.unschedule() IS 'Removes the pg_cron job that sched
 
 -- A procedure that commits can be neither SECURITY DEFINER nor carry a SET clause, so watch
 -- runs with the administrator's own rights; it pins search_path itself in every cycle.
-CREATE PROCEDURE selfheal.watch(poll interval DEFAULT '200 ms', max_cycles integer DEFAULT NULL)
+CREATE OR REPLACE PROCEDURE selfheal.watch(poll interval DEFAULT '200 ms', max_cycles integer DEFAULT NULL)
 LANGUAGE plpython3u
 AS $$
 import sys; '@PYTHON_LIB_DIR@' in sys.path or sys.path.insert(0, '@PYTHON_LIB_DIR@')
@@ -146,7 +146,7 @@ COMMENT ON PROCEDURE selfheal.watch(interval, integer) IS
 
 -- Commits between batches, so, like watch, neither SECURITY DEFINER nor a SET clause. Each
 -- batch runs as the table's owner (the owner's triggers never run with the caller's rights).
-CREATE PROCEDURE selfheal.backfill(max_batches integer DEFAULT NULL)
+CREATE OR REPLACE PROCEDURE selfheal.backfill(max_batches integer DEFAULT NULL)
 LANGUAGE plpython3u
 AS $$
 import sys; '@PYTHON_LIB_DIR@' in sys.path or sys.path.insert(0, '@PYTHON_LIB_DIR@')

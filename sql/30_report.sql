@@ -1,7 +1,7 @@
 -- selfheal: the before/after report. Plain queries over error_event and audit, run with the
 -- caller's rights: whoever may read those tables may read the report, nobody else.
 
-CREATE FUNCTION selfheal.report()
+CREATE OR REPLACE FUNCTION selfheal.report()
 RETURNS TABLE (signature text, sqlstate text, message text, class text, status text,
                before_repair bigint, after_repair bigint, first_seen timestamptz, last_seen timestamptz,
                healed_at timestamptz, time_to_heal interval, share_eliminated numeric, audit_id bigint)
@@ -54,7 +54,7 @@ $$;
 COMMENT ON FUNCTION selfheal.report() IS
   'One row per error signature: occurrences before and after its first repair, time to heal, status and the repair''s audit id; then a summary row with the share of errors eliminated';
 
-CREATE FUNCTION selfheal.timeline(bucket interval DEFAULT '1 minute')
+CREATE OR REPLACE FUNCTION selfheal.timeline(bucket interval DEFAULT '1 minute')
 RETURNS TABLE (bucket_start timestamptz, signature text, occurrences bigint)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp

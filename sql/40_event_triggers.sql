@@ -3,30 +3,7 @@
 -- PUBLIC, so the work can only be set off by real DDL: PostgreSQL refuses to call a function
 -- returning event_trigger directly ("trigger functions can only be called as triggers").
 
-CREATE TABLE selfheal.schema_event (
-    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    at          timestamptz NOT NULL DEFAULT now(),
-    actor       name NOT NULL DEFAULT session_user,
-    command_tag text NOT NULL,
-    schema_name name,
-    table_name  name,
-    change      text NOT NULL,
-    detail      jsonb NOT NULL DEFAULT '{}'
-);
-COMMENT ON TABLE selfheal.schema_event IS 'Drift timeline: schema changes to tables with aliases or compat views, and renames';
-COMMENT ON COLUMN selfheal.schema_event.id IS 'Event id';
-COMMENT ON COLUMN selfheal.schema_event.at IS 'When the DDL ran (its transaction start)';
-COMMENT ON COLUMN selfheal.schema_event.actor IS 'Session user that ran the DDL';
-COMMENT ON COLUMN selfheal.schema_event.command_tag IS 'ALTER TABLE, CREATE TABLE or DROP TABLE';
-COMMENT ON COLUMN selfheal.schema_event.schema_name IS 'Schema of the table, after the DDL';
-COMMENT ON COLUMN selfheal.schema_event.table_name IS 'Table, after the DDL';
-COMMENT ON COLUMN selfheal.schema_event.change IS 'table renamed, column renamed, column dropped, column added, alias broken, legacy name retired, compat views not rebuilt';
-COMMENT ON COLUMN selfheal.schema_event.detail IS 'Names before and after, or the error';
--- The timeline is read per table, newest first.
-CREATE INDEX schema_event_table_idx ON selfheal.schema_event (schema_name, table_name, at);
-SELECT pg_catalog.pg_extension_config_dump('selfheal.schema_event', '');
-
-CREATE FUNCTION selfheal._ddl_start(tag text) RETURNS void
+CREATE OR REPLACE FUNCTION selfheal._ddl_start(tag text) RETURNS void
 LANGUAGE plpython3u
 -- Called only by the on_ddl_start shim (EXECUTE is not granted to anyone). It reads the running
 -- statement itself (current_query); the text is only scanned.
@@ -39,7 +16,7 @@ $$;
 COMMENT ON FUNCTION selfheal._ddl_start(text) IS
   'Before ALTER TABLE or DROP TABLE: snapshots the tables it names and drops their compat views, so they never block the DDL';
 
-CREATE FUNCTION selfheal._ddl_end(tag text, tables oid[]) RETURNS void
+CREATE OR REPLACE FUNCTION selfheal._ddl_end(tag text, tables oid[]) RETURNS void
 LANGUAGE plpython3u
 -- Called only by the on_ddl_end shim; it reads the catalog for the tables PostgreSQL names.
 SET search_path = pg_catalog, pg_temp
@@ -51,7 +28,7 @@ $$;
 COMMENT ON FUNCTION selfheal._ddl_end(text, oid[]) IS
   'After ALTER TABLE, CREATE TABLE or DROP TABLE: serves renamed names, marks aliases that lost their source, rebuilds the compat views taken down before the DDL';
 
-CREATE FUNCTION selfheal._ddl_dropped(schemas text[], tables text[]) RETURNS void
+CREATE OR REPLACE FUNCTION selfheal._ddl_dropped(schemas text[], tables text[]) RETURNS void
 LANGUAGE plpython3u
 -- Called only by the on_sql_drop shim. It acts only on tables that no longer exist.
 SET search_path = pg_catalog, pg_temp
@@ -62,7 +39,7 @@ server.entry(plpy, server.ddl_dropped, schemas, tables)
 $$;
 COMMENT ON FUNCTION selfheal._ddl_dropped(text[], text[]) IS 'After DROP TABLE: aliases of dropped tables are marked broken';
 
-CREATE FUNCTION selfheal._concerns(query text) RETURNS boolean
+CREATE OR REPLACE FUNCTION selfheal._concerns(query text) RETURNS boolean
 LANGUAGE sql STABLE
 -- Called by the shims, which run as the extension's owner.
 SET search_path = pg_catalog, pg_temp
@@ -77,7 +54,7 @@ $$;
 COMMENT ON FUNCTION selfheal._concerns(text) IS
   'Whether a DDL statement may rename something, or names a table with aliases or a legacy name; when not, the event trigger shims skip PL/Python. A coarse text test: a false yes only costs the exact check';
 
-CREATE FUNCTION selfheal.on_ddl_start() RETURNS event_trigger
+CREATE OR REPLACE FUNCTION selfheal.on_ddl_start() RETURNS event_trigger
 LANGUAGE plpgsql
 -- SECURITY DEFINER: the role running a migration owns its tables, but the compat views and
 -- selfheal's tables belong to selfheal. Only PostgreSQL can call it, as an event trigger.
@@ -96,7 +73,7 @@ END
 $$;
 COMMENT ON FUNCTION selfheal.on_ddl_start() IS 'Event trigger shim for ddl_command_start';
 
-CREATE FUNCTION selfheal.on_ddl_end() RETURNS event_trigger
+CREATE OR REPLACE FUNCTION selfheal.on_ddl_end() RETURNS event_trigger
 LANGUAGE plpgsql
 -- SECURITY DEFINER: the role running a migration owns its tables, but the compat views and
 -- selfheal's tables belong to selfheal. Only PostgreSQL can call it, as an event trigger.
@@ -120,7 +97,7 @@ END
 $$;
 COMMENT ON FUNCTION selfheal.on_ddl_end() IS 'Event trigger shim for ddl_command_end';
 
-CREATE FUNCTION selfheal.on_sql_drop() RETURNS event_trigger
+CREATE OR REPLACE FUNCTION selfheal.on_sql_drop() RETURNS event_trigger
 LANGUAGE plpgsql
 -- SECURITY DEFINER: the role running a migration owns its tables, but the compat views and
 -- selfheal's tables belong to selfheal. Only PostgreSQL can call it, as an event trigger.
@@ -145,6 +122,10 @@ END
 $$;
 COMMENT ON FUNCTION selfheal.on_sql_drop() IS 'Event trigger shim for sql_drop';
 
+-- Dropped first: this file also brings an older version's triggers up to date.
+DROP EVENT TRIGGER IF EXISTS selfheal_ddl_start;
+DROP EVENT TRIGGER IF EXISTS selfheal_ddl_end;
+DROP EVENT TRIGGER IF EXISTS selfheal_sql_drop;
 CREATE EVENT TRIGGER selfheal_ddl_start ON ddl_command_start
     WHEN TAG IN ('ALTER TABLE', 'DROP TABLE') EXECUTE FUNCTION selfheal.on_ddl_start();
 CREATE EVENT TRIGGER selfheal_ddl_end ON ddl_command_end
