@@ -1,9 +1,9 @@
 """ALTER EXTENSION selfheal UPDATE from each released version: an upgraded database has the same
 routines, triggers, tables and privileges as a new one, and keeps its history.
 
-The released install script is rebuilt from the commit it was released from, and put beside
-the current one in the server's extension directory for the length of the test (as root, as
-`make install` does).
+Each released install script is kept as it was released in tests/fixtures/released/ (0.1.0:
+commit 5205061's sql/*.sql, concatenated), and put beside the current one in the server's
+extension directory for the length of the test (as root, as `make install` does).
 """
 
 from __future__ import annotations
@@ -17,23 +17,18 @@ import pytest
 
 from selfheal import errors
 
-REPO = Path(__file__).resolve().parents[2]
-RELEASED = {"0.1.0": "5205061ac271196d11923acba0f93b38c3df66e8"}  # version -> the commit it was built from
-
-
-def _git(*args: str) -> str:
-    return subprocess.run(["git", "-C", str(REPO), *args], check=True, capture_output=True, text=True).stdout
+RELEASED_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "released"
+RELEASED = sorted(p.name[len("selfheal--"):-len(".sql")] for p in RELEASED_DIR.glob("selfheal--*.sql"))
+assert RELEASED, "no released install script to upgrade from"
 
 
 def released_install_script(version: str) -> str:
-    commit = RELEASED[version]
-    names = sorted(n for n in _git("ls-tree", "--name-only", commit, "sql/").split() if n.endswith(".sql"))
     # Its Python is never imported here: the test calls no routine of the old version.
-    return "".join(_git("show", f"{commit}:{name}") for name in names).replace(
+    return (RELEASED_DIR / f"selfheal--{version}.sql").read_text().replace(
         "@PYTHON_LIB_DIR@", f"/nonexistent/selfheal/{version}")
 
 
-@pytest.fixture(params=sorted(RELEASED))
+@pytest.fixture(params=RELEASED)
 def released(request):
     version = request.param
     sharedir = subprocess.run(["pg_config", "--sharedir"], check=True, capture_output=True, text=True).stdout.strip()
