@@ -16,8 +16,9 @@ COMMENT ON COLUMN selfheal.policy.description IS 'What the setting controls';
 INSERT INTO selfheal.policy (name, value, description) VALUES
   ('column_budget_per_table', '10', 'New columns selfheal may add to one table; further requests are refused'),
   ('column_headroom', '100', 'Never bring a table within this many attnums of PostgreSQL''s 1600-column limit'),
-  ('add_columns', 'on', 'Whether genuinely missing columns are added; off records them as refused, pending approval'),
-  ('add_aliases', 'on', 'Whether legacy names found by evidence are served; off records them as refused, pending approval'),
+  ('add_column', 'auto', 'Genuinely missing columns: observe (record only), propose (audit the repair for selfheal.approve) or auto. Typos and columns a write''s WHERE uses are only ever proposed'),
+  ('alias', 'auto', 'Legacy names of renamed columns and tables (UnitPrice for unit_price): observe, propose or auto'),
+  ('derived_alias', 'auto', 'Derived legacy names (service_type_id beside service_type): observe, propose or auto'),
   ('lock_timeout', '200ms', 'lock_timeout for every repair; a busy table makes the repair give up, not queue'),
   ('lock_retries', '3', 'Attempts per repair when the table is locked, with exponential backoff'),
   ('retry_backoff_ms', '50', 'Backoff before the second attempt; doubled each time'),
@@ -48,7 +49,7 @@ CREATE TABLE selfheal.error_event (
     class        text NOT NULL,
     status       text NOT NULL DEFAULT 'pending'
                  CHECK (status IN ('pending', 'healed', 'resolved', 'needs_review', 'refused',
-                                   'pending_approval', 'not_schema', 'deferred', 'failed')),
+                                   'pending_approval', 'observed', 'not_schema', 'deferred', 'failed')),
     reason       text,
     audit_id     bigint,
     attempts     integer NOT NULL DEFAULT 0,
@@ -71,7 +72,7 @@ COMMENT ON COLUMN selfheal.error_event.context IS 'CONTEXT of the error (from th
 COMMENT ON COLUMN selfheal.error_event.signature IS 'SQLSTATE and message with numbers folded, to show (cut at 1000 characters)';
 COMMENT ON COLUMN selfheal.error_event.signature_key IS 'md5 of the whole folded signature: groups repeats, fixed size whatever the message';
 COMMENT ON COLUMN selfheal.error_event.class IS 'missing_column, missing_relation, or the error class of anything else';
-COMMENT ON COLUMN selfheal.error_event.status IS 'pending, healed, resolved (nothing left to do), needs_review, refused, pending_approval (policy), not_schema, deferred, failed';
+COMMENT ON COLUMN selfheal.error_event.status IS 'pending, healed, resolved (nothing left to do), needs_review, refused, pending_approval (a proposal awaits selfheal.approve), observed (policy: record only), not_schema, deferred, failed';
 COMMENT ON COLUMN selfheal.error_event.reason IS 'Why the event has its status';
 COMMENT ON COLUMN selfheal.error_event.audit_id IS 'The audit row of the action taken for this event';
 COMMENT ON COLUMN selfheal.error_event.attempts IS 'How many times heal has processed it';
@@ -87,8 +88,10 @@ CREATE TABLE selfheal.audit (
     created_at   timestamptz NOT NULL DEFAULT now(),
     actor        name NOT NULL DEFAULT session_user,
     event_id     bigint REFERENCES selfheal.error_event (id),
-    action       text NOT NULL CHECK (action IN ('add_column', 'add_alias', 'refresh_compat', 'refuse', 'none', 'undo')),
-    status       text NOT NULL CHECK (status IN ('applied', 'refused', 'pending_approval', 'needs_review', 'deferred', 'failed')),
+    action       text NOT NULL CHECK (action IN ('add_column', 'add_alias', 'refresh_compat', 'refuse', 'none', 'undo',
+                                                 'reject')),
+    status       text NOT NULL CHECK (status IN ('applied', 'refused', 'pending_approval', 'observed', 'needs_review',
+                                                 'deferred', 'failed')),
     schema_name  name,
     table_name   name,
     column_name  name,
@@ -100,15 +103,16 @@ CREATE TABLE selfheal.audit (
     duration_ms  double precision,
     error        text,
     undo_of      bigint REFERENCES selfheal.audit (id),
-    undone_by    bigint REFERENCES selfheal.audit (id)
+    undone_by    bigint REFERENCES selfheal.audit (id),
+    decided_by   bigint REFERENCES selfheal.audit (id)
 );
 COMMENT ON TABLE selfheal.audit IS 'One row per action selfheal took or refused to take';
 COMMENT ON COLUMN selfheal.audit.id IS 'Audit id; pass to selfheal.undo() to reverse an applied change';
 COMMENT ON COLUMN selfheal.audit.created_at IS 'When the action was taken';
 COMMENT ON COLUMN selfheal.audit.actor IS 'Session user whose call led to the action';
 COMMENT ON COLUMN selfheal.audit.event_id IS 'The error event that led to it; NULL for add_alias and undo calls';
-COMMENT ON COLUMN selfheal.audit.action IS 'add_column, add_alias, refresh_compat (views caught up with the table), refuse, none (review only) or undo';
-COMMENT ON COLUMN selfheal.audit.status IS 'applied, refused, pending_approval (policy switched it off), needs_review, deferred (table was locked; heal() retries) or failed (rolled back whole)';
+COMMENT ON COLUMN selfheal.audit.action IS 'add_column, add_alias, refresh_compat (views caught up with the table), refuse, none (review only), undo or reject';
+COMMENT ON COLUMN selfheal.audit.status IS 'applied, refused, pending_approval (a proposal: its DDL runs on selfheal.approve), observed (policy: record only), needs_review, deferred (table was locked; heal() retries) or failed (rolled back whole)';
 COMMENT ON COLUMN selfheal.audit.schema_name IS 'Schema of the table concerned';
 COMMENT ON COLUMN selfheal.audit.table_name IS 'Table concerned';
 COMMENT ON COLUMN selfheal.audit.column_name IS 'Column or legacy name concerned';
@@ -121,6 +125,7 @@ COMMENT ON COLUMN selfheal.audit.duration_ms IS 'Time the DDL took';
 COMMENT ON COLUMN selfheal.audit.error IS 'For failed: the SQLSTATE and message of the failure';
 COMMENT ON COLUMN selfheal.audit.undo_of IS 'For undo: the audit row it reversed';
 COMMENT ON COLUMN selfheal.audit.undone_by IS 'For a reversed change: the undo audit row';
+COMMENT ON COLUMN selfheal.audit.decided_by IS 'For a proposal: the audit row that applied it (approve) or rejected it';
 -- Budget checks count applied columns per table.
 CREATE INDEX audit_table_idx ON selfheal.audit (schema_name, table_name) WHERE status = 'applied';
 CREATE INDEX audit_event_idx ON selfheal.audit (event_id);
@@ -232,6 +237,26 @@ COMMENT ON COLUMN selfheal.schema_event.detail IS 'Names before and after, or th
 -- The timeline is read per table, newest first.
 CREATE INDEX schema_event_table_idx ON selfheal.schema_event (schema_name, table_name, at);
 SELECT pg_catalog.pg_extension_config_dump('selfheal.schema_event', '');
+
+CREATE TABLE selfheal.rejection (
+    schema_name name NOT NULL,
+    table_name  name NOT NULL,
+    name        name NOT NULL,
+    action      text NOT NULL,
+    audit_id    bigint NOT NULL REFERENCES selfheal.audit (id),
+    decided_by  bigint NOT NULL REFERENCES selfheal.audit (id),
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (schema_name, table_name, name, action)
+);
+COMMENT ON TABLE selfheal.rejection IS 'Repairs an administrator rejected or undid: never applied automatically again until selfheal.approve';
+COMMENT ON COLUMN selfheal.rejection.schema_name IS 'Schema of the table';
+COMMENT ON COLUMN selfheal.rejection.table_name IS 'Table';
+COMMENT ON COLUMN selfheal.rejection.name IS 'The column or legacy name the repair was about';
+COMMENT ON COLUMN selfheal.rejection.action IS 'add_column or add_alias';
+COMMENT ON COLUMN selfheal.rejection.audit_id IS 'The proposal or change that was rejected or undone: pass it to selfheal.approve';
+COMMENT ON COLUMN selfheal.rejection.decided_by IS 'The reject or undo audit row';
+COMMENT ON COLUMN selfheal.rejection.created_at IS 'When it was decided';
+SELECT pg_catalog.pg_extension_config_dump('selfheal.rejection', '');
 
 ALTER TABLE selfheal.error_event ADD FOREIGN KEY (audit_id) REFERENCES selfheal.audit (id);
 

@@ -79,7 +79,29 @@ from selfheal import server
 return server.entry(plpy, server.undo, audit_id, force)
 $$;
 COMMENT ON FUNCTION selfheal.undo(bigint, boolean) IS
-  'Reverses one applied change. An added column that holds data other than its default is kept unless force is true. Returns the audit id of the undo';
+  'Reverses one applied change, and records it as rejected: it is not applied again by itself until selfheal.approve. An added column that holds data other than its default is kept unless force is true. Returns the audit id of the undo';
+
+CREATE OR REPLACE FUNCTION selfheal.approve(audit_id bigint) RETURNS bigint
+LANGUAGE plpython3u
+SET search_path = pg_catalog, pg_temp
+AS $$
+import sys; '@PYTHON_LIB_DIR@' in sys.path or sys.path.insert(0, '@PYTHON_LIB_DIR@')
+from selfheal import server
+return server.entry(plpy, server.approve, audit_id)
+$$;
+COMMENT ON FUNCTION selfheal.approve(bigint) IS
+  'Applies a proposal, an observed repair or an undone change through the same safe path as any repair, after planning it again with fresh facts; lifts a rejection. Returns the audit id of the applied change';
+
+CREATE OR REPLACE FUNCTION selfheal.reject(audit_id bigint, why text DEFAULT NULL) RETURNS bigint
+LANGUAGE plpython3u
+SET search_path = pg_catalog, pg_temp
+AS $$
+import sys; '@PYTHON_LIB_DIR@' in sys.path or sys.path.insert(0, '@PYTHON_LIB_DIR@')
+from selfheal import server
+return server.entry(plpy, server.reject, audit_id, why)
+$$;
+COMMENT ON FUNCTION selfheal.reject(bigint, text) IS
+  'Records that a proposal must not be applied: the same repair is refused from then on until selfheal.approve. Returns the audit id of the decision';
 
 -- heal() must work unqualified in any database with the extension.
 CREATE OR REPLACE FUNCTION public.heal() RETURNS jsonb

@@ -45,6 +45,7 @@ LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 SELECT strpos(lower(query), 'rename') > 0
+    OR lower(query) ~ 'alter\s+table.*\mdrop\M'  -- DROP [COLUMN]: the drift timeline keeps every drop
     OR EXISTS (SELECT 1 FROM selfheal.alias
                 WHERE active AND (strpos(lower(query), lower(table_name)) > 0
                                   OR strpos(lower(query), lower(legacy_name)) > 0
@@ -52,7 +53,7 @@ SELECT strpos(lower(query), 'rename') > 0
                                   OR lower(query) !~ '(alter|drop|create)\s+table'))
 $$;
 COMMENT ON FUNCTION selfheal._concerns(text) IS
-  'Whether a DDL statement may rename something, or names a table with aliases or a legacy name; when not, the event trigger shims skip PL/Python. A coarse text test: a false yes only costs the exact check';
+  'Whether a DDL statement may rename or drop a column, or names a table with aliases or a legacy name; when not, the event trigger shims skip PL/Python. A coarse text test: a false yes only costs the exact check';
 
 CREATE OR REPLACE FUNCTION selfheal.on_ddl_start() RETURNS event_trigger
 LANGUAGE plpgsql

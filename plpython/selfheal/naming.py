@@ -110,3 +110,23 @@ USAGE_DEFAULTS = {
     "jsonb": "'{}'::jsonb",
     "boolean": "false",
 }
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Optimal string alignment distance: insertions, deletions, substitutions, transpositions."""
+    previous2: list[int] = []
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i] + [0] * len(b)
+        for j, cb in enumerate(b, 1):
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb))
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                current[j] = min(current[j], previous2[j - 2] + 1)
+        previous2, previous = previous, current
+    return previous[-1]
+
+
+def probable_typo(name: str, candidates: list[str]) -> list[str]:
+    """Candidates within a small edit distance of name: one edit for short names, two otherwise."""
+    limit = 1 if len(name) <= 4 else 2
+    return [c for c in candidates if c != name and edit_distance(c.lower(), name.lower()) <= limit]

@@ -7,12 +7,14 @@ asks for a plan, applies its DDL under a lock and records it in the audit.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field, replace
 
 from . import errors, naming, sqlscan
 
 COMPAT_SCHEMA = "selfheal_compat"
 MAX_COLUMNS = 1600  # PostgreSQL's limit, dropped columns included
+MODES = ("observe", "propose", "auto")
 INTEGER_TYPES = ("smallint", "integer", "bigint")
 TEXT_TYPES = ("text", "character varying", "character")
 
@@ -88,8 +90,9 @@ class Policy:
     """Limits an administrator sets in selfheal.policy."""
 
     column_budget_per_table: int = 10
-    add_columns: bool = True
-    add_aliases: bool = True
+    add_column: str = "auto"  # mode per action class: observe, propose or auto
+    alias: str = "auto"
+    derived_alias: str = "auto"
     column_headroom: int = 100  # never bring a table within this many attnums of 1600
     derived_columns: str = "view"  # 'view': compat view column; 'table': a real column in the table
     generated_column_row_limit: int = 100_000  # above it an in-table derived column is never STORED
@@ -97,6 +100,10 @@ class Policy:
 
     def in_scope(self, schema: str, table: str) -> bool:
         return "*" in self.scope or schema in self.scope or f"{schema}.{table}" in self.scope
+
+    def mode_for(self, action_class: str) -> str:
+        return {"add_column": self.add_column, "alias": self.alias, "derived_alias": self.derived_alias}.get(
+            action_class, "auto")
 
     @classmethod
     def from_settings(cls, settings: dict[str, str]) -> "Policy":
@@ -108,10 +115,15 @@ class Policy:
             value = settings.get(name)
             return default if value is None else int(value)
 
+        def mode(name: str, default: str) -> str:
+            value = (settings.get(name) or default).strip().lower()
+            return value if value in MODES else "propose"  # an unknown mode never means auto
+
         return cls(
             column_budget_per_table=number("column_budget_per_table", cls.column_budget_per_table),
-            add_columns=flag("add_columns", cls.add_columns),
-            add_aliases=flag("add_aliases", cls.add_aliases),
+            add_column=mode("add_column", cls.add_column),
+            alias=mode("alias", cls.alias),
+            derived_alias=mode("derived_alias", cls.derived_alias),
             column_headroom=number("column_headroom", cls.column_headroom),
             derived_columns=settings.get("derived_columns", cls.derived_columns),
             generated_column_row_limit=number("generated_column_row_limit", cls.generated_column_row_limit),
@@ -149,6 +161,8 @@ class Catalog:
     tables: tuple[Table, ...]
     aliases: tuple[Alias, ...] = ()
     views: dict = field(default_factory=dict)  # compat view name -> its column names, as they are now
+    dropped: frozenset = frozenset()  # (schema, table, column) the drift timeline saw dropped
+    rejected: dict = field(default_factory=dict)  # (schema, table, name, action) -> audit id of the decision
 
     def find(self, name: str, schema: str | None = None) -> list[Table]:
         return [t for t in self.tables if t.name == name and (schema is None or t.schema == schema)]
@@ -192,17 +206,20 @@ class _NotFound(_Stop):
     """A name in the statement is no table (a CTE, a subquery alias, a dropped table)."""
 
 
+class _Guess(Exception):
+    """The table was chosen by evidence among several in scope: plan on, but only as a proposal."""
+
+    def __init__(self, table: "Table", why: str):
+        super().__init__(why)
+        self.table, self.why = table, why
+
+
 def _review(reason: str, **evidence) -> _Stop:
     return _Stop(Plan("needs_review", reason, evidence=evidence))
 
 
 def _refuse(reason: str, **evidence) -> _Stop:
     return _Stop(Plan("refused", reason, action="refuse", evidence=evidence))
-
-
-def _await_approval(reason: str, **evidence) -> _Stop:
-    """Policy switched this kind of repair off: it waits for an administrator."""
-    return _Stop(Plan("pending_approval", reason, action="refuse", evidence=evidence))
 
 
 # ---------------------------------------------------------------------------------------
@@ -302,8 +319,18 @@ def rebuild_compat(table: Table, before: list[Alias], after: list[Alias]) -> lis
 # Planning
 
 
-def plan(event: Event, catalog: Catalog, policy: Policy = Policy()) -> Plan:
-    """Decide what to do about one reported error."""
+def plan(event: Event, catalog: Catalog, policy: Policy = Policy(), approved: bool = False) -> Plan:
+    """Decide what to do about one reported error.
+
+    A repair is applied by itself only when its evidence is conclusive and policy says auto;
+    otherwise it is proposed (or observed) with its DDL. `approved`: an administrator approved
+    this repair, so it is applied whatever its risk and mode.
+    """
+    decided = _decide(event, catalog, policy)
+    return _gate(decided, policy, catalog, approved)
+
+
+def _decide(event: Event, catalog: Catalog, policy: Policy) -> Plan:
     view_write = errors.parse_view_write(event.sqlstate, event.message)
     if view_write:
         return _plan_view_write(*view_write, catalog)
@@ -353,6 +380,43 @@ def _check_evidence(missing: errors.MissingName, event: Event) -> None:
                       "so the error is no evidence about it", missing=missing.name)
 
 
+def _action_class(plan: Plan) -> str:
+    """Which policy mode governs a plan: add_column, alias or derived_alias."""
+    if plan.evidence.get("strategy") in DERIVED_IN_TABLE:
+        return "derived_alias"
+    if plan.action == "add_alias" and plan.alias is not None:
+        alias = plan.alias
+        plain = alias.kind == "relation" or bool(re.fullmatch(r'"(?:[^"]|"")+"', alias.expression or ""))
+        return "alias" if plain else "derived_alias"
+    return plan.action
+
+
+def _gate(plan: Plan, policy: Policy, catalog: Catalog, approved: bool) -> Plan:
+    """Apply only conclusive evidence under an auto mode; otherwise propose or observe, with the DDL."""
+    if plan.status != "apply" or plan.action == "refresh_compat" or approved:
+        return plan
+    table = plan.table
+    rejected = catalog.rejected.get((table.schema, table.name, plan.column, plan.action)) if table else None
+    if rejected:
+        return replace(plan, status="refused", reason=f"an administrator rejected or undid this repair (audit "
+                       f"{rejected}); selfheal.approve({rejected}) applies it", evidence={**plan.evidence,
+                                                                                           "rejected_by": rejected})
+    risks = plan.evidence.get("risk", [])
+    action_class = _action_class(plan)
+    mode = policy.mode_for(action_class)
+    if risks:
+        why = "the evidence is not conclusive (" + "; ".join(risks) + ")"
+        mode = "observe" if mode == "observe" else "propose"
+    elif mode == "auto":
+        return plan
+    else:
+        why = f"policy {action_class} is {mode}"
+    if mode == "observe":
+        return replace(plan, status="observed", reason=f"observed only, {why}: {plan.reason}")
+    return replace(plan, status="pending_approval", reason=f"proposed, {why}: {plan.reason}; approve with "
+                   "selfheal.approve(audit id)")
+
+
 def _pick_table(candidates: list[Table], what: str) -> Table:
     if len(candidates) == 1:
         return candidates[0]
@@ -399,10 +463,12 @@ def _target_table(missing: errors.MissingName, event: Event, catalog: Catalog) -
         return tables[0]
     if not tables:
         raise _review("no table named in the statement was found")
-    # Several tables: keep those with evidence for this name.
+    # Several tables: the name could be any one's. One with evidence for it is only a guess
+    # (the table the code meant may have lost the column), so it is proposed, never applied.
     with_evidence = [t for t in tables if _rename_source(t, missing.name) or _derived_source(t, missing.name)]
     if len(with_evidence) == 1:
-        return with_evidence[0]
+        raise _Guess(with_evidence[0], f"{missing.name!r} is unqualified and the statement names "
+                     + ", ".join(t.label for t in tables))
     raise _review(
         f"column {missing.name!r} could belong to any of " + ", ".join(t.label for t in tables)
     )
@@ -453,8 +519,6 @@ def safe_cast(column: str, source_type: str, target_type: str) -> str:
 
 def _plan_alias(table: Table, alias: Alias, catalog: Catalog, policy: Policy, reason: str,
                 evidence: dict) -> Plan:
-    if not policy.add_aliases:
-        raise _await_approval("policy add_aliases is off: the alias waits for approval", **evidence)
     before = catalog.table_aliases(table)
     after = [a for a in before if (a.kind, a.legacy_name) != (alias.kind, alias.legacy_name)] + [alias]
     claimed = {(a.table if a.kind == "column" else a.legacy_name): f"{a.schema}.{a.table}"
@@ -479,10 +543,17 @@ def _stale_views_serving(table: Table, name: str, catalog: Catalog) -> list[str]
 
 
 def _plan_column(missing: errors.MissingName, event: Event, catalog: Catalog, policy: Policy) -> Plan:
-    table = _target_table(missing, event, catalog)
+    risks: list[str] = []
+    try:
+        table = _target_table(missing, event, catalog)
+    except _Guess as guess:
+        table = guess.table
+        risks.append(f"table chosen among several: {guess.why}")
     naming.validate_schema(table.schema)
     name = missing.name
     evidence: dict = {"table": table.label, "missing": name}
+    if risks:
+        evidence["risk"] = risks
     hinted = [c for _, c in missing.hint_candidates]
     if hinted:
         evidence["hint"] = hinted
@@ -505,6 +576,12 @@ def _plan_column(missing: errors.MissingName, event: Event, catalog: Catalog, po
                     table=table, column=name, evidence=evidence)
 
     naming.validate_identifier(name, "column name")
+    if (table.schema, table.name, name) in catalog.dropped:
+        raise _review(f"{table.label}.{name} was dropped (see selfheal.schema_event): its data is gone, and a new "
+                      "empty column would read NULL where values were; the code needs changing", **evidence)
+    if sqlscan.in_write_predicate(event.statement or "", name, missing.qualifier):
+        evidence.setdefault("risk", []).append(
+            "the write's row choice (WHERE, ON CONFLICT, MERGE) uses it: a made-up value would change which rows it touches")
 
     renamed = _rename_source(table, name)
     if renamed:
@@ -530,7 +607,29 @@ def _plan_column(missing: errors.MissingName, event: Event, catalog: Catalog, po
                            f"{name!r} is derived from {table.label}.{source.name} as {target}; "
                            "values that cannot be cast read as NULL", evidence)
 
+    meant = _probable_typo(table, name, missing, catalog)
+    if meant:
+        evidence.setdefault("risk", []).append(f"probable typo of {meant}")
+        alias = Alias(table.schema, table.name, name, expression=quote_ident(meant), source="typo")
+        return _plan_alias(table, alias, catalog, policy,
+                           f"did the code mean {table.label}.{meant}? {name!r} would be served as {meant}", evidence)
+
     return _plan_add_column(table, name, event, missing, catalog, policy, evidence)
+
+
+def _probable_typo(table: Table, name: str, missing: errors.MissingName, catalog: Catalog) -> str | None:
+    """The column the code probably meant: the one PostgreSQL's HINT names on this table, else the
+    only name within a small edit distance. A typo is never added as a column of its own."""
+    names = [c.name for c in table.columns] + [a.legacy_name for a in catalog.table_aliases(table)
+                                                if a.kind == "column"]
+    hinted = [c for _, c in missing.hint_candidates if c in names]
+    if hinted:
+        return hinted[0]
+    close = naming.probable_typo(name, names)
+    if len(close) > 1:
+        raise _review(f"{name!r} is close to several columns of {table.label} ({', '.join(sorted(close))}); "
+                      "which one the code meant is for a person to say", probable_typo_of=sorted(close))
+    return close[0] if close else None
 
 
 def infer_column_type(name: str, statement: str | None, qualifier: str | None, table: Table,
@@ -550,8 +649,6 @@ def infer_column_type(name: str, statement: str | None, qualifier: str | None, t
 
 def _plan_add_column(table: Table, name: str, event: Event, missing: errors.MissingName, catalog: Catalog,
                      policy: Policy, evidence: dict) -> Plan:
-    if not policy.add_columns:
-        raise _await_approval("policy add_columns is off: the new column waits for approval", **evidence)
     _check_column_budget(table, policy, evidence)
     col_type, default, why = infer_column_type(name, event.statement, missing.qualifier, table, catalog)
     evidence["type"] = why

@@ -74,7 +74,14 @@ def load_catalog(db: _Db, names: set[str], keys: set[str]) -> Catalog:
         "SELECT c.relname, array_agg(a.attname::text ORDER BY a.attnum) AS columns "
         "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 "
         "WHERE c.relnamespace = 'selfheal_compat'::pg_catalog.regnamespace AND c.relkind = 'v' GROUP BY c.relname")}
-    return Catalog(tables, aliases, views)
+    table_names = sorted({t.name for t in tables})
+    dropped = frozenset((r["schema_name"], r["table_name"], r["name"]) for r in db.rows(
+        "SELECT schema_name, table_name, detail->>'column' AS name FROM selfheal.schema_event "
+        "WHERE change = 'column dropped' AND table_name = ANY ($1)", ("text[]",), (table_names,)))
+    rejected = {(r["schema_name"], r["table_name"], r["name"], r["action"]): r["audit_id"] for r in db.rows(
+        "SELECT schema_name, table_name, name, action, audit_id FROM selfheal.rejection WHERE table_name = ANY ($1)",
+        ("text[]",), (table_names,))}
+    return Catalog(tables, aliases, views, dropped, rejected)
 
 
 def _catalog_for(db: _Db, event: Event) -> Catalog:
@@ -307,7 +314,18 @@ def _store_event(db: _Db, source: str, sqlstate, message, statement, hint) -> in
     return _store_events(db, source, [entry])[0]
 
 
-_AUDITED = {"refused", "pending_approval", "needs_review"}
+_AUDITED = {"refused", "pending_approval", "observed", "needs_review"}
+_PROPOSED = {"pending_approval", "observed"}
+
+
+def _open_proposal(db: _Db, plan: Plan) -> int | None:
+    """The undecided proposal (or observation) of this same repair, if one is open."""
+    row = db.one("""SELECT id FROM selfheal.audit
+                     WHERE status = $1 AND decided_by IS NULL AND action = $2 AND schema_name = $3
+                       AND table_name = $4 AND column_name = $5 ORDER BY id LIMIT 1""",
+                 ("text", "text", "text", "text", "text"),
+                 (plan.status, plan.action, plan.table.schema, plan.table.name, plan.column))
+    return row["id"] if row else None
 
 
 _RIGHTS = """
@@ -349,6 +367,8 @@ def _process_events(db: _Db, policy: Policy, settings: dict, rows: list) -> dict
         return authority.authorize(decided, event, _rights(db, first["username"], decided.table), policy, catalog)
 
     plan, status, audit_id = apply_plan(db, settings, event_id, replan)
+    if audit_id is None and plan.status in _PROPOSED:
+        audit_id = _open_proposal(db, plan)  # one proposal per repair, however many errors ask for it
     if audit_id is None and plan.status in _AUDITED:
         audit_id = _insert_audit(db, plan, plan.status, event_id)
     event_status = "healed" if status == "applied" else status
@@ -706,7 +726,97 @@ def undo(plpy, audit_id: int, force: bool = False) -> int:
     # The alias this change replaced, if any, is served again.
     db.one("WITH undone AS (UPDATE selfheal.alias SET active = false WHERE audit_id = $1 RETURNING replaces) "
            "UPDATE selfheal.alias SET active = true WHERE id IN (SELECT replaces FROM undone)", ("int8",), (audit_id,))
+    # An undo is the administrator's decision: the same repair is never applied again by itself.
+    _record_rejection(db, row, audit_id, undo_id)
     return undo_id
+
+
+def _record_rejection(db: _Db, change: dict, audit_id: int, decided_by: int) -> None:
+    db.one("""INSERT INTO selfheal.rejection (schema_name, table_name, name, action, audit_id, decided_by)
+              VALUES ($1, $2, $3, $4, $5, $6)
+              ON CONFLICT (schema_name, table_name, name, action)
+              DO UPDATE SET audit_id = EXCLUDED.audit_id, decided_by = EXCLUDED.decided_by, created_at = now()""",
+           ("text", "text", "text", "text", "int8", "int8"),
+           (change["schema_name"], change["table_name"], change["column_name"], change["action"], audit_id, decided_by))
+
+
+_DECIDABLE = ("pending_approval", "observed")
+
+
+def _decidable(db: _Db, audit_id: int) -> dict:
+    row = db.one("SELECT * FROM selfheal.audit WHERE id = $1", ("int8",), (audit_id,))
+    if row is None:
+        raise ValueError(f"no audit row {audit_id}")
+    undone = row["status"] == "applied" and row["undone_by"] is not None
+    if row["action"] not in ("add_column", "add_alias") or not (row["status"] in _DECIDABLE or undone):
+        raise ValueError(f"audit row {audit_id} is {row['action']}/{row['status']}: only a proposal, an observed "
+                         "repair or an undone change can be decided")
+    if row["decided_by"] is not None and row["status"] in _DECIDABLE:
+        decision = db.one("SELECT action FROM selfheal.audit WHERE id = $1", ("int8",), (row["decided_by"],))
+        if decision and decision["action"] != "reject":
+            raise ValueError(f"audit row {audit_id} was already approved (audit row {row['decided_by']})")
+    return row
+
+
+def approve(plpy, audit_id: int) -> int:
+    """Apply a proposal (or an undone change) through the same safe path as any repair.
+
+    The repair is planned again from its error with fresh facts; it runs only if it is still
+    the same repair. Returns the audit id of the applied change.
+    """
+    db = _Db(plpy)
+    policy, settings = load_policy(db)
+    row = _decidable(db, audit_id)
+    if row["event_id"] is None:
+        raise ValueError(f"audit row {audit_id} came from no error; declare it again with selfheal.add_alias")
+    found = db.one(f"SELECT {_EVENT_COLUMNS} FROM selfheal.error_event WHERE id = $1", ("int8",), (row["event_id"],))
+    event = Event(found["sqlstate"], found["message"], found["statement"], found["hint"], found["context"],
+                  found["source"])
+    approver = db.one("SELECT session_user::text AS u")["u"]
+
+    def replan() -> Plan:
+        catalog = _catalog_for(db, event)
+        fresh = planner.plan(event, catalog, policy, approved=True)
+        if fresh.status != "apply":
+            return fresh
+        same = (fresh.action, fresh.table.schema, fresh.table.name, fresh.column) == \
+            (row["action"], row["schema_name"], row["table_name"], row["column_name"])
+        if not same:
+            return Plan("refused", f"the facts changed since audit row {audit_id}: now {fresh.reason}")
+        # The administrator decides for the app, but not beyond the scope or into an extension.
+        return authority.authorize(fresh, event, _rights(db, approver, fresh.table), policy, catalog)
+
+    plan, status, applied_id = apply_plan(db, settings, row["event_id"], replan)
+    if status != "applied":
+        raise RuntimeError(f"audit row {audit_id} was not applied ({status}): {plan.reason}")
+    db.one("UPDATE selfheal.audit SET reason = 'approved by ' || session_user || ': ' || reason WHERE id = $1",
+           ("int8",), (applied_id,))
+    db.one("UPDATE selfheal.audit SET decided_by = $2 WHERE id = $1 AND status <> 'applied'",
+           ("int8", "int8"), (audit_id, applied_id))
+    db.one("DELETE FROM selfheal.rejection WHERE schema_name = $1 AND table_name = $2 AND name = $3 AND action = $4",
+           ("text", "text", "text", "text"), (row["schema_name"], row["table_name"], row["column_name"], row["action"]))
+    db.one("UPDATE selfheal.error_event SET status = 'healed', audit_id = $2, processed_at = now() "
+           "WHERE audit_id = $1 AND status IN ('pending_approval', 'observed', 'refused')",
+           ("int8", "int8"), (audit_id, applied_id))
+    return applied_id
+
+
+def reject(plpy, audit_id: int, why: str | None = None) -> int:
+    """Record that a proposal must not be applied; the same repair is then refused until approved."""
+    db = _Db(plpy)
+    row = _decidable(db, audit_id)
+    if row["status"] == "applied":
+        raise ValueError(f"audit row {audit_id} is an undone change, already rejected by its undo")
+    table = Table(row["schema_name"], row["table_name"], ())
+    reason = f"rejected by {db.one('SELECT session_user::text AS u')['u']}" + (f": {why}" if why else "")
+    decision = Plan("applied", reason, action="reject", table=table, column=row["column_name"],
+                    evidence={"proposal": audit_id})
+    decided_by = _insert_audit(db, decision, "applied", row["event_id"])
+    db.one("UPDATE selfheal.audit SET decided_by = $2 WHERE id = $1", ("int8", "int8"), (audit_id, decided_by))
+    db.one("UPDATE selfheal.error_event SET status = 'refused', reason = $2 WHERE audit_id = $1 "
+           "AND status IN ('pending_approval', 'observed')", ("int8", "text"), (audit_id, reason))
+    _record_rejection(db, row, audit_id, decided_by)
+    return decided_by
 
 
 def _alias_ids(db: _Db, audit_id: int) -> tuple[set[int], list[Alias]]:
@@ -820,7 +930,7 @@ def ddl_start(plpy, tag: str) -> None:
         # The DDL runs inside a function, so its text is not the statement: every table with
         # compat views may be the target, and their views must not be in its way.
         refs = [sqlscan.RelationRef(table, schema) for schema, table in sorted(watched)]
-    rename = sqlscan.mentions_rename(query)
+    rename = sqlscan.mentions_rename(query) or sqlscan.mentions_drop_column(query)
     if not refs or (not watched and not rename):
         return  # nothing of selfheal's is concerned: the common case stays cheap
     snapshot = _snapshots.setdefault(_xid(db), {})
@@ -855,8 +965,9 @@ def _audit_automatic(db: _Db, table: Table, action: str, status: str, column: st
 def _apply_drift(db: _Db, tag: str, before: drift.Shape, after: drift.Shape, aliases: list[Alias]) -> None:
     change = drift.compare(before, after, aliases)
     watched = bool(aliases) or change.added
-    if watched:
-        for what, detail in change.events:
+    for what, detail in change.events:
+        # A drop is always kept: a name once dropped is never added back empty (planner).
+        if watched or what == "column dropped":
             _timeline(db, tag, after.schema, after.name, what, detail)
     for old, new in change.rewritten:
         db.one("UPDATE selfheal.alias SET schema_name = $2, table_name = $3, expression = $4 WHERE id = $1",

@@ -351,6 +351,18 @@ def mentions_rename(sql: str) -> bool:
     return any(t.is_word("RENAME") for t in tokenize(sql))
 
 
+_DROP_NOT_COLUMN = ("CONSTRAINT", "DEFAULT", "NOT", "EXPRESSION", "IDENTITY", "TABLE")
+
+
+def mentions_drop_column(sql: str) -> bool:
+    """ALTER TABLE ... DROP [COLUMN] name: the word COLUMN is optional."""
+    tokens = tokenize(sql)
+    altering = any(t.is_word("ALTER") and i + 1 < len(tokens) and tokens[i + 1].is_word("TABLE")
+                   for i, t in enumerate(tokens))
+    return altering and any(t.is_word("DROP") and i + 1 < len(tokens) and not tokens[i + 1].is_word(*_DROP_NOT_COLUMN)
+                            for i, t in enumerate(tokens))
+
+
 def replace_column(expression: str, column: str, replacement: str) -> str:
     """The expression with references to `column` (quoted, or unquoted if it folds to itself)
     replaced by `replacement` verbatim; string literals are left alone."""
@@ -410,3 +422,19 @@ def names_identifier(sql: str, name: str, qualifier: str | None = None) -> bool:
         if i >= 2 and tokens[i - 1].value == "." and tokens[i - 2].is_name and _fits(tokens[i - 2].value, qualifier):
             return True
     return False
+
+
+def in_write_predicate(sql: str, column: str, qualifier: str | None = None) -> bool:
+    """Whether a write's row choice uses the column: the WHERE of an UPDATE or DELETE, an ON
+    CONFLICT clause, or anywhere in a MERGE. There a made-up value changes which rows it touches."""
+    verb, _ = command(sql)
+    if verb not in ("UPDATE", "DELETE", "INSERT", "MERGE"):
+        return False
+    tokens = tokenize(sql)
+    positions = _column_positions(tokens, column, qualifier)
+    if verb == "MERGE":
+        return bool(positions)
+    starts = [i for i, tok in enumerate(tokens)
+              if (verb != "INSERT" and tok.is_word("WHERE"))
+              or (tok.is_word("CONFLICT") and i > 0 and tokens[i - 1].is_word("ON"))]
+    return bool(starts) and any(p > starts[0] for p in positions)

@@ -3,11 +3,24 @@
 -- from (20, 30, 40, 90), so an upgraded database has the same routines as a new one.
 \echo Use "ALTER EXTENSION selfheal UPDATE TO '0.2.0'" to load this file. \quit
 
+-- 0.1.0's event triggers would act on this script's own ALTER TABLEs; their guard keeps them out
+-- until the end of this part.
+SELECT pg_catalog.set_config('selfheal.in_event_trigger', 'on', true);
+
+-- Policy modes replace the on/off switches: off becomes propose, so nothing waiting is lost.
+INSERT INTO selfheal.policy (name, value, description)
+SELECT 'add_column', CASE WHEN value IN ('off', 'false', 'no', '0') THEN 'propose' ELSE 'auto' END,
+       'Genuinely missing columns: observe (record only), propose (audit the repair for selfheal.approve) or auto. Typos and columns a write''s WHERE uses are only ever proposed'
+  FROM selfheal.policy WHERE name = 'add_columns';
+INSERT INTO selfheal.policy (name, value, description)
+SELECT n, CASE WHEN value IN ('off', 'false', 'no', '0') THEN 'propose' ELSE 'auto' END, d
+  FROM selfheal.policy,
+       (VALUES ('alias', 'Legacy names of renamed columns and tables (UnitPrice for unit_price): observe, propose or auto'),
+               ('derived_alias', 'Derived legacy names (service_type_id beside service_type): observe, propose or auto')) AS m(n, d)
+ WHERE name = 'add_aliases';
+DELETE FROM selfheal.policy WHERE name IN ('add_columns', 'add_aliases');
 INSERT INTO selfheal.policy (name, value, description) VALUES
   ('scope', 'public', 'Where selfheal may change tables: comma-separated schema or schema.table names, or * for every schema but the system''s and selfheal''s own. Tables that belong to an extension are never changed');
-
--- 0.1.0's event triggers would act on this script's own ALTER TABLE; its guard keeps them out.
-SELECT pg_catalog.set_config('selfheal.in_event_trigger', 'on', true);
 
 -- Signatures get a fixed-size key: a long message could exceed a btree entry and stop ingestion.
 -- 0.1.0 stored the whole folded signature, so md5 of it is the key 0.2.0 computes.
@@ -16,13 +29,52 @@ UPDATE selfheal.error_event SET signature_key = pg_catalog.md5(signature)::uuid,
 ALTER TABLE selfheal.error_event ALTER COLUMN signature_key SET NOT NULL;
 DROP INDEX selfheal.error_event_signature_idx;
 CREATE INDEX error_event_signature_idx ON selfheal.error_event (signature_key, occurred_at);
-SELECT pg_catalog.set_config('selfheal.in_event_trigger', 'off', true);
 COMMENT ON COLUMN selfheal.error_event.context IS 'CONTEXT of the error (from the log): set when it was raised inside a function or trigger, which is never repaired automatically';
 COMMENT ON COLUMN selfheal.error_event.signature IS 'SQLSTATE and message with numbers folded, to show (cut at 1000 characters)';
 COMMENT ON COLUMN selfheal.error_event.signature_key IS 'md5 of the whole folded signature: groups repeats, fixed size whatever the message';
 COMMENT ON COLUMN selfheal.error_event.username IS 'The session user that reported or raised the error: the role selfheal acts for, whose privileges decide';
 
+-- Proposals, observed repairs and decisions.
+ALTER TABLE selfheal.error_event DROP CONSTRAINT error_event_status_check,
+  ADD CONSTRAINT error_event_status_check CHECK (status IN ('pending', 'healed', 'resolved', 'needs_review', 'refused',
+                                   'pending_approval', 'observed', 'not_schema', 'deferred', 'failed'));
+ALTER TABLE selfheal.audit DROP CONSTRAINT audit_action_check, DROP CONSTRAINT audit_status_check,
+  ADD CONSTRAINT audit_action_check CHECK (action IN ('add_column', 'add_alias', 'refresh_compat', 'refuse', 'none', 'undo',
+                                                 'reject')),
+  ADD CONSTRAINT audit_status_check CHECK (status IN ('applied', 'refused', 'pending_approval', 'observed', 'needs_review',
+                                                 'deferred', 'failed')),
+  ADD COLUMN decided_by bigint REFERENCES selfheal.audit (id);
+COMMENT ON COLUMN selfheal.error_event.status IS 'pending, healed, resolved (nothing left to do), needs_review, refused, pending_approval (a proposal awaits selfheal.approve), observed (policy: record only), not_schema, deferred, failed';
+COMMENT ON COLUMN selfheal.audit.action IS 'add_column, add_alias, refresh_compat (views caught up with the table), refuse, none (review only), undo or reject';
+COMMENT ON COLUMN selfheal.audit.status IS 'applied, refused, pending_approval (a proposal: its DDL runs on selfheal.approve), observed (policy: record only), needs_review, deferred (table was locked; heal() retries) or failed (rolled back whole)';
+COMMENT ON COLUMN selfheal.audit.decided_by IS 'For a proposal: the audit row that applied it (approve) or rejected it';
+CREATE TABLE selfheal.rejection (
+    schema_name name NOT NULL,
+    table_name  name NOT NULL,
+    name        name NOT NULL,
+    action      text NOT NULL,
+    audit_id    bigint NOT NULL REFERENCES selfheal.audit (id),
+    decided_by  bigint NOT NULL REFERENCES selfheal.audit (id),
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (schema_name, table_name, name, action)
+);
+COMMENT ON TABLE selfheal.rejection IS 'Repairs an administrator rejected or undid: never applied automatically again until selfheal.approve';
+COMMENT ON COLUMN selfheal.rejection.schema_name IS 'Schema of the table';
+COMMENT ON COLUMN selfheal.rejection.table_name IS 'Table';
+COMMENT ON COLUMN selfheal.rejection.name IS 'The column or legacy name the repair was about';
+COMMENT ON COLUMN selfheal.rejection.action IS 'add_column or add_alias';
+COMMENT ON COLUMN selfheal.rejection.audit_id IS 'The proposal or change that was rejected or undone: pass it to selfheal.approve';
+COMMENT ON COLUMN selfheal.rejection.decided_by IS 'The reject or undo audit row';
+COMMENT ON COLUMN selfheal.rejection.created_at IS 'When it was decided';
+SELECT pg_catalog.pg_extension_config_dump('selfheal.rejection', '');
+-- 0.1.0 recorded an undo as nothing more; from now on it is a rejection.
+INSERT INTO selfheal.rejection (schema_name, table_name, name, action, audit_id, decided_by)
+SELECT DISTINCT ON (schema_name, table_name, column_name, action) schema_name, table_name, column_name, action, id, undone_by
+  FROM selfheal.audit WHERE undone_by IS NOT NULL AND column_name IS NOT NULL AND action IN ('add_column', 'add_alias')
+ ORDER BY schema_name, table_name, column_name, action, id DESC;
+
 -- Bodies now extend sys.path themselves; the workers' callers no longer pass a search_path.
 DROP FUNCTION selfheal._load_python();
 DROP FUNCTION selfheal._ddl_start(text, text);
 
+SELECT pg_catalog.set_config('selfheal.in_event_trigger', 'off', true);

@@ -86,7 +86,7 @@ def test_without_the_extension_the_original_error_stands_with_the_reason(cluster
 
 
 def test_a_refusal_by_policy_leaves_the_original_error(db, app_dsn):
-    db.admin.execute("UPDATE selfheal.policy SET value = 'off' WHERE name = 'add_columns'")
+    db.admin.execute("UPDATE selfheal.policy SET value = 'propose' WHERE name = 'add_column'")
     with selfheal.connect(app_dsn, autocommit=True) as conn:
         with pytest.raises(pgerr.UndefinedColumn) as info:
             conn.execute("SELECT brand_new FROM sessions")

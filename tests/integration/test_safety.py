@@ -62,7 +62,9 @@ def _fake(error_type, message):
 def test_column_budget_stops_junk_far_below_1600(sessions):
     sessions.admin.execute("UPDATE selfheal.policy SET value = '3' WHERE name = 'column_budget_per_table'")
     app = sessions.connect()
-    statuses = [fail_then_heal(app, f"SELECT junk_{i} FROM sessions")["status"] for i in range(6)]
+    # Names far apart: junk_1 beside junk_0 would be a probable typo, which is only proposed.
+    words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot"]
+    statuses = [fail_then_heal(app, f"SELECT junk_{word} FROM sessions")["status"] for word in words]
     assert statuses == ["healed"] * 3 + ["refused"] * 3
     assert len(columns(sessions)) == 3 + 3
     reasons = sessions.admin.execute("SELECT reason FROM selfheal.audit WHERE status = 'refused'").fetchall()

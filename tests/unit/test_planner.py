@@ -93,9 +93,16 @@ def test_headroom_below_1600_columns_is_kept():
     assert plan.status == "refused" and "1600" in plan.reason
 
 
-def test_policy_off_waits_for_approval():
-    plan = missing_column("notes", "SELECT notes FROM sessions", policy=Policy(add_columns=False))
-    assert plan.status == "pending_approval" and "approval" in plan.reason and not plan.ddl
+def test_a_propose_mode_records_the_repair_with_its_ddl_for_approval():
+    plan = missing_column("notes", "SELECT notes FROM sessions", policy=Policy(add_column="propose"))
+    assert plan.status == "pending_approval" and "policy add_column is propose" in plan.reason
+    assert plan.action == "add_column" and plan.ddl  # what approve() would run
+    observed = missing_column("notes", "SELECT notes FROM sessions", policy=Policy(add_column="observe"))
+    assert observed.status == "observed"
+    approved = planner.plan(Event("42703", 'column "notes" does not exist', "SELECT notes FROM sessions"), CATALOG,
+                            Policy(add_column="propose"), approved=True)
+    assert approved.status == "apply" and approved.ddl == plan.ddl
+    assert Policy.from_settings({"alias": "AUTO", "add_column": "sometimes"}) == Policy(add_column="propose")
 
 
 def test_ambiguous_table_needs_review():
@@ -236,3 +243,66 @@ def test_the_relations_a_plan_locks_are_its_table_and_the_views_it_drops():
                                                       (Column("PackageName", "text", 1),)),)))
     assert view_only.action == "add_alias"
     assert planner.relations_to_lock(view_only) == []  # a first view: nothing exists to wait for
+
+
+USERS = Table("public", "users", (Column("id", "integer", 1), Column("name", "text", 2), Column("email", "text", 3),
+                                  Column("is_admin", "boolean", 4), Column("state", "text", 5)),
+              primary_key=("id",), attnum_high=5)
+
+
+def users_plan(name, statement, hint=None, catalog=Catalog((USERS,)), **kwargs):
+    return planner.plan(Event("42703", f'column "{name}" does not exist', statement, hint), catalog, Policy(**kwargs))
+
+
+def test_a_probable_typo_is_proposed_as_an_alias_never_added_as_a_column():
+    plan = users_plan("nmae", "SELECT nmae FROM users")
+    assert plan.status == "pending_approval" and plan.action == "add_alias"
+    assert plan.alias.expression == '"name"' and "did the code mean public.users.name?" in plan.reason
+    assert users_plan("emial", "UPDATE users SET emial = 'x'").status == "pending_approval"
+
+
+def test_the_hint_names_the_column_even_when_the_spelling_shares_nothing():
+    plan = users_plan("status", "SELECT id FROM users WHERE status = 'active'",
+                      hint='Perhaps you meant to reference the column "users.state".')
+    assert plan.status == "pending_approval" and plan.alias.expression == '"state"'
+
+
+def test_a_missing_column_in_a_writes_predicate_is_only_proposed():
+    plan = users_plan("archived", "DELETE FROM users WHERE archived = false")
+    assert plan.status == "pending_approval" and plan.action == "add_column"
+    assert "row choice" in plan.reason
+    assert users_plan("archived", "SELECT id FROM users WHERE archived = false").status == "apply"
+
+
+def test_a_column_the_timeline_saw_dropped_is_never_added_again():
+    catalog = Catalog((USERS,), dropped=frozenset({("public", "users", "nickname")}))
+    plan = users_plan("nickname", "SELECT nickname FROM users", catalog=catalog)
+    assert plan.status == "needs_review" and "was dropped" in plan.reason and not plan.ddl
+
+
+def test_an_unqualified_name_in_a_join_is_never_given_to_the_table_that_happens_to_match():
+    orders = Table("public", "orders", (Column("id", "integer", 1), Column("order_status", "text", 2)))
+    customers = Table("public", "customers", (Column("id", "integer", 1), Column("status", "text", 2)))
+    plan = planner.plan(Event("42703", 'column "Status" does not exist',
+                              'SELECT o.id, "Status" FROM orders o JOIN customers c ON c.id = o.id'),
+                        Catalog((orders, customers)))
+    assert plan.status == "pending_approval" and "table chosen among several" in plan.reason
+
+
+def test_a_rejected_repair_is_refused_until_approved():
+    catalog = Catalog((USERS,), rejected={("public", "users", "bio", "add_column"): 7})
+    plan = users_plan("bio", "SELECT bio FROM users", catalog=catalog)
+    assert plan.status == "refused" and "selfheal.approve(7)" in plan.reason
+    approved = planner.plan(Event("42703", 'column "bio" does not exist', "SELECT bio FROM users"), catalog,
+                            approved=True)
+    assert approved.status == "apply"
+
+
+def test_modes_govern_each_action_class_and_conclusive_evidence_stays_automatic():
+    assert missing_column("recommendation_data", "SELECT recommendation_data FROM sessions").status == "apply"
+    derived = missing_column("service_type_id", "SELECT id FROM sessions WHERE service_type_id = 1",
+                             policy=Policy(derived_alias="propose"))
+    assert derived.status == "pending_approval" and "policy derived_alias is propose" in derived.reason
+    spelled = planner.plan(Event("42703", 'column "UnitPrice" does not exist', 'SELECT "UnitPrice" FROM invoice_line'),
+                           CATALOG, Policy(derived_alias="propose"))
+    assert spelled.status == "apply"  # a plain rename alias is governed by `alias`, still auto
