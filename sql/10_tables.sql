@@ -49,7 +49,8 @@ CREATE TABLE selfheal.error_event (
     class        text NOT NULL,
     status       text NOT NULL DEFAULT 'pending'
                  CHECK (status IN ('pending', 'healed', 'resolved', 'needs_review', 'refused',
-                                   'pending_approval', 'observed', 'not_schema', 'deferred', 'failed')),
+                                   'pending_approval', 'observed', 'not_schema', 'deferred', 'failed',
+                                   'ineffective')),
     reason       text,
     audit_id     bigint,
     attempts     integer NOT NULL DEFAULT 0,
@@ -72,7 +73,7 @@ COMMENT ON COLUMN selfheal.error_event.context IS 'CONTEXT of the error (from th
 COMMENT ON COLUMN selfheal.error_event.signature IS 'SQLSTATE and message with numbers folded, to show (cut at 1000 characters)';
 COMMENT ON COLUMN selfheal.error_event.signature_key IS 'md5 of the whole folded signature: groups repeats, fixed size whatever the message';
 COMMENT ON COLUMN selfheal.error_event.class IS 'missing_column, missing_relation, or the error class of anything else';
-COMMENT ON COLUMN selfheal.error_event.status IS 'pending, healed, resolved (nothing left to do), needs_review, refused, pending_approval (a proposal awaits selfheal.approve), observed (policy: record only), not_schema, deferred, failed';
+COMMENT ON COLUMN selfheal.error_event.status IS 'pending, healed, resolved (nothing left to do), needs_review, refused, pending_approval (a proposal awaits selfheal.approve), observed (policy: record only), not_schema, deferred, failed, ineffective (the repair did not make the statement plan, so it was rolled back)';
 COMMENT ON COLUMN selfheal.error_event.reason IS 'Why the event has its status';
 COMMENT ON COLUMN selfheal.error_event.audit_id IS 'The audit row of the action taken for this event';
 COMMENT ON COLUMN selfheal.error_event.attempts IS 'How many times heal has processed it';
@@ -91,7 +92,7 @@ CREATE TABLE selfheal.audit (
     action       text NOT NULL CHECK (action IN ('add_column', 'add_alias', 'refresh_compat', 'refuse', 'none', 'undo',
                                                  'reject')),
     status       text NOT NULL CHECK (status IN ('applied', 'refused', 'pending_approval', 'observed', 'needs_review',
-                                                 'deferred', 'failed')),
+                                                 'deferred', 'failed', 'ineffective')),
     schema_name  name,
     table_name   name,
     column_name  name,
@@ -112,7 +113,7 @@ COMMENT ON COLUMN selfheal.audit.created_at IS 'When the action was taken';
 COMMENT ON COLUMN selfheal.audit.actor IS 'Session user whose call led to the action';
 COMMENT ON COLUMN selfheal.audit.event_id IS 'The error event that led to it; NULL for add_alias and undo calls';
 COMMENT ON COLUMN selfheal.audit.action IS 'add_column, add_alias, refresh_compat (views caught up with the table), refuse, none (review only), undo or reject';
-COMMENT ON COLUMN selfheal.audit.status IS 'applied, refused, pending_approval (a proposal: its DDL runs on selfheal.approve), observed (policy: record only), needs_review, deferred (table was locked; heal() retries) or failed (rolled back whole)';
+COMMENT ON COLUMN selfheal.audit.status IS 'applied, refused, pending_approval (a proposal: its DDL runs on selfheal.approve), observed (policy: record only), needs_review, deferred (table was locked; heal() retries), failed (rolled back whole) or ineffective (the failing statement still failed as its role after the DDL, so it was rolled back)';
 COMMENT ON COLUMN selfheal.audit.schema_name IS 'Schema of the table concerned';
 COMMENT ON COLUMN selfheal.audit.table_name IS 'Table concerned';
 COMMENT ON COLUMN selfheal.audit.column_name IS 'Column or legacy name concerned';

@@ -28,9 +28,9 @@ WITH repair AS (
 ), rows AS (
     SELECT p.signature, p.sqlstate, p.message, p.class,
            CASE WHEN p.healed_at IS NOT NULL THEN 'healed'
-                WHEN l.status IN ('needs_review', 'not_schema', 'failed') THEN 'needs review'
+                WHEN l.status IN ('needs_review', 'not_schema', 'failed', 'ineffective') THEN 'needs review'
                 WHEN l.status = 'refused' THEN 'refused by policy'
-                WHEN l.status = 'pending_approval' THEN 'pending approval'
+                WHEN l.status IN ('pending_approval', 'observed') THEN 'pending approval'
                 WHEN l.status = 'resolved' THEN 'resolved'
                 ELSE 'pending' END AS status,
            p.before_repair, p.after_repair, p.first_seen, p.last_seen, p.healed_at,

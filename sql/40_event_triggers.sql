@@ -2,6 +2,8 @@
 -- call PL/Python workers. The shims are SECURITY DEFINER and the workers are not executable by
 -- PUBLIC, so the work can only be set off by real DDL: PostgreSQL refuses to call a function
 -- returning event_trigger directly ("trigger functions can only be called as triggers").
+-- selfheal's own DDL is kept out by the workers themselves, in Python, where no role can
+-- switch them off with a setting.
 
 CREATE OR REPLACE FUNCTION selfheal._ddl_start(tag text) RETURNS void
 LANGUAGE plpython3u
@@ -63,9 +65,6 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF pg_catalog.current_setting('selfheal.in_event_trigger', true) = 'on' THEN
-        RETURN;  -- selfheal's own DDL
-    END IF;
     IF NOT selfheal._concerns(pg_catalog.current_query()) THEN
         RETURN;  -- nothing of selfheal's is concerned: unrelated DDL stays cheap
     END IF;
@@ -84,9 +83,6 @@ AS $$
 DECLARE
     tables oid[];
 BEGIN
-    IF pg_catalog.current_setting('selfheal.in_event_trigger', true) = 'on' THEN
-        RETURN;
-    END IF;
     IF NOT selfheal._concerns(pg_catalog.current_query()) THEN
         RETURN;
     END IF;
@@ -109,8 +105,7 @@ DECLARE
     schemas text[];
     tables text[];
 BEGIN
-    IF pg_catalog.current_setting('selfheal.in_event_trigger', true) = 'on'
-       OR NOT selfheal._concerns(pg_catalog.current_query()) THEN
+    IF NOT selfheal._concerns(pg_catalog.current_query()) THEN
         RETURN;
     END IF;
     SELECT pg_catalog.array_agg(o.schema_name), pg_catalog.array_agg(o.object_name) INTO schemas, tables

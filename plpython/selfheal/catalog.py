@@ -18,6 +18,7 @@ ADDED_BY_SELFHEAL = """SELECT count(*) FROM selfheal.audit au
 
 _TABLES = """
 SELECT n.nspname AS schema_name, c.relname AS table_name, ({rows})::float8 AS row_estimate,
+       ({bound})::float8 AS row_bound, ({bytes})::float8 AS total_bytes,
        (SELECT max(attnum) FROM pg_catalog.pg_attribute WHERE attrelid = c.oid AND attnum > 0) AS attnum_high,
        (SELECT coalesce(json_agg(json_build_object(
                   'name', a.attname, 'type', pg_catalog.format_type(a.atttypid, a.atttypmod),
@@ -55,8 +56,20 @@ ROW_ESTIMATE = """SELECT coalesce(sum(CASE WHEN l.reltuples > 0 AND l.relpages >
                                      blocks.size) pages"""
 
 
+# What a rewrite costs is bounded from the files alone, whatever ANALYZE last saw: every page
+# full, and the whole size with TOAST and indexes.
+_LEAVES = """(SELECT t.relid FROM pg_catalog.pg_partition_tree(c.oid) t WHERE t.isleaf
+                UNION SELECT c.oid WHERE c.relkind = 'r') leaf"""
+ROW_BOUND = f"""SELECT coalesce(sum(floor(pg_catalog.pg_relation_size(leaf.relid)
+                                        / pg_catalog.current_setting('block_size')::float8)
+                                  * floor((pg_catalog.current_setting('block_size')::float8 - 24) / 28)), 0)
+          FROM {_LEAVES}"""
+TOTAL_BYTES = f"SELECT coalesce(sum(pg_catalog.pg_total_relation_size(leaf.relid)), 0) FROM {_LEAVES}"
+
+
 def tables_sql(added: str = ADDED_BY_SELFHEAL) -> str:
-    return _TABLES.replace("{added}", added).replace("{rows}", ROW_ESTIMATE)
+    return (_TABLES.replace("{added}", added).replace("{rows}", ROW_ESTIMATE).replace("{bound}", ROW_BOUND)
+            .replace("{bytes}", TOTAL_BYTES))
 
 
 def tables_from_rows(rows) -> tuple[Table, ...]:
@@ -66,6 +79,7 @@ def tables_from_rows(rows) -> tuple[Table, ...]:
         columns = tuple(Column(c["name"], c["type"], c["attnum"], c["default"]) for c in json.loads(r["columns"]))
         tables.append(Table(r["schema_name"], r["table_name"], columns,
                             primary_key=tuple(json.loads(r["primary_key"])),
-                            row_estimate=r["row_estimate"], attnum_high=r["attnum_high"] or 0,
+                            row_estimate=r["row_estimate"], row_bound=r["row_bound"], total_bytes=r["total_bytes"],
+                            attnum_high=r["attnum_high"] or 0,
                             columns_added_by_selfheal=r["added"]))
     return tuple(tables)

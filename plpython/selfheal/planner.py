@@ -15,6 +15,7 @@ from . import errors, naming, sqlscan
 COMPAT_SCHEMA = "selfheal_compat"
 MAX_COLUMNS = 1600  # PostgreSQL's limit, dropped columns included
 MODES = ("observe", "propose", "auto")
+BYTES_PER_ROW_ALLOWED = 256  # with generated_column_row_limit, the largest size a STORED rewrite may copy
 INTEGER_TYPES = ("smallint", "integer", "bigint")
 TEXT_TYPES = ("text", "character varying", "character")
 
@@ -45,7 +46,9 @@ class Table:
     name: str
     columns: tuple[Column, ...]
     primary_key: tuple[str, ...] = ()
-    row_estimate: float = 0
+    row_estimate: float = 0  # the density ANALYZE saw times the pages there are now
+    row_bound: float = 0  # the most rows the table's pages can hold: what a rewrite is judged by
+    total_bytes: float = 0  # heap, TOAST and indexes: a rewrite copies all of it
     attnum_high: int = 0  # highest attnum ever used, dropped columns included
     columns_added_by_selfheal: int = 0
 
@@ -163,6 +166,7 @@ class Catalog:
     views: dict = field(default_factory=dict)  # compat view name -> its column names, as they are now
     dropped: frozenset = frozenset()  # (schema, table, column) the drift timeline saw dropped
     rejected: dict = field(default_factory=dict)  # (schema, table, name, action) -> audit id of the decision
+    relations: frozenset = frozenset()  # (schema, name) of every relation of any kind with a name in question
 
     def find(self, name: str, schema: str | None = None) -> list[Table]:
         return [t for t in self.tables if t.name == name and (schema is None or t.schema == schema)]
@@ -521,11 +525,9 @@ def _plan_alias(table: Table, alias: Alias, catalog: Catalog, policy: Policy, re
                 evidence: dict) -> Plan:
     before = catalog.table_aliases(table)
     after = [a for a in before if (a.kind, a.legacy_name) != (alias.kind, alias.legacy_name)] + [alias]
-    claimed = {(a.table if a.kind == "column" else a.legacy_name): f"{a.schema}.{a.table}"
-               for a in catalog.aliases if (a.schema, a.table) != (table.schema, table.name)}
-    clashes = sorted(f"{view} (serves {claimed[view]})" for view in compat_views(table, after) if view in claimed)
-    if clashes:
-        raise _review(f"compat view name already serves another table: {', '.join(clashes)}", **evidence)
+    conflicts = alias_conflicts(table, after, catalog)
+    if conflicts:
+        raise _review("the compat views cannot be built: " + "; ".join(conflicts), **evidence)
     lock_profile = ("catalog only: compat views rebuilt; the table is read under ACCESS SHARE, "
                     "never rewritten")
     return Plan(
@@ -533,6 +535,20 @@ def _plan_alias(table: Table, alias: Alias, catalog: Catalog, policy: Policy, re
         ddl=rebuild_compat(table, before, after), undo_ddl=rebuild_compat(table, after, before),
         lock_profile=lock_profile, evidence=evidence,
     )
+
+
+def alias_conflicts(table: Table, aliases: list[Alias], catalog: Catalog) -> list[str]:
+    """Why the compat views for these aliases must not be built: a view name that already serves
+    another table, or one that would hide another schema's relation from routed roles (their
+    search_path finds selfheal_compat first)."""
+    claimed = {(a.table if a.kind == "column" else a.legacy_name): f"{a.schema}.{a.table}"
+               for a in catalog.aliases if (a.schema, a.table) != (table.schema, table.name)}
+    views = compat_views(table, aliases)
+    problems = [f"{view} already serves {claimed[view]}" for view in sorted(views) if view in claimed]
+    problems += [f"selfheal_compat.{view} would hide {schema}.{name} from routed roles"
+                 for view in sorted(views) for schema, name in sorted(catalog.relations)
+                 if name == view and (schema, name) != (table.schema, table.name)]
+    return problems
 
 
 def _stale_views_serving(table: Table, name: str, catalog: Catalog) -> list[str]:
@@ -784,16 +800,18 @@ def plan_derived_column(table: Table, name: str, col_type: str, expression: str,
     """
     _check_column_budget(table, policy, evidence)
     column = quote_ident(name)
-    if table.row_estimate <= policy.generated_column_row_limit:
+    limit = policy.generated_column_row_limit
+    # Small by the files alone: a stale ANALYZE must never make a large table look small.
+    if table.row_bound <= limit and table.total_bytes <= limit * BYTES_PER_ROW_ALLOWED:
         return Plan(
             "apply", f"{name!r} is derived from {', '.join(sources)} and {table.label} is small "
-            f"({table.row_estimate:.0f} rows): a STORED generated column",
+            f"(at most {table.row_bound:.0f} rows, {table.total_bytes / 1024:.0f} kB): a STORED generated column",
             action="add_column", table=table, column=name,
             ddl=[f"ALTER TABLE {table.qualified} ADD COLUMN IF NOT EXISTS {column} {col_type} "
                  f"GENERATED ALWAYS AS ({expression}) STORED"],
             undo_ddl=[f"ALTER TABLE {table.qualified} DROP COLUMN IF EXISTS {column}"],
-            lock_profile=f"rewrites {table.row_estimate:.0f} rows under ACCESS EXCLUSIVE; allowed below "
-                         f"generated_column_row_limit ({policy.generated_column_row_limit})",
+            lock_profile=f"rewrites at most {table.row_bound:.0f} rows under ACCESS EXCLUSIVE; allowed up to "
+                         f"generated_column_row_limit ({limit}) rows and {limit * BYTES_PER_ROW_ALLOWED // 1024} kB",
             evidence={**evidence, "strategy": "stored generated column"})
     if len(table.primary_key) != 1:
         raise _review(f"{table.label} is large and has no single-column primary key to backfill by", **evidence)
@@ -803,11 +821,13 @@ def plan_derived_column(table: Table, name: str, col_type: str, expression: str,
         on_new = sqlscan.replace_column(on_new, source, f"NEW.{quote_ident(source)}")
     return Plan(
         "apply", f"{name!r} is derived from {', '.join(sources)} and {table.label} is large "
-        f"({table.row_estimate:.0f} rows): a column kept in sync by a trigger, filled by a batched backfill",
+        f"(about {table.row_estimate:.0f} rows, at most {table.row_bound:.0f}): a column kept in sync by a trigger, "
+        "filled by a batched backfill",
         action="add_column", table=table, column=name,
         ddl=[f"ALTER TABLE {table.qualified} ADD COLUMN IF NOT EXISTS {column} {col_type}",
              f"CREATE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp "
              f"AS $sync$ BEGIN NEW.{column} := {on_new}; RETURN NEW; END $sync$",
+             f"REVOKE ALL ON FUNCTION {function}() FROM PUBLIC",
              f"CREATE TRIGGER {trigger} BEFORE INSERT OR UPDATE ON {table.qualified} "
              f"FOR EACH ROW EXECUTE FUNCTION {function}()"],
         undo_ddl=drop_sync_ddl(table, name) + [f"ALTER TABLE {table.qualified} DROP COLUMN IF EXISTS {column}"],

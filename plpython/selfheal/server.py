@@ -63,10 +63,18 @@ def _load_aliases(db: _Db, active: bool = True) -> tuple[Alias, ...]:
     )
 
 
+_RELATIONS_NAMED = """
+SELECT n.nspname, c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relname = ANY ($1) AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+   AND n.nspname <> 'selfheal_compat' AND n.nspname !~ '^pg_(toast_)?temp_'
+"""
+
+
 def load_catalog(db: _Db, names: set[str], keys: set[str]) -> Catalog:
     aliases = _load_aliases(db)
     related = {a.table for a in aliases if a.legacy_name in names or a.table in names}
     names = set(names) | related
+    view_names = names | {a.legacy_name for a in aliases if a.kind == "relation" and a.table in names}
     keys = set(keys) | {naming.fold_key(n) for n in related}
     tables = catalog.tables_from_rows(db.rows(catalog.tables_sql(), ("text[]", "text[]", "text[]"),
                                               (sorted(names), sorted(keys), catalog.EXCLUDED_SCHEMAS)))
@@ -81,7 +89,9 @@ def load_catalog(db: _Db, names: set[str], keys: set[str]) -> Catalog:
     rejected = {(r["schema_name"], r["table_name"], r["name"], r["action"]): r["audit_id"] for r in db.rows(
         "SELECT schema_name, table_name, name, action, audit_id FROM selfheal.rejection WHERE table_name = ANY ($1)",
         ("text[]",), (table_names,))}
-    return Catalog(tables, aliases, views, dropped, rejected)
+    relations = frozenset((r["nspname"], r["relname"]) for r in db.rows(_RELATIONS_NAMED, ("text[]",),
+                                                                        (sorted(view_names),)))
+    return Catalog(tables, aliases, views, dropped, rejected, relations)
 
 
 def _catalog_for(db: _Db, event: Event) -> Catalog:
@@ -140,6 +150,77 @@ class _Retry(Exception):
     pass
 
 
+class _Ineffective(Exception):
+    """The failing statement still fails the same way after the repair's DDL: roll it back."""
+
+
+# ---------------------------------------------------------------------------------------
+# Verifying a repair: the failing statement plans again, as the role that ran it
+
+
+_ROLE_SEARCH_PATH = """
+SELECT substr(s, length('search_path=') + 1) AS path
+  FROM pg_catalog.pg_db_role_setting d
+ CROSS JOIN LATERAL unnest(d.setconfig) AS s
+  LEFT JOIN pg_catalog.pg_roles r ON r.rolname = $1
+  JOIN pg_catalog.pg_database db ON db.datname = pg_catalog.current_database()
+ WHERE s LIKE 'search\\_path=%'
+   AND ((d.setrole = r.oid AND d.setdatabase IN (db.oid, 0)) OR (d.setrole = 0 AND d.setdatabase = db.oid))
+ ORDER BY d.setrole = 0, d.setdatabase = 0
+ LIMIT 1
+"""
+
+
+def _role_search_path(db: _Db, role: str) -> str:
+    """The search_path the role's new sessions get here: ALTER ROLE ... IN DATABASE, ALTER ROLE,
+    ALTER DATABASE, then the server's own setting."""
+    row = db.one(_ROLE_SEARCH_PATH, ("text",), (role,))
+    if row:
+        return row["path"]
+    try:
+        with db.plpy.subtransaction():
+            row = db.one("SELECT setting FROM pg_catalog.pg_file_settings WHERE name = 'search_path' AND applied "
+                         "ORDER BY seqno DESC LIMIT 1")
+    except db.plpy.SPIError:
+        row = None  # pg_file_settings is for superusers
+    return row["setting"] if row else '"$user", public'
+
+
+def _verifier(db: _Db, event: Event, role: str | None):
+    """A check to run after a repair's DDL, or None when the statement cannot be planned again
+    safely (none reported, several statements in one string)."""
+    statement = event.statement
+    if not statement or not role or not sqlscan.is_single_statement(statement):
+        return None
+    missing = errors.parse_missing(event.sqlstate, event.message, event.hint)
+    path = _role_search_path(db, role)
+    # PREPARE parses and analyses the statement, which is where a missing name fails, and runs
+    # none of it: planning (EXPLAIN) would already evaluate the role's immutable functions.
+    run = "EXECUTE 'PREPARE selfheal_verify AS ' || argument; DEALLOCATE selfheal_verify;"
+    body = (f"PERFORM pg_catalog.set_config('search_path', {planner.quote_literal(path)}, true); "
+            f"BEGIN {run} EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE || ' ' || SQLERRM; END; RETURN NULL;")
+
+    def verify(plan: Plan) -> None:
+        outcome = as_role(db, planner.quote_ident(role), body, statement.strip().rstrip(";"))
+        plan.evidence["verified"] = f"as {role}: " + (outcome or "the statement now plans")
+        if outcome and _same_missing(outcome, missing):
+            routed = planner.compat_search_path(path) is None
+            advice = "" if routed or plan.action == "add_column" else \
+                f"; {role} is not routed through the compat layer: SELECT selfheal.enable_compat('{role}')"
+            raise _Ineffective(f"the statement still fails as {role} (search_path {path}): {outcome}{advice}")
+
+    return verify
+
+
+def _same_missing(outcome: str, missing: errors.MissingName) -> bool:
+    sqlstate, _, message = outcome.partition(" ")
+    try:
+        again = errors.parse_missing(sqlstate, message)
+    except errors.UnreadableMessage:
+        return False
+    return (again.kind, again.name) == (missing.kind, missing.name)
+
+
 def _with_lock_retries(db: _Db, settings: dict, work):
     """Run work() in a subtransaction with a short lock_timeout; retry on 55P03 with backoff.
 
@@ -167,22 +248,28 @@ def _with_lock_retries(db: _Db, settings: dict, work):
         db.one("SELECT pg_catalog.set_config('lock_timeout', $1, true)", ("text",), (previous,))
 
 
-GUARD = "selfheal.in_event_trigger"
-
-
 class _event_trigger_guard:
-    """selfheal's own DDL must not set off its event triggers (they would redo its work)."""
+    """selfheal's own DDL must not set off its event triggers (they would redo its work).
+
+    The flag lives in this backend's Python, where no SQL can reach it: a setting would let any
+    role switch the triggers off and leave the compat views down after its own DDL.
+    """
+
+    depth = 0
 
     def __init__(self, db: _Db):
         self.db = db
 
     def __enter__(self):
-        self.previous = self.db.one("SELECT pg_catalog.current_setting($1, true) AS v", ("text",), (GUARD,))["v"]
-        self.db.one("SELECT pg_catalog.set_config($1, 'on', true)", ("text",), (GUARD,))
+        _event_trigger_guard.depth += 1
 
     def __exit__(self, *exc):
-        self.db.one("SELECT pg_catalog.set_config($1, $2, true)", ("text", "text"), (GUARD, self.previous or "off"))
+        _event_trigger_guard.depth -= 1
         return False
+
+
+def _own_ddl() -> bool:
+    return _event_trigger_guard.depth > 0
 
 
 def _record_alias(db: _Db, alias: Alias, audit_id: int) -> None:
@@ -198,7 +285,7 @@ def _record_alias(db: _Db, alias: Alias, audit_id: int) -> None:
             alias.source, audit_id, replaced["id"] if replaced else None))
 
 
-def apply_plan(db: _Db, settings: dict, event_id, replan) -> tuple[Plan, str, int | None]:
+def apply_plan(db: _Db, settings: dict, event_id, replan, verify=None) -> tuple[Plan, str, int | None]:
     """Lock the plan's table, plan again with fresh facts, apply the DDL and its audit row at once.
 
     Returns (final plan, status, audit id). status: applied | resolved | deferred | failed | the
@@ -217,6 +304,8 @@ def apply_plan(db: _Db, settings: dict, event_id, replan) -> tuple[Plan, str, in
         _lock_nowait(db, planner.relations_to_lock(fresh))
         for statement in fresh.ddl:
             db.run(statement)
+        if verify is not None:
+            verify(fresh)  # raises _Ineffective: the subtransaction, DDL and all, rolls back
         elapsed = (time.monotonic() - started) * 1000.0
         audit_id = _insert_audit(db, fresh, "applied", event_id, elapsed)
         if fresh.alias is not None:
@@ -234,6 +323,9 @@ def apply_plan(db: _Db, settings: dict, event_id, replan) -> tuple[Plan, str, in
     except _Retry as exc:
         first.reason = f"deferred: {exc}; the next heal() tries again"
         return first, "deferred", _insert_audit(db, first, "deferred", event_id)
+    except _Ineffective as exc:
+        first.reason = f"ineffective, rolled back: {exc}"
+        return first, "ineffective", _insert_audit(db, first, "ineffective", event_id, error=str(exc))
     except db.plpy.SPIError as exc:
         detail = f"{getattr(exc, 'sqlstate', '')}: {exc}"
         first.reason = f"the repair failed and was rolled back whole: {detail}"
@@ -366,7 +458,11 @@ def _process_events(db: _Db, policy: Policy, settings: dict, rows: list) -> dict
             return decided
         return authority.authorize(decided, event, _rights(db, first["username"], decided.table), policy, catalog)
 
-    plan, status, audit_id = apply_plan(db, settings, event_id, replan)
+    try:
+        verify = _verifier(db, event, first["username"])
+    except errors.UnreadableMessage:
+        verify = None
+    plan, status, audit_id = apply_plan(db, settings, event_id, replan, verify)
     if audit_id is None and plan.status in _PROPOSED:
         audit_id = _open_proposal(db, plan)  # one proposal per repair, however many errors ask for it
     if audit_id is None and plan.status in _AUDITED:
@@ -457,10 +553,20 @@ def heal(plpy) -> str:
         key = (row["sqlstate"], row["message"], row["statement"], row["hint"], row["context"], row["source"],
                row["username"])
         groups.setdefault(key, []).append(row)
+    # A batch never sleeps on a busy table: repairs already applied hold their locks until this
+    # transaction ends, so a busy table is deferred at once and the next heal() tries again.
+    no_waiting = {**settings, "lock_retries": "1"}
     for members in groups.values():
-        result = _process_events(db, policy, settings, members)
+        try:
+            with plpy.subtransaction():
+                status = _process_events(db, policy, no_waiting, members)["status"]
+        except Exception as exc:  # noqa: BLE001 - one event must never stop the others, or the log
+            status = "failed"
+            db.one("UPDATE selfheal.error_event SET status = 'failed', reason = $2, attempts = attempts + 1, "
+                   "processed_at = now() WHERE id = ANY ($1)", ("int8[]", "text"),
+                   ([r["id"] for r in members], f"selfheal could not process it: {type(exc).__name__}: {exc}"[:1000]))
         summary["processed"] += len(members)
-        summary[result["status"]] = summary.get(result["status"], 0) + len(members)
+        summary[status] = summary.get(status, 0) + len(members)
     return json.dumps(summary, sort_keys=True)
 
 
@@ -786,7 +892,8 @@ def approve(plpy, audit_id: int) -> int:
         # The administrator decides for the app, but not beyond the scope or into an extension.
         return authority.authorize(fresh, event, _rights(db, approver, fresh.table), policy, catalog)
 
-    plan, status, applied_id = apply_plan(db, settings, row["event_id"], replan)
+    plan, status, applied_id = apply_plan(db, settings, row["event_id"], replan,
+                                          _verifier(db, event, found["username"]))
     if status != "applied":
         raise RuntimeError(f"audit row {audit_id} was not applied ({status}): {plan.reason}")
     db.one("UPDATE selfheal.audit SET reason = 'approved by ' || session_user || ': ' || reason WHERE id = $1",
@@ -827,58 +934,102 @@ def _alias_ids(db: _Db, audit_id: int) -> tuple[set[int], list[Alias]]:
     return {r["id"] for r in rows}, restored
 
 
+_DATA_CHECK_FACTS = """
+SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) AS type,
+       t.typnamespace = 'pg_catalog'::pg_catalog.regnamespace AND t.typtype = 'b' AS builtin,
+       c.relrowsecurity AS row_security,
+       EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class k ON k.oid = i.inhrelid
+                WHERE i.inhparent = c.oid AND NOT k.relispartition) AS inherited,
+       (SELECT rolsuper OR rolbypassrls FROM pg_catalog.pg_roles WHERE rolname = current_user) AS bypasses_rls
+  FROM pg_catalog.pg_class c
+  JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attname = $2 AND NOT a.attisdropped
+  JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+ WHERE c.oid = $1::pg_catalog.regclass
+"""
+
+
 def _column_has_data(db: _Db, table: Table, column: str, added_as: dict | None) -> bool:
     """Whether the column holds anything but the default selfheal gave it.
 
-    It compares with the default selfheal recorded, never the column's current one (which the
-    owner may have replaced with a function), and reads the table as its owner.
+    Nothing the table's owner controls may run here with the caller's rights: the comparison
+    is with the default selfheal recorded (never the column's current default), on the
+    built-in type selfheal gave it (so only pg_catalog's operators run), and the table is read
+    only where no row-level security policy would run for the caller. Otherwise the column
+    counts as holding data, and only undo(..., force => true) drops it.
     """
+    facts = db.one(_DATA_CHECK_FACTS, ("text", "text"), (table.qualified, column))
+    recorded = (added_as or {}).get("type")
+    if facts is None or not facts["builtin"] or (recorded and facts["type"] != recorded) or facts["inherited"] \
+            or (facts["row_security"] and not facts["bypasses_rls"]):
+        return True
     ident = planner.quote_ident(column)
     default = (added_as or {}).get("default")
     condition = f"{ident} IS DISTINCT FROM ({default})" if default else f"{ident} IS NOT NULL"
-    try:
-        with db.plpy.subtransaction():
-            found = as_table_owner(db, table.qualified,
-                                   f"RETURN EXISTS (SELECT 1 FROM {table.qualified} WHERE {condition})::text;")
-    except db.plpy.SPIError as exc:
-        if getattr(exc, "sqlstate", None) == "42501":
-            raise
-        return True  # the column changed type since selfheal added it: treat it as holding data
-    return found == "true"
+    return bool(db.plpy.execute(f"SELECT EXISTS (SELECT 1 FROM {table.qualified} WHERE {condition}) AS x")[0]["x"])
 
 
-AS_OWNER_FUNCTION = "pg_temp.selfheal_as_owner"
+AS_ROLE_FUNCTION = "pg_temp.selfheal_as_role"
 
 
 def as_table_owner(db: _Db, table: str, body: str, argument: str | None = None) -> str | None:
-    """Run a PL/pgSQL body (with `argument` and a text variable `result`) as the owner of
-    `table`, and return what it returns.
-
-    Anything the body sets off (the owner's triggers, defaults, index expressions, operators)
-    runs with the owner's rights, never the caller's. A plain SET ROLE would not do: the owner's
-    trigger could RESET ROLE back to an administrator. Inside a SECURITY DEFINER function that
-    the owner owns, PostgreSQL refuses any change of role, as it does for its own maintenance
-    (CVE-2022-1552). The function exists only inside this subtransaction. Deferred triggers
-    are fired before it returns, so none runs at commit with the caller's rights.
-    """
+    """Run a PL/pgSQL body as the owner of `table` (see as_role); a plain SET ROLE would not do."""
     owner = db.one("SELECT c.relowner::pg_catalog.regrole::text AS owner FROM pg_catalog.pg_class c "
                    "WHERE c.oid = $1::pg_catalog.regclass", ("text",), (table,))["owner"]
-    tag = "$selfheal_as_owner$"
+    return as_role(db, owner, body, argument, what=f"the owner of {table}")
+
+
+def as_role(db: _Db, role: str, body: str, argument: str | None = None, what: str | None = None) -> str | None:
+    """Run a PL/pgSQL body (with `argument` and a text variable `result`) as `role` (a quoted
+    role name), and return what it returns.
+
+    Anything the body sets off (triggers, defaults, index expressions, operators, functions
+    it plans) runs with that role's rights, never the caller's. A plain SET ROLE would not do:
+    a trigger could RESET ROLE back to an administrator. Inside a SECURITY DEFINER function the
+    role owns, PostgreSQL refuses any change of role, as it does for its own maintenance
+    (CVE-2022-1552). The function exists only inside this subtransaction. Deferred triggers
+    must be fired by the body itself (SET CONSTRAINTS ALL IMMEDIATE), or they would run at
+    commit with the caller's rights.
+    """
+    tag = "$selfheal_as_role$"
     if tag in body:
         raise ValueError("the body must not contain the function's quoting tag")
     plpy = db.plpy
+    before = _session_fingerprint(db)
     with plpy.subtransaction():
-        plpy.execute(f"CREATE FUNCTION {AS_OWNER_FUNCTION}(argument text) RETURNS text LANGUAGE plpgsql "
+        plpy.execute(f"CREATE FUNCTION {AS_ROLE_FUNCTION}(argument text) RETURNS text LANGUAGE plpgsql "
                      f"VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp "
                      f"AS {tag} DECLARE result text; BEGIN {body} END {tag}")
         try:
-            plpy.execute(f"ALTER FUNCTION {AS_OWNER_FUNCTION}(text) OWNER TO {owner}")
+            plpy.execute(f"ALTER FUNCTION {AS_ROLE_FUNCTION}(text) OWNER TO {role}")
         except plpy.SPIError as exc:
-            raise RuntimeError(f"this needs to run as the owner of {table} ({owner}): call it as a superuser "
-                               f"or as a member of role {owner}") from exc
-        result = plpy.execute(plpy.prepare(f"SELECT {AS_OWNER_FUNCTION}($1) AS v", ["text"]), [argument])[0]["v"]
-        plpy.execute(f"DROP FUNCTION {AS_OWNER_FUNCTION}(text)")
+            raise RuntimeError(f"this needs to run as {what or role}: call it as a superuser "
+                               f"or as a member of role {role}") from exc
+        result = plpy.execute(plpy.prepare(f"SELECT {AS_ROLE_FUNCTION}($1) AS v", ["text"]), [argument])[0]["v"]
+        plpy.execute(f"DROP FUNCTION {AS_ROLE_FUNCTION}(text)")
+        if _session_fingerprint(db) != before:
+            # Raised inside the subtransaction: temporary objects and settings it left roll back.
+            raise RuntimeError(f"code run as {what or role} left objects or settings in this session "
+                               "(temporary objects, SET, prepared statements or cursors); rolled back")
     return result
+
+
+# What code run as another role could leave behind in this session for the caller to trip on
+# later: temporary objects (found before the caller's own schemas), settings changed with SET,
+# prepared statements and cursors.
+_SESSION_FINGERPRINT = """
+SELECT pg_catalog.md5(coalesce(pg_catalog.string_agg(x, ',' ORDER BY x), '')) AS f FROM (
+    SELECT 'set:' || name || '=' || setting FROM pg_catalog.pg_settings WHERE source = 'session'
+    UNION ALL SELECT 'class:' || oid FROM pg_catalog.pg_class WHERE relnamespace = pg_catalog.pg_my_temp_schema()
+    UNION ALL SELECT 'proc:' || oid FROM pg_catalog.pg_proc WHERE pronamespace = pg_catalog.pg_my_temp_schema()
+    UNION ALL SELECT 'type:' || oid FROM pg_catalog.pg_type WHERE typnamespace = pg_catalog.pg_my_temp_schema()
+    UNION ALL SELECT 'operator:' || oid FROM pg_catalog.pg_operator WHERE oprnamespace = pg_catalog.pg_my_temp_schema()
+    UNION ALL SELECT 'prepared:' || name FROM pg_catalog.pg_prepared_statements
+    UNION ALL SELECT 'cursor:' || name FROM pg_catalog.pg_cursors) AS s(x)
+"""
+
+
+def _session_fingerprint(db: _Db) -> str:
+    return db.one(_SESSION_FINGERPRINT)["f"]
 
 
 # ---------------------------------------------------------------------------------------
@@ -921,6 +1072,8 @@ def ddl_start(plpy, tag: str) -> None:
     pinned search_path, so the DDL's own resolution is not known here. Views dropped for a
     table the DDL did not touch are rebuilt at ddl_command_end, from the snapshot.
     """
+    if _own_ddl():
+        return
     db = _Db(plpy)
     query = db.one("SELECT pg_catalog.current_query() AS q")["q"] or ""
     aliases = _load_aliases(db)
@@ -978,7 +1131,21 @@ def _apply_drift(db: _Db, tag: str, before: drift.Shape, after: drift.Shape, ali
         _audit_automatic(db, table, "none", "needs_review", alias.legacy_name,
                          f"alias {alias.legacy_name!r} no longer served: {why}", {"alias": alias.legacy_name}, [])
     current = [a for a in _load_aliases(db) if (a.schema, a.table) == (after.schema, after.name)]
-    final = current + [a for a in change.added if (a.kind, a.legacy_name) not in {(c.kind, c.legacy_name) for c in current}]
+    added = []
+    for alias in change.added:
+        if (alias.kind, alias.legacy_name) in {(c.kind, c.legacy_name) for c in current + added}:
+            continue
+        refusal = _drift_refusal(db, table, current + added + [alias])
+        if refusal:
+            _timeline(db, tag, after.schema, after.name, "legacy name not served", {"name": alias.legacy_name,
+                                                                                    "why": refusal})
+            _audit_automatic(db, table, "none", "needs_review", alias.legacy_name,
+                             f"renamed, but the old name {alias.legacy_name!r} is not served: {refusal}",
+                             {"rename": alias.legacy_name}, [])
+            continue
+        added.append(alias)
+    change.added = added
+    final = current + added
     ddl = planner.rebuild_compat(table, final, final)
     try:
         with db.plpy.subtransaction():
@@ -997,8 +1164,24 @@ def _apply_drift(db: _Db, tag: str, before: drift.Shape, after: drift.Shape, ali
         _record_alias(db, alias, audit_id)
 
 
+def _drift_refusal(db: _Db, table: Table, aliases: list[Alias]) -> str | None:
+    """Why a rename seen by the event triggers must not be served: the same scope, extension and
+    name checks a repair passes."""
+    policy, _ = load_policy(db)
+    if not policy.in_scope(table.schema, table.name):
+        return f"{table.label} is outside selfheal's scope (policy scope)"
+    rights = _rights(db, None, table)
+    if rights.extension:
+        return f"{table.label} belongs to extension {rights.extension}"
+    names = {table.name} | {a.legacy_name for a in aliases}
+    conflicts = planner.alias_conflicts(table, aliases, load_catalog(db, names, set()))
+    return "; ".join(conflicts) or None
+
+
 def ddl_end(plpy, tag: str, table_oids: list) -> None:
     """After ALTER TABLE or CREATE TABLE: follow renames, mark broken aliases, rebuild compat views."""
+    if _own_ddl():
+        return
     db = _Db(plpy)
     snapshot = _snapshots.pop(_xid(db), {})
     aliases = _load_aliases(db)
@@ -1030,6 +1213,8 @@ def ddl_end(plpy, tag: str, table_oids: list) -> None:
 
 def ddl_dropped(plpy, schemas: list, names: list) -> None:
     """After DROP TABLE: aliases of a dropped table can no longer be served."""
+    if _own_ddl():
+        return
     db = _Db(plpy)
     dropped = {(schema, name) for schema, name in zip(schemas or [], names or []) if not db.one(
         "SELECT 1 AS x FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "

@@ -213,8 +213,9 @@ def _literal_type(tokens: list[Token], i: int) -> str | None:
     if explicit:
         return explicit
     if tok.kind == "number":
-        if re.fullmatch(r"\d+", tok.value):
-            return "bigint" if int(tok.value) > 2_147_483_647 else "integer"
+        if re.fullmatch(r"\d{1,19}", tok.value):  # never int() on a huge literal: Python refuses 4,300 digits
+            value = int(tok.value)
+            return "integer" if value <= 2_147_483_647 else "bigint" if value <= 9_223_372_036_854_775_807 else "numeric"
         return "numeric"
     if tok.kind == "string":
         return "text"
@@ -438,3 +439,11 @@ def in_write_predicate(sql: str, column: str, qualifier: str | None = None) -> b
               if (verb != "INSERT" and tok.is_word("WHERE"))
               or (tok.is_word("CONFLICT") and i > 0 and tokens[i - 1].is_word("ON"))]
     return bool(starts) and any(p > starts[0] for p in positions)
+
+
+def is_single_statement(sql: str) -> bool:
+    """No second statement after a semicolon: what may be planned again without running more."""
+    tokens = tokenize(sql)
+    ends = [i for i, t in enumerate(tokens) if t.kind == "punct" and t.value == ";"]
+    return bool(tokens) and all(i == len(tokens) - 1 for i in ends)
+

@@ -1,5 +1,5 @@
--- selfheal 0.1.0 -> 0.2.0: the security model. This part changes tables and drops routines
--- that are gone; `make` appends the routine and privilege files the install script is built
+-- selfheal 0.1.0 -> 0.2.0: the security model, policy modes and proposals. This part changes
+-- tables and drops routines that are gone; `make` appends the routine and privilege files the install script is built
 -- from (20, 30, 40, 90), so an upgraded database has the same routines as a new one.
 \echo Use "ALTER EXTENSION selfheal UPDATE TO '0.2.0'" to load this file. \quit
 
@@ -37,16 +37,17 @@ COMMENT ON COLUMN selfheal.error_event.username IS 'The session user that report
 -- Proposals, observed repairs and decisions.
 ALTER TABLE selfheal.error_event DROP CONSTRAINT error_event_status_check,
   ADD CONSTRAINT error_event_status_check CHECK (status IN ('pending', 'healed', 'resolved', 'needs_review', 'refused',
-                                   'pending_approval', 'observed', 'not_schema', 'deferred', 'failed'));
+                                   'pending_approval', 'observed', 'not_schema', 'deferred', 'failed',
+                                   'ineffective'));
 ALTER TABLE selfheal.audit DROP CONSTRAINT audit_action_check, DROP CONSTRAINT audit_status_check,
   ADD CONSTRAINT audit_action_check CHECK (action IN ('add_column', 'add_alias', 'refresh_compat', 'refuse', 'none', 'undo',
                                                  'reject')),
   ADD CONSTRAINT audit_status_check CHECK (status IN ('applied', 'refused', 'pending_approval', 'observed', 'needs_review',
-                                                 'deferred', 'failed')),
+                                                 'deferred', 'failed', 'ineffective')),
   ADD COLUMN decided_by bigint REFERENCES selfheal.audit (id);
-COMMENT ON COLUMN selfheal.error_event.status IS 'pending, healed, resolved (nothing left to do), needs_review, refused, pending_approval (a proposal awaits selfheal.approve), observed (policy: record only), not_schema, deferred, failed';
+COMMENT ON COLUMN selfheal.error_event.status IS 'pending, healed, resolved (nothing left to do), needs_review, refused, pending_approval (a proposal awaits selfheal.approve), observed (policy: record only), not_schema, deferred, failed, ineffective (the repair did not make the statement plan, so it was rolled back)';
 COMMENT ON COLUMN selfheal.audit.action IS 'add_column, add_alias, refresh_compat (views caught up with the table), refuse, none (review only), undo or reject';
-COMMENT ON COLUMN selfheal.audit.status IS 'applied, refused, pending_approval (a proposal: its DDL runs on selfheal.approve), observed (policy: record only), needs_review, deferred (table was locked; heal() retries) or failed (rolled back whole)';
+COMMENT ON COLUMN selfheal.audit.status IS 'applied, refused, pending_approval (a proposal: its DDL runs on selfheal.approve), observed (policy: record only), needs_review, deferred (table was locked; heal() retries), failed (rolled back whole) or ineffective (the failing statement still failed as its role after the DDL, so it was rolled back)';
 COMMENT ON COLUMN selfheal.audit.decided_by IS 'For a proposal: the audit row that applied it (approve) or rejected it';
 CREATE TABLE selfheal.rejection (
     schema_name name NOT NULL,

@@ -401,7 +401,8 @@ def compat(db):
     db.admin.execute(f"CREATE TABLE public.invoice_line (id int PRIMARY KEY); "
                      f"GRANT SELECT ON public.invoice_line TO {APP_ROLE}")
     db.admin.execute("SELECT selfheal.add_alias('invoice_line', 'legacy_id', 'id')")
-    result = heal_error(db.admin, 'relation "invoiceline" does not exist', "SELECT * FROM invoiceline",
+    db.admin.execute(f"GRANT EXECUTE ON FUNCTION {HEAL_ERROR} TO {APP_ROLE}; SELECT selfheal.enable_compat('{APP_ROLE}')")
+    result = heal_error(db.connect(), 'relation "invoiceline" does not exist', "SELECT * FROM invoiceline",
                         sqlstate="42P01")
     assert result["status"] == "healed", result
     state = snapshot(db, ["public.invoice_line"])
@@ -636,3 +637,186 @@ def test_public_may_execute_no_extension_routine_but_the_allowed_few(db):
                                                                          for n in names), names
     open_to_public = sorted(name for name, public, event_trigger in routines if public and not event_trigger)
     assert open_to_public == [], f"EXECUTE open to PUBLIC: {open_to_public}"
+
+
+# ---------------------------------------------------------------------------------------
+# 10. Attacks found by review, each kept here once fixed
+
+
+def _mallory_with_create(db, roles) -> str:
+    mallory = roles.create("mallory")
+    db.admin.execute(f"GRANT CREATE ON SCHEMA public TO {mallory}")
+    return mallory
+
+
+def test_an_rls_policy_cannot_queue_code_for_undos_commit(db, roles):
+    """undo's data check must run nothing of the owner's: here a forced row-level security
+    policy would queue a deferred trigger that fires at COMMIT as the administrator."""
+    mallory = _mallory_with_create(db, roles)
+    owner = db.connect(user=mallory)
+    owner.execute("CREATE TABLE public.t (id int PRIMARY KEY, name text); INSERT INTO t VALUES (1, 'a'), (2, 'b')")
+    applied = heal_error(db.admin, 'column "extra" does not exist', "SELECT extra FROM t")
+    assert applied["status"] == "healed", applied
+    owner.execute(f"""
+        CREATE TABLE public.q (i int);
+        CREATE FUNCTION public.escalate() RETURNS trigger LANGUAGE plpgsql AS
+          $$BEGIN BEGIN ALTER ROLE {mallory} SUPERUSER; EXCEPTION WHEN others THEN NULL; END; RETURN NULL; END$$;
+        CREATE CONSTRAINT TRIGGER esc AFTER INSERT ON q DEFERRABLE INITIALLY DEFERRED
+          FOR EACH ROW EXECUTE FUNCTION public.escalate();
+        CREATE FUNCTION public.evil() RETURNS boolean LANGUAGE plpgsql VOLATILE AS
+          $$BEGIN INSERT INTO public.q VALUES (1); RETURN current_user = session_user; END$$;
+        ALTER TABLE t ENABLE ROW LEVEL SECURITY; ALTER TABLE t FORCE ROW LEVEL SECURITY;
+        CREATE POLICY p ON t USING (public.evil());
+        UPDATE t SET extra = 'x' WHERE id = 1""")
+    queued = db.scalar("SELECT count(*) FROM q")  # the owner's own UPDATE ran the policy already
+    with contextlib.suppress(psycopg.Error):
+        db.admin.execute("SELECT selfheal.undo(%s)", (applied["audit_id"],))
+    assert not is_privileged(db, mallory)
+    assert db.scalar("SELECT count(*) FROM q") == queued  # it never ran for the administrator
+
+
+def test_backfill_leaves_nothing_of_the_owners_in_the_administrators_session(db, roles):
+    """A trigger run as the owner during backfill plants a temporary view in the administrator's
+    session, named like the administrator's own table: it must not survive the batch."""
+    mallory = _mallory_with_create(db, roles)
+    db.admin.execute("UPDATE selfheal.policy SET value = 'table' WHERE name = 'derived_columns'; "
+                     "UPDATE selfheal.policy SET value = '0' WHERE name = 'generated_column_row_limit'; "
+                     "CREATE TABLE public.accounts (id int PRIMARY KEY, balance numeric)")
+    owner = db.connect(user=mallory)
+    owner.execute(f"""
+        CREATE TABLE public.t (id int PRIMARY KEY, kind text); INSERT INTO t VALUES (1, '1'), (2, '2');
+        CREATE FUNCTION public.pwn() RETURNS int LANGUAGE plpgsql AS
+          $$BEGIN BEGIN ALTER ROLE {mallory} SUPERUSER; EXCEPTION WHEN others THEN NULL; END; RETURN 1; END$$;
+        CREATE FUNCTION public.plant() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN
+          IF to_regclass('pg_temp.accounts') IS NULL THEN
+            EXECUTE 'CREATE TEMP VIEW accounts AS SELECT 1 AS id, 0::numeric AS balance WHERE public.pwn() = 1';
+          END IF;
+          PERFORM set_config('search_path', 'pg_temp, public', false);
+          RETURN NEW; END$$;
+        CREATE TRIGGER plant BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION public.plant()""")
+    assert heal_error(db.admin, 'column "kind_id" does not exist', "SELECT kind_id FROM t")["status"] == "healed"
+    with pytest.raises(psycopg.Error, match="left objects or settings in this session"):
+        db.admin.execute("CALL selfheal.backfill()")
+    assert db.scalar("SELECT to_regclass('pg_temp.accounts')") is None
+    db.admin.execute("SELECT * FROM accounts").fetchall()
+    assert not is_privileged(db, mallory)
+
+
+def test_verifying_a_repair_runs_nothing_of_the_reporting_roles(log_db, log_roles):
+    """The failing statement is parsed again as its role, never planned: planning would run the
+    role's IMMUTABLE function, whose deferred trigger then fires as whoever called heal()."""
+    mallory = log_roles.create("mallory")
+    admin = log_db.admin
+    admin.execute(f"CREATE TABLE public.orders (id int PRIMARY KEY); GRANT SELECT ON public.orders TO {mallory}; "
+                  f"CREATE SCHEMA mal AUTHORIZATION {mallory}")
+    admin.execute("SELECT heal()")  # the bookmark is placed
+    attacker = log_db.connect(user=mallory)
+    attacker.execute(f"""
+        CREATE TABLE mal.q (i int);
+        CREATE FUNCTION mal.escalate() RETURNS trigger LANGUAGE plpgsql AS
+          $$BEGIN BEGIN ALTER ROLE {mallory} SUPERUSER; EXCEPTION WHEN others THEN NULL; END; RETURN NULL; END$$;
+        CREATE CONSTRAINT TRIGGER esc AFTER INSERT ON mal.q DEFERRABLE INITIALLY DEFERRED
+          FOR EACH ROW EXECUTE FUNCTION mal.escalate();
+        CREATE FUNCTION mal.g() RETURNS int LANGUAGE plpgsql VOLATILE AS $$BEGIN INSERT INTO mal.q VALUES (1); RETURN 1; END$$;
+        CREATE FUNCTION mal.f() RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$BEGIN RETURN mal.g(); END$$;
+        GRANT USAGE ON SCHEMA mal TO PUBLIC""")
+    since = log_size(log_db)
+    with pytest.raises(pgerr.UndefinedColumn):
+        attacker.execute("SELECT ghost FROM public.orders WHERE id = mal.f()")
+    wait_logged(log_db, "ghost", since=since)
+    admin.execute("SELECT heal()")
+    assert not is_privileged(log_db, mallory)
+    assert log_db.scalar("SELECT count(*) FROM mal.q") == 0
+
+
+def test_a_huge_number_in_a_statement_cannot_stop_healing(log_db, log_roles):
+    """Python refuses int() of 4,300 digits: one such statement must not stop heal() for good."""
+    attacker = log_roles.create("anyone")
+    log_db.admin.execute(f"CREATE TABLE public.t (id int PRIMARY KEY); GRANT SELECT ON public.t TO {APP_ROLE}")
+    log_db.admin.execute("SELECT heal()")
+    since = log_size(log_db)
+    with pytest.raises(psycopg.Error):
+        log_db.connect(user=attacker).execute("SELECT * FROM public.t WHERE ghost = " + "1" * 5000)
+    with pytest.raises(pgerr.UndefinedColumn):
+        log_db.connect().execute("SELECT genuine_col FROM t")
+    wait_logged(log_db, "genuine_col", since=since)
+    log_db.admin.execute("SELECT heal()")  # must not raise
+    assert "genuine_col" in [c[0] for c in columns(log_db, "public.t")]
+
+
+def test_a_rename_outside_the_scope_cannot_take_over_a_name_routed_roles_use(db, roles):
+    """Renaming one's own table or column makes the event triggers serve the old name; from a
+    schema outside the scope, or over a name that is another table's, it must not."""
+    mallory = roles.create("mallory")
+    db.admin.execute(f"""CREATE TABLE public.invoices (id int PRIMARY KEY, customer text);
+                         CREATE TABLE public.orders (id int PRIMARY KEY, unit_price numeric);
+                         INSERT INTO public.orders VALUES (1, 5);
+                         GRANT SELECT, INSERT ON public.invoices, public.orders TO {APP_ROLE};
+                         GRANT EXECUTE ON FUNCTION {HEAL_ERROR} TO {APP_ROLE};
+                         SELECT selfheal.enable_compat('{APP_ROLE}');
+                         CREATE SCHEMA mal AUTHORIZATION {mallory}""")
+    victim = db.connect()
+    assert heal_error(victim, 'column "unitprice" does not exist', "SELECT unitprice FROM orders")["status"] == "healed"
+    before = snapshot(db, ["public.invoices", "public.orders"])
+    db.connect(user=mallory).execute(f"""
+        CREATE TABLE mal.invoices (id int, customer text); GRANT USAGE ON SCHEMA mal TO PUBLIC;
+        GRANT ALL ON mal.invoices TO PUBLIC;
+        ALTER TABLE mal.invoices RENAME TO invoices_x;
+        CREATE TABLE mal.orders (id int, unit_price numeric, x int); INSERT INTO mal.orders VALUES (666, 0.01, 0);
+        GRANT ALL ON mal.orders TO PUBLIC;
+        ALTER TABLE mal.orders RENAME COLUMN x TO y""")
+    assert snapshot(db, ["public.invoices", "public.orders"]) == before
+    routed = db.connect()
+    assert routed.execute("SELECT id FROM orders").fetchall() == [(1,)]
+    routed.execute("INSERT INTO invoices VALUES (2, 'secret')")
+    assert db.scalar("SELECT count(*) FROM public.invoices") == 1
+
+
+def test_a_compat_view_never_hides_another_schemas_relation(db, healer):
+    """A view in selfheal_compat named like a tenant's own table or view would answer for it."""
+    db.admin.execute(f"""CREATE SCHEMA tenant; CREATE TABLE tenant.orders (id int);
+                         CREATE TABLE public.orders (id int PRIMARY KEY, unitprice numeric);
+                         CREATE TABLE public.order_archive (id int PRIMARY KEY);
+                         CREATE VIEW tenant.orderarchive AS SELECT 1 AS id;
+                         GRANT SELECT ON public.orders, public.order_archive TO {APP_ROLE};
+                         SELECT selfheal.enable_compat('{APP_ROLE}')""")
+    column = heal_error(healer, 'column "unit_price" does not exist', "SELECT unit_price FROM public.orders")
+    relation = heal_error(healer, 'relation "orderarchive" does not exist', "SELECT * FROM orderarchive",
+                          sqlstate="42P01")
+    assert column["status"] == relation["status"] == "needs_review", (column, relation)
+    assert "would hide tenant.orders" in column["reason"] and "would hide tenant.orderarchive" in relation["reason"]
+    assert snapshot(db)["compat_views"] == []
+
+
+def test_a_setting_cannot_switch_off_the_event_triggers(db, roles, compat):
+    """With selfheal's own guard in a setting, a role could set it mid-DDL and leave every compat
+    view dropped; the guard lives where SQL cannot reach it."""
+    anyone = roles.create("anyone")
+    before = snapshot(db, ["public.invoice_line"])
+    db.connect(user=anyone).execute("""
+        CREATE FUNCTION pg_temp.g() RETURNS int LANGUAGE sql VOLATILE AS
+          $$ SELECT length(set_config('selfheal.in_event_trigger', 'on', true)) $$;
+        CREATE TEMP TABLE tt (x int); INSERT INTO tt VALUES (1);
+        DO $$ BEGIN /* invoice_line */ EXECUTE 'ALTER TABLE tt ADD COLUMN z int DEFAULT pg_temp.g()'; END $$""")
+    assert snapshot(db, ["public.invoice_line"]) == before
+
+
+def test_a_stale_analyze_cannot_make_a_large_table_look_small(in_table):
+    admin = in_table.admin
+    admin.execute("""CREATE TABLE public.big (id bigint PRIMARY KEY, status text) WITH (autovacuum_enabled = false);
+                     INSERT INTO big SELECT g, (g % 5)::text FROM generate_series(1, 20000) g;
+                     DELETE FROM big WHERE id > 1; ANALYZE big;
+                     INSERT INTO big SELECT g, (g % 5)::text FROM generate_series(20001, 60000) g""")
+    result = heal_error(admin, 'column "status_id" does not exist', "SELECT status_id FROM big")
+    assert result["status"] == "healed", result
+    assert "GENERATED ALWAYS" not in result["ddl"]
+
+
+def test_a_sync_function_a_repair_makes_is_not_executable_by_public(in_table):
+    in_table.admin.execute("UPDATE selfheal.policy SET value = '0' WHERE name = 'generated_column_row_limit'; "
+                           "CREATE TABLE public.t (id int PRIMARY KEY, kind text); INSERT INTO t VALUES (1, '1')")
+    assert heal_error(in_table.admin, 'column "kind_id" does not exist', "SELECT kind_id FROM t")["status"] == "healed"
+    functions = in_table.admin.execute(
+        "SELECT p.oid::regprocedure::text, has_function_privilege('public', p.oid, 'EXECUTE') FROM pg_proc p "
+        "WHERE p.pronamespace = 'selfheal_compat'::regnamespace").fetchall()
+    assert functions and not any(public for _, public in functions), functions

@@ -8,6 +8,8 @@ SELECT plan(19);
 
 CREATE TABLE users (id int PRIMARY KEY, name text, email text, is_admin boolean NOT NULL DEFAULT false);
 INSERT INTO users VALUES (1, 'ann', 'a@example.com', true), (2, 'bob', 'b@example.com', false);
+-- The reporting role is routed, as an app's would be: a repair is verified as that role.
+SELECT selfheal.enable_compat(current_user::name);
 CREATE FUNCTION pg_temp.proposal(col text) RETURNS bigint LANGUAGE sql AS
   $$ SELECT id FROM selfheal.audit WHERE column_name = col AND status IN ('pending_approval', 'observed') $$;
 

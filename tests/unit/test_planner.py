@@ -186,23 +186,38 @@ def test_schema_qualified_legacy_relation_needs_review():
 
 
 def test_in_table_derived_column_is_stored_only_below_the_row_limit():
-    small = Table("public", "sessions", SESSIONS.columns, ("id",), row_estimate=500, attnum_high=2)
+    small = Table("public", "sessions", SESSIONS.columns, ("id",), row_estimate=500, row_bound=582,
+                  total_bytes=40_000, attnum_high=2)
     plan = missing_column("service_type_id", "SELECT service_type_id FROM sessions", catalog=Catalog((small,)),
                           policy=Policy(derived_columns="table", generated_column_row_limit=1000))
     assert plan.action == "add_column" and "GENERATED ALWAYS AS" in plan.ddl[0] and plan.backfill is None
-    assert "rewrites 500 rows" in plan.lock_profile
+    assert "rewrites at most 582 rows" in plan.lock_profile
 
-    large = Table("public", "sessions", SESSIONS.columns, ("id",), row_estimate=5e6, attnum_high=2)
+    # Judged by what the files can hold, never by a stale ANALYZE: few rows seen, many pages now.
+    stale = Table("public", "sessions", SESSIONS.columns, ("id",), row_estimate=6, row_bound=5e6,
+                  total_bytes=2e8, attnum_high=2)
+    plan = missing_column("service_type_id", "SELECT service_type_id FROM sessions", catalog=Catalog((stale,)),
+                          policy=Policy(derived_columns="table", generated_column_row_limit=1000))
+    assert not any("GENERATED" in d for d in plan.ddl)
+    toasted = Table("public", "sessions", SESSIONS.columns, ("id",), row_estimate=3, row_bound=291,
+                    total_bytes=5e8, attnum_high=2)  # three rows, half a gigabyte of TOAST
+    plan = missing_column("service_type_id", "SELECT service_type_id FROM sessions", catalog=Catalog((toasted,)),
+                          policy=Policy(derived_columns="table", generated_column_row_limit=1000))
+    assert not any("GENERATED" in d for d in plan.ddl)
+
+    large = Table("public", "sessions", SESSIONS.columns, ("id",), row_estimate=5e6, row_bound=6e6, attnum_high=2)
     plan = missing_column("service_type_id", "SELECT service_type_id FROM sessions", catalog=Catalog((large,)),
                           policy=Policy(derived_columns="table", generated_column_row_limit=1000))
     assert plan.ddl[0] == 'ALTER TABLE "public"."sessions" ADD COLUMN IF NOT EXISTS "service_type_id" integer'
-    assert not any("GENERATED" in d for d in plan.ddl) and "CREATE TRIGGER" in plan.ddl[2]
+    assert not any("GENERATED" in d for d in plan.ddl) and "CREATE TRIGGER" in plan.ddl[3]
+    assert plan.ddl[2] == 'REVOKE ALL ON FUNCTION "selfheal_compat"."%s"() FROM PUBLIC' % planner.sync_function_name(
+        large, "service_type_id")
     assert 'NEW."service_type"' in plan.ddl[1] and plan.backfill == {"key": "id", "expression": plan.backfill["expression"]}
     assert plan.undo_ddl[0].startswith("DROP TRIGGER") and plan.undo_ddl[-1].endswith('DROP COLUMN IF EXISTS "service_type_id"')
 
 
 def test_large_table_without_a_single_column_key_is_not_backfilled():
-    keyless = Table("public", "sessions", SESSIONS.columns, (), row_estimate=5e6, attnum_high=2)
+    keyless = Table("public", "sessions", SESSIONS.columns, (), row_estimate=5e6, row_bound=6e6, attnum_high=2)
     plan = missing_column("service_type_id", "SELECT service_type_id FROM sessions", catalog=Catalog((keyless,)),
                           policy=Policy(derived_columns="table", generated_column_row_limit=1000))
     assert plan.status == "needs_review" and "primary key" in plan.reason
