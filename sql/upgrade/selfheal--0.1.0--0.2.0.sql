@@ -1,6 +1,7 @@
 -- selfheal 0.1.0 -> 0.2.0: the security model, policy modes and proposals. This part changes
--- tables and drops routines that are gone; `make` appends the routine and privilege files the install script is built
--- from (20, 30, 40, 90), so an upgraded database has the same routines as a new one.
+-- tables and drops routines that are gone; `make` appends the routine and privilege files the
+-- install script is built from (20, 30, 40, 90), so an upgraded database has the same routines
+-- as a new one.
 \echo Use "ALTER EXTENSION selfheal UPDATE TO '0.2.0'" to load this file. \quit
 
 -- 0.1.0's event triggers would act on this script's own ALTER TABLEs; their guard keeps them out
