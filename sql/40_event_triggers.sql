@@ -28,7 +28,7 @@ from selfheal import server
 server.entry(plpy, server.ddl_end, tag, tables)
 $$;
 COMMENT ON FUNCTION selfheal._ddl_end(text, oid[]) IS
-  'After ALTER TABLE, CREATE TABLE or DROP TABLE: serves renamed names, marks aliases that lost their source, rebuilds the compat views taken down before the DDL';
+  'After DDL on tables, views, sequences and types: serves renamed names, marks aliases that lost their source, rebuilds the compat views taken down before the DDL, and retires a legacy name another schema''s relation or type now has';
 
 CREATE OR REPLACE FUNCTION selfheal._ddl_dropped(schemas text[], tables text[]) RETURNS void
 LANGUAGE plpython3u
@@ -48,6 +48,11 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 SELECT strpos(lower(query), 'rename') > 0
     OR lower(query) ~ 'alter\s+table.*\mdrop\M'  -- DROP [COLUMN]: the drift timeline keeps every drop
+    -- ADD COLUMN of a name selfheal added: the migration takes the column over
+    OR (lower(query) ~ 'alter\s+table.*\madd\M' AND EXISTS (
+            SELECT 1 FROM selfheal.audit
+             WHERE action = 'add_column' AND status = 'applied' AND undone_by IS NULL
+               AND strpos(lower(query), lower(column_name)) > 0))
     OR EXISTS (SELECT 1 FROM selfheal.alias
                 WHERE active AND (strpos(lower(query), lower(table_name)) > 0
                                   OR strpos(lower(query), lower(legacy_name)) > 0
@@ -125,6 +130,10 @@ DROP EVENT TRIGGER IF EXISTS selfheal_sql_drop;
 CREATE EVENT TRIGGER selfheal_ddl_start ON ddl_command_start
     WHEN TAG IN ('ALTER TABLE', 'DROP TABLE') EXECUTE FUNCTION selfheal.on_ddl_start();
 CREATE EVENT TRIGGER selfheal_ddl_end ON ddl_command_end
-    WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE', 'DROP TABLE') EXECUTE FUNCTION selfheal.on_ddl_end();
+    WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE', 'DROP TABLE', 'CREATE TABLE AS', 'SELECT INTO',
+                 'CREATE VIEW', 'ALTER VIEW', 'CREATE MATERIALIZED VIEW', 'ALTER MATERIALIZED VIEW',
+                 'CREATE FOREIGN TABLE', 'ALTER FOREIGN TABLE', 'CREATE SEQUENCE', 'ALTER SEQUENCE',
+                 'CREATE TYPE', 'ALTER TYPE', 'CREATE DOMAIN', 'ALTER DOMAIN')
+    EXECUTE FUNCTION selfheal.on_ddl_end();
 CREATE EVENT TRIGGER selfheal_sql_drop ON sql_drop
     WHEN TAG IN ('DROP TABLE') EXECUTE FUNCTION selfheal.on_sql_drop();

@@ -47,9 +47,14 @@ def _names_table(ref: sqlscan.RelationRef, table: Table, catalog: Catalog) -> bo
                for a in catalog.aliases)
 
 
+# Plans that change a table now or once approved: each must be one the reporting role may cause.
+CHANGING = ("apply", "pending_approval", "observed")
+
+
 def authorize(plan: Plan, event: Event, rights: Rights, policy: Policy, catalog: Catalog) -> Plan:
-    """The plan itself when the reporting role may cause it; otherwise a refusal that says why."""
-    if plan.status != "apply" or plan.table is None:
+    """The plan itself when the reporting role may cause it; otherwise a refusal that says why.
+    A proposal is checked as a repair is: nobody may leave proposals about tables they may not use."""
+    if plan.status not in CHANGING or plan.table is None or plan.action == "none":
         return plan
     table = plan.table
     why = _refusal(table, rights, policy, required_privileges(event, table, catalog))

@@ -166,7 +166,7 @@ class Catalog:
     views: dict = field(default_factory=dict)  # compat view name -> its column names, as they are now
     dropped: frozenset = frozenset()  # (schema, table, column) the drift timeline saw dropped
     rejected: dict = field(default_factory=dict)  # (schema, table, name, action) -> audit id of the decision
-    relations: frozenset = frozenset()  # (schema, name) of every relation of any kind with a name in question
+    relations: frozenset = frozenset()  # (schema, name) of relations and types, in schemas routed roles search
 
     def find(self, name: str, schema: str | None = None) -> list[Table]:
         return [t for t in self.tables if t.name == name and (schema is None or t.schema == schema)]
@@ -751,6 +751,18 @@ def plan_declared_alias(table: Table, alias: Alias, catalog: Catalog) -> Plan:
     if shadows:
         reason += "; routed roles see this expression instead of the table's own column"
     return _plan_alias(table, alias, catalog, Policy(), reason, {"declared": alias.expression})
+
+
+def search_path_schemas(path: str, role: str) -> list[str]:
+    """Schemas a search_path setting names, in order, as PostgreSQL reads it for `role`:
+    "$user" is the role's own name, and pg_catalog comes first unless the path places it."""
+    schemas = []
+    for element in (e.strip() for e in (path or "").split(",")):
+        if not element:
+            continue
+        name = element[1:-1].replace('""', '"') if element.startswith('"') else element.lower()
+        schemas.append(role if name == "$user" else name)
+    return schemas if "pg_catalog" in schemas else ["pg_catalog"] + schemas
 
 
 def compat_search_path(current: str | None) -> str | None:

@@ -63,11 +63,42 @@ def _load_aliases(db: _Db, active: bool = True) -> tuple[Alias, ...]:
     )
 
 
-_RELATIONS_NAMED = """
-SELECT n.nspname, c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
- WHERE c.relname = ANY ($1) AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+# Names a compat view must not take: any relation (sequences and composite types too) or type
+# of that name outside selfheal_compat; temporary ones are a session's own.
+_NAMES_TAKEN = """
+SELECT n.nspname, c.relname AS name FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relname = ANY ($1) AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S', 'c')
+   AND n.nspname <> 'selfheal_compat' AND n.nspname !~ '^pg_(toast_)?temp_'
+UNION
+SELECT n.nspname, t.typname FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
+ WHERE t.typname = ANY ($1) AND t.typrelid = 0
    AND n.nspname <> 'selfheal_compat' AND n.nspname !~ '^pg_(toast_)?temp_'
 """
+
+
+_ROUTED_PATHS = """
+SELECT coalesce(r.rolname, '') AS role, substr(s, length('search_path=') + 1) AS path
+  FROM pg_catalog.pg_db_role_setting d
+ CROSS JOIN LATERAL unnest(d.setconfig) AS s
+  LEFT JOIN pg_catalog.pg_roles r ON r.oid = d.setrole
+ WHERE d.setdatabase IN (0, (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database()))
+   AND s LIKE 'search\\_path=%' AND s LIKE '%selfheal_compat%'
+"""
+
+
+def _routed_schemas(db: _Db) -> set[str]:
+    """Schemas some routed role finds after selfheal_compat: a compat view named like a relation
+    of one of them would answer for it."""
+    schemas: set[str] = set()
+    for row in db.rows(_ROUTED_PATHS):
+        schemas |= set(planner.search_path_schemas(row["path"], row["role"] or "$user"))
+    return schemas
+
+
+def _names_taken(db: _Db, names) -> set[tuple[str, str]]:
+    routed = _routed_schemas(db)
+    return {(r["nspname"], r["name"]) for r in db.rows(_NAMES_TAKEN, ("text[]",), (sorted(names),))
+            if r["nspname"] in routed}
 
 
 def load_catalog(db: _Db, names: set[str], keys: set[str]) -> Catalog:
@@ -89,8 +120,7 @@ def load_catalog(db: _Db, names: set[str], keys: set[str]) -> Catalog:
     rejected = {(r["schema_name"], r["table_name"], r["name"], r["action"]): r["audit_id"] for r in db.rows(
         "SELECT schema_name, table_name, name, action, audit_id FROM selfheal.rejection WHERE table_name = ANY ($1)",
         ("text[]",), (table_names,))}
-    relations = frozenset((r["nspname"], r["relname"]) for r in db.rows(_RELATIONS_NAMED, ("text[]",),
-                                                                        (sorted(view_names),)))
+    relations = frozenset(_names_taken(db, view_names))
     return Catalog(tables, aliases, views, dropped, rejected, relations)
 
 
@@ -186,39 +216,63 @@ def _role_search_path(db: _Db, role: str) -> str:
     return row["setting"] if row else '"$user", public'
 
 
+_RESOLVE_FOR_ROLE = """
+SELECT c.oid FROM unnest($1::text[]) WITH ORDINALITY AS p(nspname, ord)
+  JOIN pg_catalog.pg_namespace n ON n.nspname = p.nspname
+  JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = $2 AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+ WHERE pg_catalog.has_schema_privilege($3, n.oid, 'USAGE')
+ ORDER BY p.ord LIMIT 1
+"""
+_HAS_COLUMN = ("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = $1 AND attname = $2 "
+               "AND attnum > 0 AND NOT attisdropped) AS x")
+
+
 def _verifier(db: _Db, event: Event, role: str | None):
-    """A check to run after a repair's DDL, or None when the statement cannot be planned again
-    safely (none reported, several statements in one string)."""
-    statement = event.statement
-    if not statement or not role or not sqlscan.is_single_statement(statement):
+    """A check to run after a repair's DDL: does the missing name now resolve for the role that
+    failed, on its own search_path?
+
+    Read from the catalog alone, as PostgreSQL resolves names: the statement is never parsed or
+    planned by the server here, since either can run the role's code (a domain's CHECK on a
+    literal, an immutable function) inside the caller's transaction.
+    """
+    if not role:
         return None
     missing = errors.parse_missing(event.sqlstate, event.message, event.hint)
+    statement = event.statement or ""
+    if missing.kind == "relation":
+        refs = [sqlscan.RelationRef(missing.name, missing.schema)]
+    elif missing.relation:
+        refs = [sqlscan.RelationRef(missing.relation)]
+    elif missing.qualifier:
+        refs = [sqlscan.resolve_qualifier(statement, missing.qualifier) or sqlscan.RelationRef(missing.qualifier)]
+    else:
+        refs = sqlscan.relations(statement)
     path = _role_search_path(db, role)
-    # PREPARE parses and analyses the statement, which is where a missing name fails, and runs
-    # none of it: planning (EXPLAIN) would already evaluate the role's immutable functions.
-    run = "EXECUTE 'PREPARE selfheal_verify AS ' || argument; DEALLOCATE selfheal_verify;"
-    body = (f"PERFORM pg_catalog.set_config('search_path', {planner.quote_literal(path)}, true); "
-            f"BEGIN {run} EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE || ' ' || SQLERRM; END; RETURN NULL;")
+    schemas = planner.search_path_schemas(path, role)
+
+    def resolve(ref: sqlscan.RelationRef):
+        row = db.one(_RESOLVE_FOR_ROLE, ("text[]", "text", "text"),
+                     ([ref.schema] if ref.schema else schemas, ref.name, role))
+        return row["oid"] if row else None
 
     def verify(plan: Plan) -> None:
-        outcome = as_role(db, planner.quote_ident(role), body, statement.strip().rstrip(";"))
-        plan.evidence["verified"] = f"as {role}: " + (outcome or "the statement now plans")
-        if outcome and _same_missing(outcome, missing):
-            routed = planner.compat_search_path(path) is None
-            advice = "" if routed or plan.action == "add_column" else \
-                f"; {role} is not routed through the compat layer: SELECT selfheal.enable_compat('{role}')"
-            raise _Ineffective(f"the statement still fails as {role} (search_path {path}): {outcome}{advice}")
+        found = [oid for oid in (resolve(ref) for ref in refs) if oid is not None]
+        if missing.kind == "relation":
+            ok = bool(found)
+        elif not found:
+            plan.evidence["verified"] = f"as {role}: not checked, no relation of the statement resolves by name"
+            return
+        else:
+            ok = any(db.one(_HAS_COLUMN, ("oid", "text"), (oid, missing.name))["x"] for oid in found)
+        if ok:
+            plan.evidence["verified"] = f"as {role}: {missing.name!r} now resolves on search_path {path}"
+            return
+        routed = planner.compat_search_path(path) is None
+        advice = "" if routed or plan.action == "add_column" else \
+            f"; {role} is not routed through the compat layer: SELECT selfheal.enable_compat('{role}')"
+        raise _Ineffective(f"{missing.name!r} still does not resolve for {role} (search_path {path}){advice}")
 
     return verify
-
-
-def _same_missing(outcome: str, missing: errors.MissingName) -> bool:
-    sqlstate, _, message = outcome.partition(" ")
-    try:
-        again = errors.parse_missing(sqlstate, message)
-    except errors.UnreadableMessage:
-        return False
-    return (again.kind, again.name) == (missing.kind, missing.name)
 
 
 def _with_lock_retries(db: _Db, settings: dict, work):
@@ -454,7 +508,7 @@ def _process_events(db: _Db, policy: Policy, settings: dict, rows: list) -> dict
     def replan() -> Plan:
         catalog = _catalog_for(db, event)
         decided = planner.plan(event, catalog, policy)
-        if decided.status != "apply":
+        if decided.status not in authority.CHANGING:
             return decided
         return authority.authorize(decided, event, _rights(db, first["username"], decided.table), policy, catalog)
 
@@ -745,9 +799,7 @@ def add_alias(plpy, table_oid, legacy_name: str, expression: str, in_table: bool
     if not (expression or "").strip():
         raise ValueError("an alias needs an expression over the table's columns")
     qualified = f"{planner.quote_ident(schema)}.{planner.quote_ident(name)}"
-    # Runs as the caller, who is an administrator; LIMIT 0 reads no row.
-    type_oid = plpy.execute(f"SELECT ({expression}) AS v FROM {qualified} LIMIT 0").coltypes()[0]
-    col_type = db.one("SELECT pg_catalog.format_type($1, NULL) AS t", ("oid",), (type_oid,))["t"]
+    col_type = _expression_type(db, qualified, expression)
 
     def replan() -> Plan:
         catalog = load_catalog(db, {name}, set())
@@ -769,6 +821,17 @@ def add_alias(plpy, table_oid, legacy_name: str, expression: str, in_table: bool
     return audit_id
 
 
+def _expression_type(db: _Db, qualified: str, expression: str) -> str:
+    """The type of an expression over a table, from a view's definition: a view is parsed, never
+    planned, so nothing of the table owner's (index expressions the planner folds) runs."""
+    with db.plpy.subtransaction():
+        db.plpy.execute(f"CREATE TEMPORARY VIEW selfheal_type_probe AS SELECT ({expression}) AS v FROM {qualified}")
+        found = db.one("SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) AS t FROM pg_catalog.pg_attribute a "
+                       "WHERE a.attrelid = 'pg_temp.selfheal_type_probe'::pg_catalog.regclass AND a.attname = 'v'")
+        db.plpy.execute("DROP VIEW pg_temp.selfheal_type_probe")
+    return found["t"]
+
+
 def enable_compat(plpy, role_name: str) -> str:
     db = _Db(plpy)
     role = db.one("SELECT oid, rolname FROM pg_catalog.pg_roles WHERE rolname = $1", ("name",), (role_name,))
@@ -784,6 +847,8 @@ def enable_compat(plpy, role_name: str) -> str:
     if path is None:
         return f"role {role_name} already reads through {planner.COMPAT_SCHEMA}"
     db.run(f"ALTER ROLE {quoted_role} SET search_path = {path}")
+    with _event_trigger_guard(db):
+        _retire_shadowing(db, "enable_compat")  # its schemas may hold names compat views have
     return f"role {role_name} now reads through {planner.COMPAT_SCHEMA} (search_path = {path}) from its next session"
 
 
@@ -889,8 +954,13 @@ def approve(plpy, audit_id: int) -> int:
             (row["action"], row["schema_name"], row["table_name"], row["column_name"])
         if not same:
             return Plan("refused", f"the facts changed since audit row {audit_id}: now {fresh.reason}")
-        # The administrator decides for the app, but not beyond the scope or into an extension.
-        return authority.authorize(fresh, event, _rights(db, approver, fresh.table), policy, catalog)
+        # Approval lifts the evidence's doubt, not the rules: the repair must still be one the
+        # role that failed may cause, and one the approver may make.
+        for role in (found["username"], approver):
+            checked = authority.authorize(fresh, event, _rights(db, role, fresh.table), policy, catalog)
+            if checked.status != "apply":
+                return checked
+        return fresh
 
     plan, status, applied_id = apply_plan(db, settings, row["event_id"], replan,
                                           _verifier(db, event, found["username"]))
@@ -940,7 +1010,14 @@ SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) AS type,
        c.relrowsecurity AS row_security,
        EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class k ON k.oid = i.inhrelid
                 WHERE i.inhparent = c.oid AND NOT k.relispartition) AS inherited,
-       (SELECT rolsuper OR rolbypassrls FROM pg_catalog.pg_roles WHERE rolname = current_user) AS bypasses_rls
+       (SELECT rolsuper OR rolbypassrls FROM pg_catalog.pg_roles WHERE rolname = current_user) AS bypasses_rls,
+       -- The planner folds index expressions and predicates, and loads expression statistics,
+       -- so any query on such a table can run the owner's immutable functions.
+       EXISTS (SELECT 1 FROM pg_catalog.pg_index i
+                WHERE (i.indrelid = c.oid OR i.indrelid IN (SELECT relid FROM pg_catalog.pg_partition_tree(c.oid)))
+                  AND (i.indexprs IS NOT NULL OR i.indpred IS NOT NULL))
+       OR EXISTS (SELECT 1 FROM pg_catalog.pg_statistic_ext s WHERE s.stxrelid = c.oid AND s.stxexprs IS NOT NULL)
+         AS planner_runs_code
   FROM pg_catalog.pg_class c
   JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attname = $2 AND NOT a.attisdropped
   JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
@@ -954,13 +1031,14 @@ def _column_has_data(db: _Db, table: Table, column: str, added_as: dict | None) 
     Nothing the table's owner controls may run here with the caller's rights: the comparison
     is with the default selfheal recorded (never the column's current default), on the
     built-in type selfheal gave it (so only pg_catalog's operators run), and the table is read
-    only where no row-level security policy would run for the caller. Otherwise the column
-    counts as holding data, and only undo(..., force => true) drops it.
+    only where no row-level security policy would run for the caller and the planner would
+    fold none of the owner's expressions. Otherwise the column counts as holding data, and
+    only undo(..., force => true) drops it.
     """
     facts = db.one(_DATA_CHECK_FACTS, ("text", "text"), (table.qualified, column))
     recorded = (added_as or {}).get("type")
     if facts is None or not facts["builtin"] or (recorded and facts["type"] != recorded) or facts["inherited"] \
-            or (facts["row_security"] and not facts["bypasses_rls"]):
+            or (facts["row_security"] and not facts["bypasses_rls"]) or facts["planner_runs_code"]:
         return True
     ident = planner.quote_ident(column)
     default = (added_as or {}).get("default")
@@ -995,6 +1073,20 @@ def as_role(db: _Db, role: str, body: str, argument: str | None = None, what: st
         raise ValueError("the body must not contain the function's quoting tag")
     plpy = db.plpy
     before = _session_fingerprint(db)
+    try:
+        return _run_as_role(db, role, body, argument, what, tag, before)
+    except _SessionTampered as exc:
+        # Prepared statements and session locks outlive a rollback: the session cannot be trusted.
+        plpy.fatal(f"selfheal: {exc}; this session was ended so that nothing left in it can run with "
+                   "your rights")
+
+
+class _SessionTampered(Exception):
+    pass
+
+
+def _run_as_role(db: _Db, role: str, body: str, argument, what, tag: str, before: str):
+    plpy = db.plpy
     with plpy.subtransaction():
         plpy.execute(f"CREATE FUNCTION {AS_ROLE_FUNCTION}(argument text) RETURNS text LANGUAGE plpgsql "
                      f"VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp "
@@ -1008,14 +1100,15 @@ def as_role(db: _Db, role: str, body: str, argument: str | None = None, what: st
         plpy.execute(f"DROP FUNCTION {AS_ROLE_FUNCTION}(text)")
         if _session_fingerprint(db) != before:
             # Raised inside the subtransaction: temporary objects and settings it left roll back.
-            raise RuntimeError(f"code run as {what or role} left objects or settings in this session "
-                               "(temporary objects, SET, prepared statements or cursors); rolled back")
+            raise _SessionTampered(f"code run as {what or role} left objects or settings in this session "
+                                   "(temporary objects, SET, prepared statements, cursors, LISTEN or locks)")
     return result
 
 
 # What code run as another role could leave behind in this session for the caller to trip on
 # later: temporary objects (found before the caller's own schemas), settings changed with SET,
-# prepared statements and cursors.
+# prepared statements, cursors, LISTEN and session advisory locks. Settings of unregistered
+# custom names (SET app.x) are not listed by PostgreSQL and are not seen here.
 _SESSION_FINGERPRINT = """
 SELECT pg_catalog.md5(coalesce(pg_catalog.string_agg(x, ',' ORDER BY x), '')) AS f FROM (
     SELECT 'set:' || name || '=' || setting FROM pg_catalog.pg_settings WHERE source = 'session'
@@ -1023,8 +1116,12 @@ SELECT pg_catalog.md5(coalesce(pg_catalog.string_agg(x, ',' ORDER BY x), '')) AS
     UNION ALL SELECT 'proc:' || oid FROM pg_catalog.pg_proc WHERE pronamespace = pg_catalog.pg_my_temp_schema()
     UNION ALL SELECT 'type:' || oid FROM pg_catalog.pg_type WHERE typnamespace = pg_catalog.pg_my_temp_schema()
     UNION ALL SELECT 'operator:' || oid FROM pg_catalog.pg_operator WHERE oprnamespace = pg_catalog.pg_my_temp_schema()
-    UNION ALL SELECT 'prepared:' || name FROM pg_catalog.pg_prepared_statements
-    UNION ALL SELECT 'cursor:' || name FROM pg_catalog.pg_cursors) AS s(x)
+    UNION ALL SELECT 'prepared:' || name || ':' || prepare_time || ':' || statement
+                FROM pg_catalog.pg_prepared_statements
+    UNION ALL SELECT 'cursor:' || name FROM pg_catalog.pg_cursors
+    UNION ALL SELECT 'listen:' || c FROM pg_catalog.pg_listening_channels() AS c
+    UNION ALL SELECT 'lock:' || classid || '.' || objid || '.' || objsubid || ':' || mode FROM pg_catalog.pg_locks
+               WHERE locktype = 'advisory' AND pid = pg_catalog.pg_backend_pid()) AS s(x)
 """
 
 
@@ -1084,10 +1181,18 @@ def ddl_start(plpy, tag: str) -> None:
         # compat views may be the target, and their views must not be in its way.
         refs = [sqlscan.RelationRef(table, schema) for schema, table in sorted(watched)]
     rename = sqlscan.mentions_rename(query) or sqlscan.mentions_drop_column(query)
-    if not refs or (not watched and not rename):
+    added = sqlscan.ddl_added_columns(query)
+    if not added and not sqlscan.ddl_targets(query):
+        # DDL from inside a function (EXECUTE, a migration tool's DO block): its text, if any, is in
+        # the statement's string literals.
+        added = [found for tok in sqlscan.tokenize(query) if tok.kind == "string"
+                 for found in sqlscan.ddl_added_columns(tok.value)]
+        refs += [ref for ref, _ in added if ref not in refs]
+    if not refs or (not watched and not rename and not added):
         return  # nothing of selfheal's is concerned: the common case stays cheap
     snapshot = _snapshots.setdefault(_xid(db), {})
     with _event_trigger_guard(db):
+        _hand_over_checks(db, added)
         for ref in refs:
             for row in db.rows("""SELECT c.oid, n.nspname, c.relname FROM pg_catalog.pg_class c
                                     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -1095,17 +1200,73 @@ def ddl_start(plpy, tag: str) -> None:
                                      AND ($2::text IS NULL OR n.nspname = $2)
                                      AND n.nspname <> ALL ($3)""",
                                ("text", "text", "text[]"), (ref.name, ref.schema, catalog.EXCLUDED_SCHEMAS)):
-                _snapshot_and_clear(db, row, aliases, watched, rename, snapshot)
+                _snapshot_and_clear(db, row, aliases, watched, rename, snapshot, added)
 
 
-def _snapshot_and_clear(db: _Db, row: dict, aliases, watched: set, rename: bool, snapshot: dict) -> None:
+def _snapshot_and_clear(db: _Db, row: dict, aliases, watched: set, rename: bool, snapshot: dict,
+                        added: list) -> None:
     key = (row["nspname"], row["relname"])
-    if rename or key in watched:
-        snapshot[row["oid"]] = _shape(db, row["oid"])
     if key in watched:
         table = _table_facts(db, *key)
         for view in planner.compat_view_columns(table, [a for a in aliases if (a.schema, a.table) == key]):
             db.run(planner.drop_view_ddl(view))
+    for ref, column in added:
+        if ref.name == row["relname"] and ref.schema in (None, row["nspname"]):
+            _hand_over(db, key, column)
+    if rename or key in watched:
+        snapshot[row["oid"]] = _shape(db, row["oid"])  # after the hand-over: not taken for a drop
+
+
+_SELFHEAL_ADDED = """
+SELECT a.id, a.schema_name, a.table_name, a.column_name, a.evidence::text AS evidence
+  FROM selfheal.audit a
+ WHERE a.action = 'add_column' AND a.status = 'applied' AND a.undone_by IS NULL
+   AND a.table_name = $1 AND a.column_name = $2 AND ($3::text IS NULL OR a.schema_name = $3)
+   AND EXISTS (SELECT 1 FROM pg_catalog.pg_attribute t
+                WHERE t.attrelid = pg_catalog.to_regclass(pg_catalog.quote_ident(a.schema_name) || '.'
+                                                          || pg_catalog.quote_ident(a.table_name))
+                  AND t.attname = a.column_name AND NOT t.attisdropped)
+"""
+
+
+def _hand_over_checks(db: _Db, added: list) -> None:
+    """Before the application's own ADD COLUMN of a name selfheal added: fail the migration, with
+    what to do, where the column holds data or the unqualified table is ambiguous."""
+    for ref, column in added:
+        rows = db.rows(_SELFHEAL_ADDED, ("text", "text", "text"), (ref.name, column, ref.schema))
+        if len(rows) > 1:
+            raise RuntimeError(f"selfheal added column {column!r} to " + ", ".join(
+                f"{r['schema_name']}.{r['table_name']} (audit {r['id']})" for r in rows)
+                + "; qualify the table in the migration so selfheal hands over the right one")
+        for row in rows:
+            evidence = json.loads(row["evidence"])
+            table = _table_facts(db, row["schema_name"], row["table_name"])
+            derived = evidence.get("strategy") in planner.DERIVED_IN_TABLE
+            if not derived and _column_has_data(db, table, column, evidence.get("added_as")):
+                raise RuntimeError(
+                    f"selfheal added {table.label}.{column} (audit {row['id']}) and it holds data the migration "
+                    f"would replace; keep it by removing this ADD COLUMN from the migration, or give it up with "
+                    f"SELECT selfheal.undo({row['id']}, force => true) and run the migration again")
+
+
+def _hand_over(db: _Db, key: tuple[str, str], column: str) -> None:
+    """The application's migration adds a column selfheal added earlier: selfheal's goes first,
+    so the migration's own type and default win (its views were dropped just before)."""
+    row = db.one(_SELFHEAL_ADDED, ("text", "text", "text"), (key[1], column, key[0]))
+    if row is None:
+        return
+    table = _table_facts(db, *key)
+    evidence = json.loads(row["evidence"])
+    ddl = (planner.drop_sync_ddl(table, column) if evidence.get("strategy") in planner.DERIVED_IN_TABLE else []) \
+        + [f"ALTER TABLE {table.qualified} DROP COLUMN IF EXISTS {planner.quote_ident(column)}"]
+    for statement in ddl:
+        db.run(statement)
+    plan = Plan("applied", f"handed over to the application's own migration, which adds {column!r} itself: "
+                f"selfheal's column (audit {row['id']}) held nothing but its default and was dropped first",
+                action="undo", table=table, column=column, ddl=ddl, lock_profile="within the migration's own lock")
+    handed = _insert_audit(db, plan, "applied", None, undo_of=row["id"])
+    db.one("UPDATE selfheal.audit SET undone_by = $2 WHERE id = $1", ("int8", "int8"), (row["id"], handed))
+    db.one("DELETE FROM selfheal.backfill_job WHERE audit_id = $1", ("int8",), (row["id"],))
 
 
 def _audit_automatic(db: _Db, table: Table, action: str, status: str, column: str, reason: str,
@@ -1179,36 +1340,62 @@ def _drift_refusal(db: _Db, table: Table, aliases: list[Alias]) -> str | None:
 
 
 def ddl_end(plpy, tag: str, table_oids: list) -> None:
-    """After ALTER TABLE or CREATE TABLE: follow renames, mark broken aliases, rebuild compat views."""
+    """After DDL: follow renames, mark broken aliases, rebuild compat views, and retire any legacy
+    name that a relation or type of another schema now has."""
     if _own_ddl():
         return
     db = _Db(plpy)
     snapshot = _snapshots.pop(_xid(db), {})
     aliases = _load_aliases(db)
     with _event_trigger_guard(db):
-        if tag == "CREATE TABLE":
-            for oid in table_oids or []:
-                shape = _shape(db, oid)
-                if shape is None or shape.schema.startswith("pg_temp"):
-                    continue  # a temporary table is one session's own: it never retires a legacy name
-                for alias in aliases:
-                    if alias.kind == "relation" and alias.legacy_name == shape.name and alias.schema == shape.schema:
-                        db.run(planner.drop_view_ddl(alias.legacy_name))
-                        db.one("UPDATE selfheal.alias SET active = false WHERE id = $1", ("int8",), (alias.id,))
-                        _timeline(db, tag, shape.schema, shape.name, "legacy name retired",
-                                  {"served": f"{alias.schema}.{alias.table}"})
-                        _audit_automatic(db, _table_facts(db, shape.schema, shape.name), "none", "needs_review",
-                                         alias.legacy_name, f"a real table {shape.schema}.{shape.name} now has the "
-                                         f"legacy name once served for {alias.schema}.{alias.table}", {}, [])
-            return
-        for oid in set(table_oids or []) | set(snapshot):
-            after = _shape(db, oid)
-            if after is None:
-                continue
-            before = snapshot.get(oid) or after
-            table_aliases = [a for a in aliases if (a.schema, a.table) == (before.schema, before.name)]
-            if table_aliases or before != after:
-                _apply_drift(db, tag, before, after, table_aliases)
+        if tag in ("ALTER TABLE", "DROP TABLE"):
+            for oid in set(table_oids or []) | set(snapshot):
+                after = _shape(db, oid)
+                if after is None:
+                    continue
+                before = snapshot.get(oid) or after
+                table_aliases = [a for a in aliases if (a.schema, a.table) == (before.schema, before.name)]
+                if table_aliases or before != after:
+                    _apply_drift(db, tag, before, after, table_aliases)
+        _retire_shadowing(db, tag)
+
+
+def _compat_view_name(alias: Alias) -> str:
+    return alias.table if alias.kind == "column" else alias.legacy_name
+
+
+def _retire_shadowing(db: _Db, tag: str) -> None:
+    """A compat view must never answer for another schema's relation or type of its name: routed
+    roles find selfheal_compat first. One created, renamed or moved since into a schema on a routed
+    role's search_path retires the legacy names that view serves. Temporary objects are one
+    session's own and retire nothing."""
+    aliases = _load_aliases(db)
+    views = {_compat_view_name(a) for a in aliases}
+    if not views:
+        return
+    taken = _names_taken(db, views)
+    touched = set()
+    for alias in aliases:
+        view = _compat_view_name(alias)
+        others = sorted(f"{schema}.{name}" for schema, name in taken
+                        if name == view and (schema, name) != (alias.schema, alias.table))
+        if not others:
+            continue
+        db.run(planner.drop_view_ddl(view))
+        db.one("UPDATE selfheal.alias SET active = false WHERE id = $1", ("int8",), (alias.id,))
+        touched.add((alias.schema, alias.table))
+        _timeline(db, tag, alias.schema, alias.table, "legacy name retired", {"name": alias.legacy_name,
+                                                                              "taken_by": others})
+        _audit_automatic(db, Table(alias.schema, alias.table, ()), "none", "needs_review", alias.legacy_name,
+                         f"{', '.join(others)} now has the name of the compat view {view}, which would answer "
+                         f"for it to routed roles: {alias.legacy_name!r} is no longer served", {}, [])
+    # A table's other views list its column aliases too: rebuilt, they serve what selfheal.alias says.
+    for schema, name in sorted(touched):
+        table = _table_facts(db, schema, name)
+        current = [a for a in _load_aliases(db) if (a.schema, a.table) == (schema, name)]
+        if table is not None:
+            for statement in planner.rebuild_compat(table, current, current):
+                db.run(statement)
 
 
 def ddl_dropped(plpy, schemas: list, names: list) -> None:

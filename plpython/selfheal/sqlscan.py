@@ -24,7 +24,7 @@ _TOKEN = re.compile(
   | (?P<param>\$\d+)
   | (?P<quoted>"(?:[^"]|"")+")
   | (?P<number>(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?)
-  | (?P<ident>[A-Za-z_\x80-\uffff][A-Za-z0-9_$\x80-\uffff]*)
+  | (?P<ident>[A-Za-z_\x80-\U0010ffff][A-Za-z0-9_$\x80-\U0010ffff]*)
   | (?P<cast>::)
   | (?P<op>[<>=!~+\-*/%^|&#@?]+)
   | (?P<punct>.)
@@ -441,9 +441,42 @@ def in_write_predicate(sql: str, column: str, qualifier: str | None = None) -> b
     return bool(starts) and any(p > starts[0] for p in positions)
 
 
-def is_single_statement(sql: str) -> bool:
-    """No second statement after a semicolon: what may be planned again without running more."""
-    tokens = tokenize(sql)
-    ends = [i for i, t in enumerate(tokens) if t.kind == "punct" and t.value == ";"]
-    return bool(tokens) and all(i == len(tokens) - 1 for i in ends)
 
+def ddl_added_columns(sql: str) -> list[tuple[RelationRef, str]]:
+    """(table, column) for each ALTER TABLE ... ADD [COLUMN] [IF NOT EXISTS] name in the text."""
+    tokens = tokenize(sql)
+    found: list[tuple[RelationRef, str]] = []
+    i = 0
+    while i < len(tokens):
+        if not (tokens[i].is_word("ALTER") and i + 1 < len(tokens) and tokens[i + 1].is_word("TABLE")):
+            i += 1
+            continue
+        i += 2
+        if i + 1 < len(tokens) and tokens[i].is_word("IF") and tokens[i + 1].is_word("EXISTS"):
+            i += 2
+        if i < len(tokens) and tokens[i].is_word("ONLY"):
+            i += 1
+        parts = []
+        while i < len(tokens) and tokens[i].is_name:  # [schema.]name: what follows is no alias here
+            parts.append(tokens[i].value)
+            if not (i + 1 < len(tokens) and tokens[i + 1].value == "."):
+                i += 1
+                break
+            i += 2
+        ref = RelationRef(parts[-1], parts[-2] if len(parts) > 1 else None) if parts else None
+        depth = 0
+        while ref and i < len(tokens) and not (tokens[i].value == ";" and tokens[i].kind == "punct"):
+            tok = tokens[i]
+            if tok.kind == "punct" and tok.value in "()":
+                depth += 1 if tok.value == "(" else -1
+            elif depth == 0 and tok.is_word("ADD"):
+                j = i + 1
+                if j < len(tokens) and tokens[j].is_word("COLUMN"):
+                    j += 1
+                if j + 2 < len(tokens) and tokens[j].is_word("IF") and tokens[j + 1].is_word("NOT"):
+                    j += 3
+                if j < len(tokens) and tokens[j].is_name and not tokens[j].is_word(
+                        "CONSTRAINT", "PRIMARY", "UNIQUE", "CHECK", "FOREIGN", "EXCLUDE"):
+                    found.append((RelationRef(ref.name, ref.schema), tokens[j].value))
+            i += 1
+    return found

@@ -92,7 +92,8 @@ def test_a_new_table_with_a_legacy_name_retires_the_legacy_view(migrated):
     migrate(migrated, "CREATE TABLE credit_packages (id int, name text); "
                       "GRANT SELECT ON credit_packages TO app")
     assert migrated.connect().execute("SELECT count(*) FROM credit_packages").fetchone() == (0,)  # the real table
-    assert ("legacy name retired", {"served": "public.packages_old"}) in timeline(migrated)
+    assert ("legacy name retired", {"name": "credit_packages", "taken_by": ["public.credit_packages"]}) \
+        in timeline(migrated)
 
 
 def test_unrelated_ddl_is_left_alone(migrated):
@@ -137,3 +138,15 @@ def _try(conn, statement):
         return conn.execute(statement).fetchone()
     except psycopg.Error as exc:
         return exc
+
+
+def test_the_applications_own_migration_takes_over_a_column_selfheal_added(db):
+    """Run as a migration tool runs it: a plain top-level ALTER TABLE."""
+    db.admin.execute(SEED)
+    app = db.connect()
+    assert fail_then_heal(app, "SELECT level FROM sessions")["status"] == "healed"
+    db.admin.execute("ALTER TABLE sessions ADD COLUMN level smallint NOT NULL DEFAULT 1")
+    assert db.scalar("SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+                     "WHERE attrelid = 'sessions'::regclass AND attname = 'level'") == "smallint"
+    assert db.connect().execute("SELECT DISTINCT level FROM sessions").fetchall() == [(1,)]
+    assert db.scalar("SELECT count(*) FROM selfheal.audit WHERE action = 'undo' AND reason LIKE 'handed over%%'") == 1

@@ -695,11 +695,15 @@ def test_backfill_leaves_nothing_of_the_owners_in_the_administrators_session(db,
           RETURN NEW; END$$;
         CREATE TRIGGER plant BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION public.plant()""")
     assert heal_error(db.admin, 'column "kind_id" does not exist', "SELECT kind_id FROM t")["status"] == "healed"
+    admin = db.connect(user="postgres")
+    admin.execute("PREPARE mine AS SELECT 'the administrator''s own statement'")
     with pytest.raises(psycopg.Error, match="left objects or settings in this session"):
-        db.admin.execute("CALL selfheal.backfill()")
+        admin.execute("CALL selfheal.backfill()")
+    assert admin.closed or admin.broken  # ended: nothing the owner left in it can run as the administrator
     assert db.scalar("SELECT to_regclass('pg_temp.accounts')") is None
     db.admin.execute("SELECT * FROM accounts").fetchall()
     assert not is_privileged(db, mallory)
+    assert db.scalar("SELECT count(*) FROM selfheal.backfill_job WHERE rows_done > 0") == 0  # the batch rolled back
 
 
 def test_verifying_a_repair_runs_nothing_of_the_reporting_roles(log_db, log_roles):
@@ -773,13 +777,15 @@ def test_a_rename_outside_the_scope_cannot_take_over_a_name_routed_roles_use(db,
 
 
 def test_a_compat_view_never_hides_another_schemas_relation(db, healer):
-    """A view in selfheal_compat named like a tenant's own table or view would answer for it."""
+    """A view in selfheal_compat named like a table or view of a schema a routed role searches
+    would answer for it."""
     db.admin.execute(f"""CREATE SCHEMA tenant; CREATE TABLE tenant.orders (id int);
                          CREATE TABLE public.orders (id int PRIMARY KEY, unitprice numeric);
                          CREATE TABLE public.order_archive (id int PRIMARY KEY);
                          CREATE VIEW tenant.orderarchive AS SELECT 1 AS id;
                          GRANT SELECT ON public.orders, public.order_archive TO {APP_ROLE};
-                         SELECT selfheal.enable_compat('{APP_ROLE}')""")
+                         GRANT USAGE ON SCHEMA tenant TO {APP_ROLE};
+                         ALTER ROLE {APP_ROLE} SET search_path = selfheal_compat, tenant, public""")
     column = heal_error(healer, 'column "unit_price" does not exist', "SELECT unit_price FROM public.orders")
     relation = heal_error(healer, 'relation "orderarchive" does not exist', "SELECT * FROM orderarchive",
                           sqlstate="42P01")
@@ -820,3 +826,91 @@ def test_a_sync_function_a_repair_makes_is_not_executable_by_public(in_table):
         "SELECT p.oid::regprocedure::text, has_function_privilege('public', p.oid, 'EXECUTE') FROM pg_proc p "
         "WHERE p.pronamespace = 'selfheal_compat'::regnamespace").fetchall()
     assert functions and not any(public for _, public in functions), functions
+
+
+def _escalation_kit(conn, role: str, schema: str) -> None:
+    """A deferred trigger that makes `role` superuser if it ever runs as a superuser, and a
+    function that queues it: what an attacker plants before getting code into someone's session."""
+    conn.execute(f"""
+        CREATE TABLE {schema}.trap (x int);
+        CREATE FUNCTION {schema}.payload() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN
+          IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+            EXECUTE 'ALTER ROLE {role} SUPERUSER'; END IF; RETURN NULL; END$$;
+        CREATE CONSTRAINT TRIGGER tr AFTER INSERT ON {schema}.trap DEFERRABLE INITIALLY DEFERRED
+          FOR EACH ROW EXECUTE FUNCTION {schema}.payload();
+        CREATE FUNCTION {schema}.chk(int) RETURNS bool LANGUAGE plpgsql AS
+          $$BEGIN INSERT INTO {schema}.trap VALUES (1); RETURN true; END$$;
+        CREATE DOMAIN {schema}.d AS int CHECK ({schema}.chk(VALUE))""")
+
+
+def test_verifying_a_repair_never_parses_the_statement_in_the_server(db, roles):
+    """A literal cast to an array of a domain runs the domain's CHECK when parsed: the check
+    could queue a deferred trigger in the administrator's transaction."""
+    mallory = roles.create("mallory")
+    db.admin.execute(f"""CREATE TABLE public.t (id int PRIMARY KEY); GRANT SELECT ON public.t TO {mallory};
+                         CREATE SCHEMA evil AUTHORIZATION {mallory};
+                         GRANT EXECUTE ON FUNCTION selfheal.record_error(text, text, text, text) TO {mallory}""")
+    attacker = db.connect(user=mallory)
+    _escalation_kit(attacker, mallory, "evil")
+    attacker.execute("SELECT selfheal.record_error('42703', 'column \"recommendation_data\" does not exist', "
+                     "'SELECT recommendation_data FROM t WHERE ''{1}''::evil.d[] IS NOT NULL')")
+    db.admin.execute("SELECT heal()")
+    assert not is_privileged(db, mallory)
+    assert db.scalar("SELECT count(*) FROM evil.trap") == 0
+
+
+def test_a_statement_the_scanner_might_misread_runs_nowhere(db, roles):
+    """PostgreSQL reads 😀$a$ as one identifier; a scanner that took $a$ for a dollar quote would
+    see one statement where there are two, and an EXECUTE of the text would run the second."""
+    mallory = roles.create("mallory")
+    db.admin.execute(f"""CREATE TABLE public.t (id int PRIMARY KEY); GRANT SELECT ON public.t TO {mallory};
+                         CREATE SCHEMA evil AUTHORIZATION {mallory};
+                         GRANT EXECUTE ON FUNCTION {HEAL_ERROR} TO {mallory}""")
+    attacker = db.connect(user=mallory)
+    _escalation_kit(attacker, mallory, "evil")
+    heal_error(attacker, 'column "zebra_flag" does not exist',
+               "SELECT zebra_flag FROM t AS \U0001F600$a$; INSERT INTO evil.trap VALUES (1)")
+    assert db.scalar("SELECT count(*) FROM evil.trap") == 0
+    assert not is_privileged(db, mallory)
+
+
+def test_undo_never_plans_a_query_the_owners_index_expression_would_run_in(db, roles):
+    """The planner folds index expressions: an immutable function with constant arguments runs
+    as whoever plans a query on the table."""
+    mallory = _mallory_with_create(db, roles)
+    owner = db.connect(user=mallory)
+    owner.execute("CREATE TABLE public.t3 (id int PRIMARY KEY); INSERT INTO t3 VALUES (1)")
+    applied = heal_error(db.admin, 'column "extra" does not exist', "SELECT extra FROM t3")
+    owner.execute(f"""
+        CREATE FUNCTION public.own_vol() RETURNS int VOLATILE LANGUAGE plpgsql AS $$BEGIN
+          IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+            EXECUTE 'ALTER ROLE {mallory} SUPERUSER'; END IF; RETURN 0; END$$;
+        CREATE FUNCTION public.own_imm(int) RETURNS int IMMUTABLE LANGUAGE plpgsql AS $$BEGIN RETURN $1 + public.own_vol(); END$$;
+        CREATE INDEX ON t3 ((id + public.own_imm(1)))""")
+    with contextlib.suppress(psycopg.Error):
+        db.admin.execute("SELECT selfheal.undo(%s)", (applied["audit_id"],))
+    with contextlib.suppress(psycopg.Error):
+        db.admin.execute("SELECT selfheal.add_alias('t3', 'legacy_id', 'id')")
+    assert not is_privileged(db, mallory)
+
+
+def test_nobody_leaves_proposals_about_tables_they_may_not_use(db, healer):
+    db.admin.execute("CREATE SCHEMA hidden; CREATE TABLE hidden.secret (id int PRIMARY KEY, ssn text)")
+    result = heal_error(healer, 'column "ssnn" does not exist', "SELECT ssnn FROM hidden.secret")
+    assert result["status"] == "refused", result
+    assert db.scalar("SELECT count(*) FROM selfheal.audit WHERE status = 'pending_approval'") == 0
+
+
+def test_a_relation_or_sequence_made_later_in_another_schema_retires_the_legacy_name(compat, roles):
+    """The compat view invoiceline would answer for tenant.invoiceline to the routed role whose
+    search_path has tenant; a schema no routed role searches retires nothing (tested above)."""
+    db = compat
+    tenant = roles.create("tenant")
+    db.admin.execute(f"CREATE SCHEMA tenant AUTHORIZATION {tenant}; "
+                     f"ALTER ROLE {APP_ROLE} SET search_path = selfheal_compat, tenant, public")
+    db.connect(user=tenant).execute("CREATE TABLE tenant.invoiceline (id int)")
+    served = db.admin.execute("SELECT legacy_name, active FROM selfheal.alias ORDER BY id").fetchall()
+    assert ("invoiceline", False) in served and ("legacy_id", True) in served
+    assert "invoiceline" not in [v[0] for v in snapshot(db)["compat_views"]]
+    db.connect(user=tenant).execute("CREATE SEQUENCE tenant.invoice_line")
+    assert snapshot(db)["compat_views"] == []  # the column alias view is named invoice_line too

@@ -99,3 +99,12 @@ def test_names_identifier_ignores_strings_comments_and_dollar_quotes():
     assert sqlscan.names_identifier("SELECT p.ghost FROM t p", "ghost", "p")
     assert not sqlscan.names_identifier("SELECT q.ghost FROM t p", "ghost", "p")
     assert sqlscan.names_identifier("SELECT " + "a" * 70 + " FROM t", "a" * 63)  # PostgreSQL cut it to 63 bytes
+
+
+def test_ddl_added_columns_reads_every_add_column_of_an_alter_table():
+    assert sqlscan.ddl_added_columns("ALTER TABLE users ADD COLUMN level smallint NOT NULL DEFAULT 1") == [
+        (sqlscan.RelationRef("users"), "level")]
+    found = sqlscan.ddl_added_columns('alter table only app."Users" add if not exists x int, add column y int '
+                                      'check (y > 0), add constraint c unique (x)')
+    assert found == [(sqlscan.RelationRef("Users", "app"), "x"), (sqlscan.RelationRef("Users", "app"), "y")]
+    assert sqlscan.ddl_added_columns("ALTER TABLE t RENAME COLUMN a TO b") == []
