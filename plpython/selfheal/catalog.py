@@ -32,7 +32,26 @@ SELECT n.nspname AS schema_name, c.relname AS table_name, ({rows})::float8 AS ro
           CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
           JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
          WHERE i.indrelid = c.oid AND i.indisprimary)::text AS primary_key,
-       ({added})::int AS added
+       ({added})::int AS added,
+       -- Names of constraints, indexes and owned sequences with the columns they are on: a name
+       -- that still carries an old column name is evidence of a rename.
+       (SELECT coalesce(json_agg(json_build_object('name', x.name, 'columns', x.columns)), '[]')
+          FROM (SELECT k.conname::text AS name,
+                       ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a
+                              WHERE a.attrelid = c.oid AND a.attnum = ANY (k.conkey)) AS columns
+                  FROM pg_catalog.pg_constraint k WHERE k.conrelid = c.oid
+                UNION ALL
+                SELECT i.indexrelid::pg_catalog.regclass::text,
+                       ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a
+                              WHERE a.attrelid = c.oid AND a.attnum = ANY (i.indkey::int2[]))
+                  FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid
+                UNION ALL
+                SELECT d.objid::pg_catalog.regclass::text,
+                       ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a
+                              WHERE a.attrelid = c.oid AND a.attnum = d.refobjsubid)
+                  FROM pg_catalog.pg_depend d
+                 WHERE d.refobjid = c.oid AND d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                   AND d.deptype IN ('a', 'i') AND d.refobjsubid > 0) x)::text AS leftovers
   FROM pg_catalog.pg_class c
   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
  WHERE c.relkind IN ('r', 'p')
@@ -81,5 +100,6 @@ def tables_from_rows(rows) -> tuple[Table, ...]:
                             primary_key=tuple(json.loads(r["primary_key"])),
                             row_estimate=r["row_estimate"], row_bound=r["row_bound"], total_bytes=r["total_bytes"],
                             attnum_high=r["attnum_high"] or 0,
+                            named_objects=tuple((o["name"], tuple(o["columns"])) for o in json.loads(r["leftovers"])),
                             columns_added_by_selfheal=r["added"]))
     return tuple(tables)

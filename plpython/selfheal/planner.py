@@ -51,6 +51,7 @@ class Table:
     total_bytes: float = 0  # heap, TOAST and indexes: a rewrite copies all of it
     attnum_high: int = 0  # highest attnum ever used, dropped columns included
     columns_added_by_selfheal: int = 0
+    named_objects: tuple = ()  # (constraint, index or sequence name, the columns it is on)
 
     @property
     def qualified(self) -> str:
@@ -507,6 +508,7 @@ def _key_type_for(name: str, table: Table, catalog: Catalog) -> str:
 def safe_cast(column: str, source_type: str, target_type: str) -> str:
     """An expression that casts without ever raising: values that cannot be cast read as NULL."""
     ident = quote_ident(column)
+    source_type = source_type.split("(")[0]  # character varying(20) is a text type too
     if source_type == target_type:
         return ident
     if target_type in _SAFE_DIGITS and source_type in TEXT_TYPES:
@@ -595,9 +597,10 @@ def _plan_column(missing: errors.MissingName, event: Event, catalog: Catalog, po
     if (table.schema, table.name, name) in catalog.dropped:
         raise _review(f"{table.label}.{name} was dropped (see selfheal.schema_event): its data is gone, and a new "
                       "empty column would read NULL where values were; the code needs changing", **evidence)
-    if sqlscan.in_write_predicate(event.statement or "", name, missing.qualifier):
-        evidence.setdefault("risk", []).append(
-            "the write's row choice (WHERE, ON CONFLICT, MERGE) uses it: a made-up value would change which rows it touches")
+    # A plain rename reads the real values; a new column or a derived value would be made up.
+    made_up_in_row_choice = sqlscan.in_write_predicate(event.statement or "", name, missing.qualifier)
+    row_choice_risk = ("the write's row choice (WHERE, ON CONFLICT, MERGE) uses it: a made-up value would change "
+                       "which rows it touches")
 
     renamed = _rename_source(table, name)
     if renamed:
@@ -608,6 +611,8 @@ def _plan_column(missing: errors.MissingName, event: Event, catalog: Catalog, po
                            f"{name!r} is the legacy spelling of {table.label}.{renamed.name}; served by the compat view",
                            evidence)
 
+    if made_up_in_row_choice:
+        evidence.setdefault("risk", []).append(row_choice_risk)
     source = _derived_source(table, name)
     if source:
         target = sqlscan.infer_usage_type(event.statement or "", name, missing.qualifier)
@@ -623,6 +628,14 @@ def _plan_column(missing: errors.MissingName, event: Event, catalog: Catalog, po
                            f"{name!r} is derived from {table.label}.{source.name} as {target}; "
                            "values that cannot be cast read as NULL", evidence)
 
+    left = _leftover_source(table, name)
+    if left:
+        evidence.setdefault("risk", []).append(f"{left[1]} still carries the name: a rename to {left[0]}?")
+        alias = Alias(table.schema, table.name, name, expression=quote_ident(left[0]), source="leftover")
+        return _plan_alias(table, alias, catalog, policy,
+                           f"{name!r} was probably renamed to {table.label}.{left[0]}: {left[1]} on it still "
+                           f"carries the old name; served as {left[0]}, never as a new empty column", evidence)
+
     meant = _probable_typo(table, name, missing, catalog)
     if meant:
         evidence.setdefault("risk", []).append(f"probable typo of {meant}")
@@ -631,6 +644,18 @@ def _plan_column(missing: errors.MissingName, event: Event, catalog: Catalog, po
                            f"did the code mean {table.label}.{meant}? {name!r} would be served as {meant}", evidence)
 
     return _plan_add_column(table, name, event, missing, catalog, policy, evidence)
+
+
+def _leftover_source(table: Table, name: str) -> tuple[str, str] | None:
+    """(column, object) when a constraint, index or owned sequence on exactly one other column
+    still carries `name` (orders_customer_id_fkey on client_id): evidence of a rename."""
+    marker = re.compile(rf"(^|_){re.escape(name.lower())}(_|$)")
+    found = {(columns[0], obj) for obj, columns in table.named_objects
+             if len(columns) == 1 and columns[0] != name and marker.search(obj.lower().split(".")[-1].strip('"'))}
+    columns = {column for column, _ in found}
+    if len(columns) != 1:
+        return None
+    return sorted(found)[0]
 
 
 def _probable_typo(table: Table, name: str, missing: errors.MissingName, catalog: Catalog) -> str | None:

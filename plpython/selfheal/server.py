@@ -838,24 +838,39 @@ def _expression_type(db: _Db, qualified: str, expression: str) -> str:
     return found["t"]
 
 
+_ROLE_PATH_SETTINGS = """
+SELECT d.setdatabase <> 0 AS in_database, substr(s, length('search_path=') + 1) AS path
+  FROM pg_catalog.pg_db_role_setting d CROSS JOIN LATERAL unnest(d.setconfig) AS s
+ WHERE d.setrole = $1 AND s LIKE 'search\\_path=%'
+   AND d.setdatabase IN (0, (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database()))
+"""
+
+
 def enable_compat(plpy, role_name: str) -> str:
+    """Put selfheal_compat first on the role's search_path, keeping the rest as it was: the
+    role-wide setting, and the one for this database where there is one (it wins over the other)."""
     db = _Db(plpy)
     role = db.one("SELECT oid, rolname FROM pg_catalog.pg_roles WHERE rolname = $1", ("name",), (role_name,))
     if role is None:
         raise ValueError(f"role {role_name!r} does not exist")
-    current = db.one("""SELECT substr(s, length('search_path=') + 1) AS path
-                          FROM pg_catalog.pg_db_role_setting d, unnest(d.setconfig) AS s
-                         WHERE d.setrole = $1 AND d.setdatabase = 0 AND s LIKE 'search_path=%'""",
-                     ("oid",), (role["oid"],))
-    path = planner.compat_search_path(current["path"] if current else None)
+    settings = {r["in_database"]: r["path"] for r in db.rows(_ROLE_PATH_SETTINGS, ("oid",), (role["oid"],))}
     quoted_role = planner.quote_ident(role_name)
+    database = planner.quote_ident(db.one("SELECT pg_catalog.current_database()::text AS d")["d"])
     db.run(f"GRANT USAGE ON SCHEMA {planner.quote_ident(planner.COMPAT_SCHEMA)} TO {quoted_role}")
-    if path is None:
+    changed = []
+    for in_database in sorted(set(settings) | {False}):
+        path = planner.compat_search_path(settings.get(in_database))
+        if path is None:
+            continue
+        scope = f" IN DATABASE {database}" if in_database else ""
+        db.run(f"ALTER ROLE {quoted_role}{scope} SET search_path = {path}")
+        changed.append(f"search_path = {path}" + (" in this database" if in_database else ""))
+    if not changed:
         return f"role {role_name} already reads through {planner.COMPAT_SCHEMA}"
-    db.run(f"ALTER ROLE {quoted_role} SET search_path = {path}")
     with _event_trigger_guard(db):
         _retire_shadowing(db, "enable_compat")  # its schemas may hold names compat views have
-    return f"role {role_name} now reads through {planner.COMPAT_SCHEMA} (search_path = {path}) from its next session"
+    return (f"role {role_name} now reads through {planner.COMPAT_SCHEMA} ({'; '.join(changed)}) "
+            "from its next session")
 
 
 def undo(plpy, audit_id: int, force: bool = False) -> int:

@@ -438,7 +438,9 @@ def in_write_predicate(sql: str, column: str, qualifier: str | None = None) -> b
     starts = [i for i, tok in enumerate(tokens)
               if (verb != "INSERT" and tok.is_word("WHERE"))
               or (tok.is_word("CONFLICT") and i > 0 and tokens[i - 1].is_word("ON"))]
-    return bool(starts) and any(p > starts[0] for p in positions)
+    # RETURNING reports rows already chosen: what follows it chooses none.
+    ends = [i for i, tok in enumerate(tokens) if tok.is_word("RETURNING")] + [len(tokens)]
+    return bool(starts) and any(starts[0] < p < ends[0] for p in positions)
 
 
 

@@ -321,3 +321,23 @@ def test_modes_govern_each_action_class_and_conclusive_evidence_stays_automatic(
     spelled = planner.plan(Event("42703", 'column "UnitPrice" does not exist', 'SELECT "UnitPrice" FROM invoice_line'),
                            CATALOG, Policy(derived_alias="propose"))
     assert spelled.status == "apply"  # a plain rename alias is governed by `alias`, still auto
+
+
+def test_a_leftover_name_is_evidence_of_a_rename_never_of_a_new_column():
+    orders = Table("public", "orders", (Column("id", "integer", 1), Column("client_id", "integer", 2)),
+                   named_objects=(("orders_pkey", ("id",)), ("orders_customer_id_fkey", ("client_id",))))
+    plan = planner.plan(Event("42703", 'column "customer_id" does not exist', "SELECT customer_id FROM orders"),
+                        Catalog((orders,)))
+    assert plan.status == "pending_approval" and plan.action == "add_alias"
+    assert plan.alias.expression == '"client_id"' and "orders_customer_id_fkey" in plan.reason
+
+
+def test_a_legacy_spelling_in_a_writes_where_reads_real_values_so_it_is_served():
+    plan = planner.plan(Event("42703", 'column "UnitPrice" does not exist',
+                              'UPDATE invoice_line SET unit_price = 1 WHERE "UnitPrice" > 2 RETURNING "UnitPrice"'),
+                        CATALOG)
+    assert plan.status == "apply" and plan.action == "add_alias"
+
+
+def test_a_varchar_source_with_a_length_is_a_text_type():
+    assert "btrim" in planner.safe_cast("code", "character varying(20)", "integer")

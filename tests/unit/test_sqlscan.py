@@ -108,3 +108,13 @@ def test_ddl_added_columns_reads_every_add_column_of_an_alter_table():
                                       'check (y > 0), add constraint c unique (x)')
     assert found == [(sqlscan.RelationRef("Users", "app"), "x"), (sqlscan.RelationRef("Users", "app"), "y")]
     assert sqlscan.ddl_added_columns("ALTER TABLE t RENAME COLUMN a TO b") == []
+
+
+def test_returning_chooses_no_rows():
+    assert not sqlscan.in_write_predicate("UPDATE t SET a = 1 WHERE id = 2 RETURNING legacy", "legacy")
+    assert sqlscan.in_write_predicate("DELETE FROM t WHERE legacy = 1 RETURNING id", "legacy")
+
+
+def test_identifiers_with_characters_beyond_the_basic_plane_are_one_token():
+    tokens = sqlscan.tokenize("SELECT a FROM t AS \U0001F600$a$; INSERT INTO x VALUES (1)")
+    assert [t.value for t in tokens][5:8] == ["\U0001F600$a$", ";", "insert"]
