@@ -212,6 +212,13 @@ def _literal_type(tokens: list[Token], i: int) -> str | None:
     explicit = _cast_after(tokens, i)
     if explicit:
         return explicit
+    end = _placeholder_end(tokens, i)
+    if end is not None:  # a driver's parameter says its type only by a cast: %s::jsonb
+        return _cast_after(tokens, end)
+    if tok.is_word("CAST") and i + 1 < len(tokens) and tokens[i + 1].value == "(":
+        close = _matching_paren(tokens, i + 1)
+        if close - 2 > i and tokens[close - 2].is_word("AS"):
+            return _CAST_TYPES.get(tokens[close - 1].value)
     if tok.kind == "number":
         if re.fullmatch(r"\d{1,19}", tok.value):  # never int() on a huge literal: Python refuses 4,300 digits
             value = int(tok.value)
@@ -225,6 +232,22 @@ def _literal_type(tokens: list[Token], i: int) -> str | None:
         return "timestamp with time zone"
     if tok.is_word("CURRENT_DATE"):
         return "date"
+    return None
+
+
+def _placeholder_end(tokens: list[Token], i: int) -> int | None:
+    """Where a parameter placeholder starting at i ends: $1, %s, %(name)s, ? or :name."""
+    tok = tokens[i]
+    following = tokens[i + 1] if i + 1 < len(tokens) else None
+    if tok.kind == "param" or (tok.kind == "op" and tok.value == "?"):
+        return i
+    if tok.kind == "op" and tok.value == "%" and following is not None:
+        if following.kind == "ident" and following.value == "s":
+            return i + 1
+        if following.value == "(" and i + 4 < len(tokens) and tokens[i + 3].value == ")" and tokens[i + 4].value == "s":
+            return i + 4
+    if tok.kind == "punct" and tok.value == ":" and following is not None and following.kind == "ident":
+        return i + 1
     return None
 
 

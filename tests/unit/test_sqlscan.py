@@ -118,3 +118,15 @@ def test_returning_chooses_no_rows():
 def test_identifiers_with_characters_beyond_the_basic_plane_are_one_token():
     tokens = sqlscan.tokenize("SELECT a FROM t AS \U0001F600$a$; INSERT INTO x VALUES (1)")
     assert [t.value for t in tokens][5:8] == ["\U0001F600$a$", ";", "insert"]
+
+
+@pytest.mark.parametrize("sql, column, expected", [
+    ("INSERT INTO t (prefs) VALUES (%s::jsonb)", "prefs", "jsonb"),
+    ("UPDATE t SET gift_wrap = %(gift_wrap)s::boolean", "gift_wrap", "boolean"),
+    ("INSERT INTO t (prefs, a) VALUES ($1::jsonb, $2)", "prefs", "jsonb"),
+    ("UPDATE t SET prefs = CAST(%s AS jsonb)", "prefs", "jsonb"),
+    ("SELECT * FROM t WHERE a = :name::int", "a", "integer"),
+    ("INSERT INTO t (gift) VALUES (%s)", "gift", None),  # a bare placeholder says nothing
+])
+def test_casts_on_driver_placeholders_give_the_type(sql, column, expected):
+    assert sqlscan.infer_usage_type(sql, column) == expected
