@@ -12,6 +12,7 @@ import time
 import psycopg
 
 import selfheal
+from bench import new_column_name
 from tests.pgcluster import Cluster
 
 
@@ -21,7 +22,7 @@ def latency(dsn: str, heals: int) -> list[float]:
     with selfheal.connect(dsn, autocommit=True) as conn:
         for i in range(heals):
             started = time.perf_counter()
-            conn.execute(f"SELECT note_{i}_data FROM items WHERE id = 1").fetchall()
+            conn.execute(f"SELECT {new_column_name(i)} FROM items WHERE id = 1").fetchall()
             samples.append((time.perf_counter() - started) * 1000)
     return samples
 

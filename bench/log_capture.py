@@ -17,6 +17,7 @@ from pathlib import Path
 import psycopg
 
 from selfheal import logreader
+from bench import new_column_name
 from tests.pgcluster import LOGGING as LOG_SETTINGS, Cluster
 
 
@@ -93,7 +94,7 @@ def time_to_heal(cluster: Cluster, args) -> None:
         app = psycopg.connect(cluster.dsn(), autocommit=True)
         samples = []
         for i in range(args.heals):
-            statement = f"SELECT note_{i}_data FROM watched"
+            statement = f"SELECT {new_column_name(i)} FROM watched"
             started = time.perf_counter()
             while True:
                 try:

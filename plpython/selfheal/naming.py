@@ -112,8 +112,14 @@ USAGE_DEFAULTS = {
 }
 
 
-def edit_distance(a: str, b: str) -> int:
-    """Optimal string alignment distance: insertions, deletions, substitutions, transpositions."""
+def edit_distance(a: str, b: str, limit: int | None = None) -> int:
+    """Optimal string alignment distance: insertions, deletions, substitutions, transpositions.
+
+    With a limit, any distance above it comes back as limit + 1, found early: a table's columns
+    are compared with every missing name, so most comparisons stop after a row or two.
+    """
+    if limit is not None and abs(len(a) - len(b)) > limit:
+        return limit + 1
     previous2: list[int] = []
     previous = list(range(len(b) + 1))
     for i, ca in enumerate(a, 1):
@@ -122,6 +128,8 @@ def edit_distance(a: str, b: str) -> int:
             current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb))
             if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
                 current[j] = min(current[j], previous2[j - 2] + 1)
+        if limit is not None and min(current) > limit:
+            return limit + 1
         previous2, previous = previous, current
     return previous[-1]
 
@@ -129,4 +137,5 @@ def edit_distance(a: str, b: str) -> int:
 def probable_typo(name: str, candidates: list[str]) -> list[str]:
     """Candidates within a small edit distance of name: one edit for short names, two otherwise."""
     limit = 1 if len(name) <= 4 else 2
-    return [c for c in candidates if c != name and edit_distance(c.lower(), name.lower()) <= limit]
+    lower = name.lower()
+    return [c for c in candidates if c != name and edit_distance(c.lower(), lower, limit) <= limit]

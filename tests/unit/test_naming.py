@@ -45,3 +45,11 @@ def test_legacy_style_is_carried_to_columns():
 ])
 def test_type_from_name(name, expected):
     assert naming.type_from_name(name) == expected
+
+
+def test_edit_distance_with_a_limit_stops_early_and_agrees_below_it():
+    assert naming.edit_distance("nmae", "name") == 1 and naming.edit_distance("nmae", "name", 2) == 1
+    assert naming.edit_distance("status", "state", 2) == 2
+    assert naming.edit_distance("recommendation_data", "service_type", 2) == 3
+    assert naming.edit_distance("a" * 40, "b" * 40, 2) == 3
+    assert naming.probable_typo("emial", ["email", "id", "mail_settings"]) == ["email"]
