@@ -762,7 +762,7 @@ def test_a_rename_outside_the_scope_cannot_take_over_a_name_routed_roles_use(db,
     victim = db.connect()
     assert heal_error(victim, 'column "unitprice" does not exist', "SELECT unitprice FROM orders")["status"] == "healed"
     before = snapshot(db, ["public.invoices", "public.orders"])
-    db.connect(user=mallory).execute(f"""
+    db.connect(user=mallory).execute("""
         CREATE TABLE mal.invoices (id int, customer text); GRANT USAGE ON SCHEMA mal TO PUBLIC;
         GRANT ALL ON mal.invoices TO PUBLIC;
         ALTER TABLE mal.invoices RENAME TO invoices_x;
