@@ -539,11 +539,17 @@ def _plan_alias(table: Table, alias: Alias, catalog: Catalog, policy: Policy, re
     )
 
 
+def compat_view_name(alias: Alias) -> str:
+    """The compat view that serves an alias: the table's own name for a column alias, the legacy
+    name for a relation alias."""
+    return alias.table if alias.kind == "column" else alias.legacy_name
+
+
 def alias_conflicts(table: Table, aliases: list[Alias], catalog: Catalog) -> list[str]:
     """Why the compat views for these aliases must not be built: a view name that already serves
     another table, or one that would hide another schema's relation from routed roles (their
     search_path finds selfheal_compat first)."""
-    claimed = {(a.table if a.kind == "column" else a.legacy_name): f"{a.schema}.{a.table}"
+    claimed = {compat_view_name(a): f"{a.schema}.{a.table}"
                for a in catalog.aliases if (a.schema, a.table) != (table.schema, table.name)}
     views = compat_views(table, aliases)
     problems = [f"{view} already serves {claimed[view]}" for view in sorted(views) if view in claimed]
@@ -597,11 +603,6 @@ def _plan_column(missing: errors.MissingName, event: Event, catalog: Catalog, po
     if (table.schema, table.name, name) in catalog.dropped:
         raise _review(f"{table.label}.{name} was dropped (see selfheal.schema_event): its data is gone, and a new "
                       "empty column would read NULL where values were; the code needs changing", **evidence)
-    # A plain rename reads the real values; a new column or a derived value would be made up.
-    made_up_in_row_choice = sqlscan.in_write_predicate(event.statement or "", name, missing.qualifier)
-    row_choice_risk = ("the write's row choice (WHERE, ON CONFLICT, MERGE) uses it: a made-up value would change "
-                       "which rows it touches")
-
     renamed = _rename_source(table, name)
     if renamed:
         evidence["normalisation"] = f"{name} -> {renamed.name}"
@@ -611,8 +612,10 @@ def _plan_column(missing: errors.MissingName, event: Event, catalog: Catalog, po
                            f"{name!r} is the legacy spelling of {table.label}.{renamed.name}; served by the compat view",
                            evidence)
 
-    if made_up_in_row_choice:
-        evidence.setdefault("risk", []).append(row_choice_risk)
+    # A plain rename (above) reads the real values; a derived value or a new column is made up.
+    if sqlscan.in_write_predicate(event.statement or "", name, missing.qualifier):
+        evidence.setdefault("risk", []).append("the write's row choice (WHERE, ON CONFLICT, MERGE) uses it: a "
+                                               "made-up value would change which rows it touches")
     source = _derived_source(table, name)
     if source:
         target = sqlscan.infer_usage_type(event.statement or "", name, missing.qualifier)
@@ -778,15 +781,16 @@ def plan_declared_alias(table: Table, alias: Alias, catalog: Catalog) -> Plan:
     return _plan_alias(table, alias, catalog, Policy(), reason, {"declared": alias.expression})
 
 
+def search_path_names(path: str) -> list[str]:
+    """The names a search_path setting lists, in order, unquoted as PostgreSQL reads them."""
+    elements = [e.strip() for e in (path or "").split(",") if e.strip()]
+    return [e[1:-1].replace('""', '"') if e.startswith('"') else e.lower() for e in elements]
+
+
 def search_path_schemas(path: str, role: str) -> list[str]:
     """Schemas a search_path setting names, in order, as PostgreSQL reads it for `role`:
     "$user" is the role's own name, and pg_catalog comes first unless the path places it."""
-    schemas = []
-    for element in (e.strip() for e in (path or "").split(",")):
-        if not element:
-            continue
-        name = element[1:-1].replace('""', '"') if element.startswith('"') else element.lower()
-        schemas.append(role if name == "$user" else name)
+    schemas = [role if name == "$user" else name for name in search_path_names(path)]
     return schemas if "pg_catalog" in schemas else ["pg_catalog"] + schemas
 
 
@@ -795,8 +799,7 @@ def compat_search_path(current: str | None) -> str | None:
 
     None when the role already reads through the compat schema.
     """
-    elements = [e.strip() for e in (current or '"$user", public').split(",") if e.strip()]
-    names = [e[1:-1].replace('""', '"') if e.startswith('"') else e.lower() for e in elements]
+    names = search_path_names(current or '"$user", public')
     if COMPAT_SCHEMA in names:
         return None
     return ", ".join(quote_ident(n) for n in [COMPAT_SCHEMA] + names)

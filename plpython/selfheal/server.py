@@ -76,22 +76,30 @@ SELECT n.nspname, t.typname FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespa
 """
 
 
-_ROUTED_PATHS = """
-SELECT coalesce(r.rolname, '') AS role, substr(s, length('search_path=') + 1) AS path
+# Every search_path set with ALTER ROLE [IN DATABASE] or ALTER DATABASE that applies here; role
+# is '' for a database's own setting.
+_SEARCH_PATH_SETTINGS = """
+SELECT coalesce(r.rolname, '') AS role, d.setdatabase <> 0 AS in_database,
+       substr(s, length('search_path=') + 1) AS path
   FROM pg_catalog.pg_db_role_setting d
  CROSS JOIN LATERAL unnest(d.setconfig) AS s
   LEFT JOIN pg_catalog.pg_roles r ON r.oid = d.setrole
  WHERE d.setdatabase IN (0, (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database()))
-   AND s LIKE 'search\\_path=%' AND s LIKE '%selfheal_compat%'
+   AND s LIKE 'search\\_path=%'
 """
+
+
+def _search_path_settings(db: _Db) -> list[dict]:
+    return db.rows(_SEARCH_PATH_SETTINGS)
 
 
 def _routed_schemas(db: _Db) -> set[str]:
     """Schemas some routed role finds after selfheal_compat: a compat view named like a relation
     of one of them would answer for it."""
     schemas: set[str] = set()
-    for row in db.rows(_ROUTED_PATHS):
-        schemas |= set(planner.search_path_schemas(row["path"], row["role"] or "$user"))
+    for row in _search_path_settings(db):
+        if planner.COMPAT_SCHEMA in planner.search_path_names(row["path"]):
+            schemas |= set(planner.search_path_schemas(row["path"], row["role"] or "$user"))
     return schemas
 
 
@@ -185,28 +193,16 @@ class _Ineffective(Exception):
 
 
 # ---------------------------------------------------------------------------------------
-# Verifying a repair: the failing statement plans again, as the role that ran it
-
-
-_ROLE_SEARCH_PATH = """
-SELECT substr(s, length('search_path=') + 1) AS path
-  FROM pg_catalog.pg_db_role_setting d
- CROSS JOIN LATERAL unnest(d.setconfig) AS s
-  LEFT JOIN pg_catalog.pg_roles r ON r.rolname = $1
-  JOIN pg_catalog.pg_database db ON db.datname = pg_catalog.current_database()
- WHERE s LIKE 'search\\_path=%'
-   AND ((d.setrole = r.oid AND d.setdatabase IN (db.oid, 0)) OR (d.setrole = 0 AND d.setdatabase = db.oid))
- ORDER BY d.setrole = 0, d.setdatabase = 0
- LIMIT 1
-"""
+# Verifying a repair: the missing name resolves now, for the role that failed
 
 
 def _role_search_path(db: _Db, role: str) -> str:
     """The search_path the role's new sessions get here: ALTER ROLE ... IN DATABASE, ALTER ROLE,
     ALTER DATABASE, then the server's own setting."""
-    row = db.one(_ROLE_SEARCH_PATH, ("text",), (role,))
-    if row:
-        return row["path"]
+    settings = {(r["role"], r["in_database"]): r["path"] for r in _search_path_settings(db)}
+    for key in ((role, True), (role, False), ("", True)):
+        if key in settings:
+            return settings[key]
     try:
         with db.plpy.subtransaction():
             row = db.one("SELECT setting FROM pg_catalog.pg_file_settings WHERE name = 'search_path' AND applied "
@@ -235,9 +231,12 @@ def _verifier(db: _Db, event: Event, role: str | None):
     planned by the server here, since either can run the role's code (a domain's CHECK on a
     literal, an immutable function) inside the caller's transaction.
     """
+    try:
+        missing = errors.parse_missing(event.sqlstate, event.message, event.hint)
+    except errors.UnreadableMessage:
+        return None
     if not role:
         return None
-    missing = errors.parse_missing(event.sqlstate, event.message, event.hint)
     statement = event.statement or ""
     if missing.kind == "relation":
         refs = [sqlscan.RelationRef(missing.name, missing.schema)]
@@ -247,15 +246,17 @@ def _verifier(db: _Db, event: Event, role: str | None):
         refs = [sqlscan.resolve_qualifier(statement, missing.qualifier) or sqlscan.RelationRef(missing.qualifier)]
     else:
         refs = sqlscan.relations(statement)
-    path = _role_search_path(db, role)
-    schemas = planner.search_path_schemas(path, role)
-
-    def resolve(ref: sqlscan.RelationRef):
-        row = db.one(_RESOLVE_FOR_ROLE, ("text[]", "text", "text"),
-                     ([ref.schema] if ref.schema else schemas, ref.name, role))
-        return row["oid"] if row else None
 
     def verify(plan: Plan) -> None:
+        # Read only here, once DDL has run: most events (business errors, refusals) never get here.
+        path = _role_search_path(db, role)
+        schemas = planner.search_path_schemas(path, role)
+
+        def resolve(ref: sqlscan.RelationRef):
+            row = db.one(_RESOLVE_FOR_ROLE, ("text[]", "text", "text"),
+                         ([ref.schema] if ref.schema else schemas, ref.name, role))
+            return row["oid"] if row else None
+
         found = [oid for oid in (resolve(ref) for ref in refs) if oid is not None]
         if missing.kind == "relation":
             ok = bool(found)
@@ -288,7 +289,7 @@ def _with_lock_retries(db: _Db, settings: dict, work):
     try:
         for attempt in range(attempts):
             try:
-                with plpy.subtransaction(), _event_trigger_guard(db):
+                with plpy.subtransaction(), _event_trigger_guard():
                     db.one("SELECT pg_catalog.set_config('lock_timeout', $1, true)", ("text",), (lock_timeout,))
                     return work()
             except plpy.SPIError as exc:
@@ -310,9 +311,6 @@ class _event_trigger_guard:
     """
 
     depth = 0
-
-    def __init__(self, db: _Db):
-        self.db = db
 
     def __enter__(self):
         _event_trigger_guard.depth += 1
@@ -512,11 +510,7 @@ def _process_events(db: _Db, policy: Policy, settings: dict, rows: list) -> dict
             return decided
         return authority.authorize(decided, event, _rights(db, first["username"], decided.table), policy, catalog)
 
-    try:
-        verify = _verifier(db, event, first["username"])
-    except errors.UnreadableMessage:
-        verify = None
-    plan, status, audit_id = apply_plan(db, settings, event_id, replan, verify)
+    plan, status, audit_id = apply_plan(db, settings, event_id, replan, _verifier(db, event, first["username"]))
     if audit_id is None and plan.status in _PROPOSED:
         audit_id = _open_proposal(db, plan)  # one proposal per repair, however many errors ask for it
     if audit_id is None and plan.status in _AUDITED:
@@ -838,14 +832,6 @@ def _expression_type(db: _Db, qualified: str, expression: str) -> str:
     return found["t"]
 
 
-_ROLE_PATH_SETTINGS = """
-SELECT d.setdatabase <> 0 AS in_database, substr(s, length('search_path=') + 1) AS path
-  FROM pg_catalog.pg_db_role_setting d CROSS JOIN LATERAL unnest(d.setconfig) AS s
- WHERE d.setrole = $1 AND s LIKE 'search\\_path=%'
-   AND d.setdatabase IN (0, (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database()))
-"""
-
-
 def enable_compat(plpy, role_name: str) -> str:
     """Put selfheal_compat first on the role's search_path, keeping the rest as it was: the
     role-wide setting, and the one for this database where there is one (it wins over the other)."""
@@ -853,7 +839,7 @@ def enable_compat(plpy, role_name: str) -> str:
     role = db.one("SELECT oid, rolname FROM pg_catalog.pg_roles WHERE rolname = $1", ("name",), (role_name,))
     if role is None:
         raise ValueError(f"role {role_name!r} does not exist")
-    settings = {r["in_database"]: r["path"] for r in db.rows(_ROLE_PATH_SETTINGS, ("oid",), (role["oid"],))}
+    settings = {r["in_database"]: r["path"] for r in _search_path_settings(db) if r["role"] == role["rolname"]}
     quoted_role = planner.quote_ident(role_name)
     database = planner.quote_ident(db.one("SELECT pg_catalog.current_database()::text AS d")["d"])
     db.run(f"GRANT USAGE ON SCHEMA {planner.quote_ident(planner.COMPAT_SCHEMA)} TO {quoted_role}")
@@ -867,7 +853,7 @@ def enable_compat(plpy, role_name: str) -> str:
         changed.append(f"search_path = {path}" + (" in this database" if in_database else ""))
     if not changed:
         return f"role {role_name} already reads through {planner.COMPAT_SCHEMA}"
-    with _event_trigger_guard(db):
+    with _event_trigger_guard():
         _retire_shadowing(db, "enable_compat")  # its schemas may hold names compat views have
     return (f"role {role_name} now reads through {planner.COMPAT_SCHEMA} ({'; '.join(changed)}) "
             "from its next session")
@@ -1213,7 +1199,7 @@ def ddl_start(plpy, tag: str) -> None:
     if not refs or (not watched and not rename and not added):
         return  # nothing of selfheal's is concerned: the common case stays cheap
     snapshot = _snapshots.setdefault(_xid(db), {})
-    with _event_trigger_guard(db):
+    with _event_trigger_guard():
         _hand_over_checks(db, added)
         for ref in refs:
             for row in db.rows("""SELECT c.oid, n.nspname, c.relname FROM pg_catalog.pg_class c
@@ -1369,7 +1355,7 @@ def ddl_end(plpy, tag: str, table_oids: list) -> None:
     db = _Db(plpy)
     snapshot = _snapshots.pop(_xid(db), {})
     aliases = _load_aliases(db)
-    with _event_trigger_guard(db):
+    with _event_trigger_guard():
         if tag in ("ALTER TABLE", "DROP TABLE"):
             for oid in set(table_oids or []) | set(snapshot):
                 after = _shape(db, oid)
@@ -1382,23 +1368,19 @@ def ddl_end(plpy, tag: str, table_oids: list) -> None:
         _retire_shadowing(db, tag)
 
 
-def _compat_view_name(alias: Alias) -> str:
-    return alias.table if alias.kind == "column" else alias.legacy_name
-
-
 def _retire_shadowing(db: _Db, tag: str) -> None:
     """A compat view must never answer for another schema's relation or type of its name: routed
     roles find selfheal_compat first. One created, renamed or moved since into a schema on a routed
     role's search_path retires the legacy names that view serves. Temporary objects are one
     session's own and retire nothing."""
     aliases = _load_aliases(db)
-    views = {_compat_view_name(a) for a in aliases}
+    views = {planner.compat_view_name(a) for a in aliases}
     if not views:
         return
     taken = _names_taken(db, views)
     touched = set()
     for alias in aliases:
-        view = _compat_view_name(alias)
+        view = planner.compat_view_name(alias)
         others = sorted(f"{schema}.{name}" for schema, name in taken
                         if name == view and (schema, name) != (alias.schema, alias.table))
         if not others:
@@ -1428,7 +1410,7 @@ def ddl_dropped(plpy, schemas: list, names: list) -> None:
     dropped = {(schema, name) for schema, name in zip(schemas or [], names or []) if not db.one(
         "SELECT 1 AS x FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
         "WHERE n.nspname = $1 AND c.relname = $2", ("text", "text"), (schema, name))}
-    with _event_trigger_guard(db):
+    with _event_trigger_guard():
         for alias in _load_aliases(db):
             if (alias.schema, alias.table) in dropped:
                 db.one("UPDATE selfheal.alias SET active = false WHERE id = $1", ("int8",), (alias.id,))
