@@ -331,6 +331,12 @@ CASES: list[Case] = [
     case("typo-short-qtx", "typo", REFUSED, schema=SHOP, code_bug=True, query="SELECT sku, qtx FROM order_items"),
     case("typo-update-set", "typo", REFUSED, schema=SHOP, code_bug=True,
          query="UPDATE customers SET emial = 'new@example.com' WHERE id = 1"),
+    case("typo-insert-column", "typo", REFUSED, schema=SHOP, code_bug=True,
+         query="INSERT INTO customers (nmae, email) VALUES ('Dee', 'dee@example.com')",
+         note="an added nmae column would take the name, and name's NOT NULL would still fail or lose it"),
+    case("typo-delete-where", "typo", REFUSED, schema=SHOP, code_bug=True,
+         query="DELETE FROM customers WHERE stauts = 'blocked'",
+         note="a stauts column with no default would delete nothing; one with a default, maybe everything"),
 
     # --- a write's row choice uses a missing column ----------------------------------------------
     case("write-delete-where-boolean", "write predicate", REFUSED,
@@ -350,12 +356,21 @@ CASES: list[Case] = [
          ahead(SHOP, "customers", "is_blocked boolean NOT NULL DEFAULT false"),
          query="DELETE FROM order_items i USING orders o, customers c "
                "WHERE i.order_id = o.id AND o.customer_id = c.id AND NOT c.is_blocked"),
+    case("write-on-conflict-target", "write predicate", REFUSED,
+         ahead(SHOP, "customers", "external_ref text UNIQUE"),
+         query="INSERT INTO customers (name, external_ref) VALUES ('Eve', 'X-1') ON CONFLICT (external_ref) DO NOTHING",
+         note="a conflict target needs a unique index: a new column has none, so no insert could conflict"),
     case("write-on-conflict-where", "write predicate", REFUSED,
          ahead(SHOP, "customers", "is_locked boolean NOT NULL DEFAULT false"),
          query="INSERT INTO customers (id, name) VALUES (1, 'Ada Lovelace') "
                "ON CONFLICT (id) DO UPDATE SET name = excluded.name WHERE NOT customers.is_locked"),
 
     # --- dropped columns and tables, with selfheal watching ----------------------------------------
+    case("drop-then-update-set", "dropped", REFUSED,
+         schema=SHOP + "ALTER TABLE customers ADD COLUMN nickname text;",
+         drift="ALTER TABLE customers DROP COLUMN nickname;", tracked=True,
+         query="UPDATE customers SET nickname = 'ace' WHERE id = 1",
+         note="writes to a dropped column must fail, not land in a new empty one"),
     case("drop-text-column", "dropped", REFUSED,
          schema=SHOP + "ALTER TABLE customers ADD COLUMN nickname text; UPDATE customers SET nickname = lower(name);",
          drift="ALTER TABLE customers DROP COLUMN nickname;", tracked=True,
