@@ -16,7 +16,7 @@ as_admin <<'SQL'
 SET client_min_messages = warning;
 CREATE EXTENSION selfheal CASCADE;
 CREATE TABLE sessions (id serial PRIMARY KEY, service_type text NOT NULL, started_at timestamptz DEFAULT now());
-INSERT INTO sessions (service_type) VALUES ('1'), ('2'), ('premium');
+INSERT INTO sessions (service_type) VALUES ('1'), ('2'), ('3');
 CREATE TABLE credit_packages (id serial PRIMARY KEY, credits int NOT NULL);
 INSERT INTO credit_packages (credits) VALUES (10), (50);
 CREATE ROLE app LOGIN;

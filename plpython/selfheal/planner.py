@@ -19,8 +19,7 @@ BYTES_PER_ROW_ALLOWED = 256  # with generated_column_row_limit, the largest size
 INTEGER_TYPES = ("smallint", "integer", "bigint")
 TEXT_TYPES = ("text", "character varying", "character")
 
-# Largest digit counts whose every value fits the type, so the cast can never overflow.
-_SAFE_DIGITS = {"smallint": 4, "integer": 9, "bigint": 18}
+INTEGER_BOUNDS = {"smallint": (-2**15, 2**15 - 1), "integer": (-2**31, 2**31 - 1), "bigint": (-2**63, 2**63 - 1)}
 
 
 def quote_ident(name: str) -> str:
@@ -100,6 +99,7 @@ class Policy:
     column_headroom: int = 100  # never bring a table within this many attnums of 1600
     derived_columns: str = "view"  # 'view': compat view column; 'table': a real column in the table
     generated_column_row_limit: int = 100_000  # above it an in-table derived column is never STORED
+    value_check_rows: int = 100_000  # rows whose values a derived name's cast is tried on before serving it
     scope: tuple[str, ...] = ("public",)  # schemas or schema.table names selfheal may change; * for all
 
     def in_scope(self, schema: str, table: str) -> bool:
@@ -131,6 +131,7 @@ class Policy:
             column_headroom=number("column_headroom", cls.column_headroom),
             derived_columns=settings.get("derived_columns", cls.derived_columns),
             generated_column_row_limit=number("generated_column_row_limit", cls.generated_column_row_limit),
+            value_check_rows=number("value_check_rows", cls.value_check_rows),
             scope=_scope_entries(settings.get("scope", ",".join(cls.scope))),
         )
 
@@ -197,6 +198,7 @@ class Plan:
     lock_profile: str | None = None
     evidence: dict = field(default_factory=dict)
     backfill: dict | None = None  # for an in-table derived column filled in batches afterwards
+    value_check: dict | None = None  # existing values the adapter must find convertible before applying
 
 
 class _Stop(Exception):
@@ -505,22 +507,48 @@ def _key_type_for(name: str, table: Table, catalog: Catalog) -> str:
     return key if key in INTEGER_TYPES or key == "uuid" else "integer"
 
 
-def safe_cast(column: str, source_type: str, target_type: str) -> str:
-    """An expression that casts without ever raising: values that cannot be cast read as NULL."""
+def derived_cast(column: str, source_type: str, target_type: str) -> tuple[str, str | None]:
+    """(expression, unconvertible): the cast that serves a derived name, and a condition true for
+    a value it cannot cast (None when every value casts).
+
+    The cast raises on a value it cannot convert: a derived name never reads a made-up NULL.
+    The condition never raises, so the adapter can count such values before serving the name.
+    """
     ident = quote_ident(column)
     source_type = source_type.split("(")[0]  # character varying(20) is a text type too
     if source_type == target_type:
-        return ident
-    if target_type in _SAFE_DIGITS and source_type in TEXT_TYPES:
-        digits = _SAFE_DIGITS[target_type]
-        return (f"CASE WHEN {ident} ~ '^\\s*[-+]?[0-9]{{1,{digits}}}\\s*$' "
-                f"THEN btrim({ident})::{target_type} END")
+        return ident, None
     if target_type in INTEGER_TYPES and source_type in INTEGER_TYPES \
             and INTEGER_TYPES.index(target_type) >= INTEGER_TYPES.index(source_type):
-        return f"{ident}::{target_type}"
+        return f"{ident}::{target_type}", None
     if target_type == "text":
-        return f"{ident}::text"
-    raise _review(f"no safe cast from {source_type} to {target_type} for {column!r}")
+        return f"{ident}::text", None
+    if target_type in INTEGER_TYPES and source_type in TEXT_TYPES:
+        low, high = INTEGER_BOUNDS[target_type]
+        # The integer input functions accept surrounding white space and a sign; numeric takes
+        # any number of digits, so the bound is checked without overflow.
+        integer = r"'^\s*[-+]?[0-9]+\s*$'"
+        return (f"{ident}::{target_type}",
+                f"CASE WHEN {ident} ~ {integer} THEN {ident}::numeric NOT BETWEEN {low} AND {high} "
+                f"ELSE {ident} IS NOT NULL END")
+    raise _review(f"no checked cast from {source_type} to {target_type} for {column!r}")
+
+
+def judge_values(plan: Plan, checked: int, unconvertible: int) -> Plan:
+    """The plan once the adapter has tried its cast on `checked` existing rows."""
+    check = plan.value_check
+    evidence = {**plan.evidence, "values_checked": checked}
+    if unconvertible:
+        return Plan("needs_review",
+                    f"{unconvertible} of the {checked} rows checked hold {check['source']} values that do not "
+                    f"convert to {check['target']}: served as {plan.column!r} they would fail to read; the code "
+                    f"needs changing, or an administrator declares what {plan.column!r} means with "
+                    "selfheal.add_alias()", table=plan.table, column=plan.column,
+                    evidence={**evidence, "unconvertible": unconvertible})
+    if checked >= check["rows"]:
+        evidence["values_unchecked"] = (f"only the first {checked} rows were checked; a later value that does "
+                                        "not convert raises when read, it never reads as NULL")
+    return replace(plan, evidence=evidence)
 
 
 def _plan_alias(table: Table, alias: Alias, catalog: Catalog, policy: Policy, reason: str,
@@ -622,14 +650,19 @@ def _plan_column(missing: errors.MissingName, event: Event, catalog: Catalog, po
         if target not in INTEGER_TYPES and target != "uuid":
             target = _key_type_for(name, table, catalog)
         evidence["convention"] = f"{name} beside {source.name} ({source.type})"
-        expression = safe_cast(source.name, source.type, target)
+        expression, unconvertible = derived_cast(source.name, source.type, target)
         if policy.derived_columns == "table":
-            return plan_derived_column(table, name, target, expression, [source.name], policy, evidence)
-        alias = Alias(table.schema, table.name, name, expression=expression,
-                      source="hint" if source.name in hinted else "convention")
-        return _plan_alias(table, alias, catalog, policy,
-                           f"{name!r} is derived from {table.label}.{source.name} as {target}; "
-                           "values that cannot be cast read as NULL", evidence)
+            plan = plan_derived_column(table, name, target, expression, [source.name], policy, evidence)
+        else:
+            alias = Alias(table.schema, table.name, name, expression=expression,
+                          source="hint" if source.name in hinted else "convention")
+            plan = _plan_alias(table, alias, catalog, policy,
+                               f"{name!r} is derived from {table.label}.{source.name} as {target}; a value that "
+                               "cannot be cast raises when read, it never reads as NULL", evidence)
+        if unconvertible:
+            plan.value_check = {"source": source.name, "target": target, "unconvertible": unconvertible,
+                                "rows": policy.value_check_rows}
+        return plan
 
     left = _leftover_source(table, name)
     if left:
@@ -859,14 +892,22 @@ def plan_derived_column(table: Table, name: str, col_type: str, expression: str,
     on_new = expression
     for source in sources:
         on_new = sqlscan.replace_column(on_new, source, f"NEW.{quote_ident(source)}")
+    refusal = quote_literal(f"selfheal: {name} on {table.label} is derived from {', '.join(sources)}; "
+                            f"write {', '.join(sources)} instead")
     return Plan(
         "apply", f"{name!r} is derived from {', '.join(sources)} and {table.label} is large "
         f"(about {table.row_estimate:.0f} rows, at most {table.row_bound:.0f}): a column kept in sync by a trigger, "
         "filled by a batched backfill",
         action="add_column", table=table, column=name,
         ddl=[f"ALTER TABLE {table.qualified} ADD COLUMN IF NOT EXISTS {column} {col_type}",
+             # A value written to the column itself is refused unless it is what the source gives:
+             # overwriting it silently would lose the write.
              f"CREATE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp "
-             f"AS $sync$ BEGIN NEW.{column} := {on_new}; RETURN NEW; END $sync$",
+             f"AS $sync$ DECLARE derived {col_type} := {on_new}; BEGIN "
+             f"IF (TG_OP = 'INSERT' AND NEW.{column} IS NOT NULL OR TG_OP = 'UPDATE' AND NEW.{column} IS DISTINCT "
+             f"FROM OLD.{column}) AND NEW.{column} IS DISTINCT FROM derived THEN "
+             f"RAISE EXCEPTION USING ERRCODE = 'generated_always', MESSAGE = {refusal}; END IF; "
+             f"NEW.{column} := derived; RETURN NEW; END $sync$",
              f"REVOKE ALL ON FUNCTION {function}() FROM PUBLIC",
              f"CREATE TRIGGER {trigger} BEFORE INSERT OR UPDATE ON {table.qualified} "
              f"FOR EACH ROW EXECUTE FUNCTION {function}()"],

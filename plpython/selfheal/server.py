@@ -343,7 +343,13 @@ def apply_plan(db: _Db, settings: dict, event_id, replan, verify=None) -> tuple[
     Returns (final plan, status, audit id). status: applied | resolved | deferred | failed | the
     plan's own status when the fresh plan no longer applies.
     """
-    first = replan()
+    replan = _values_checked(db, replan)
+    try:
+        # Planning reads the table's size and may read its values: under lock_timeout, like the DDL.
+        first = _with_lock_retries(db, settings, replan)
+    except _Retry as exc:
+        return Plan("deferred", f"deferred: the table's facts could not be read: {exc}; the next heal() tries "
+                    "again"), "deferred", None
     if first.status != "apply":
         return first, first.status, None
 
@@ -382,6 +388,42 @@ def apply_plan(db: _Db, settings: dict, event_id, replan, verify=None) -> tuple[
         detail = f"{getattr(exc, 'sqlstate', '')}: {exc}"
         first.reason = f"the repair failed and was rolled back whole: {detail}"
         return first, "failed", _insert_audit(db, first, "failed", event_id, error=detail)
+
+
+def _values_checked(db: _Db, replan):
+    """replan, with a derived name's cast tried on the table's existing values (once per table,
+    column and cast) before the plan may apply or be proposed."""
+    counted: dict = {}
+
+    def checked() -> Plan:
+        plan = replan()
+        check = plan.value_check
+        if check is None or plan.status not in authority.CHANGING:
+            return plan
+        key = (plan.table.qualified, check["unconvertible"], check["rows"])
+        if key not in counted:
+            counted[key] = _count_unconvertible(db, plan.table.qualified, check["unconvertible"], check["rows"])
+        if counted[key] is None:
+            return Plan("needs_review", f"the values of {plan.table.label}.{check['source']} could not be checked "
+                        f"as its owner, so {plan.column!r} is not served", table=plan.table, column=plan.column,
+                        evidence=plan.evidence)
+        return planner.judge_values(plan, *counted[key])
+
+    return checked
+
+
+def _count_unconvertible(db: _Db, table: str, unconvertible: str, rows: int) -> tuple[int, int] | None:
+    """(rows read, rows whose value does not convert) over at most `rows` rows, read as the
+    table's owner so that nothing of the owner's (row security, folded index expressions) runs
+    with selfheal's rights. None when selfheal may not act as the owner."""
+    body = (f"SELECT count(*) || ' ' || count(*) FILTER (WHERE unconvertible) INTO result "
+            f"FROM (SELECT ({unconvertible}) AS unconvertible FROM {table} LIMIT {int(rows)}) AS s; RETURN result;")
+    try:
+        counts = as_table_owner(db, table, body)
+    except RuntimeError:
+        return None
+    read, bad = counts.split()
+    return int(read), int(bad)
 
 
 # ---------------------------------------------------------------------------------------

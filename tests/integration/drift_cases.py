@@ -156,9 +156,9 @@ INSERT INTO sessions (service_type_id, note) VALUES (1, 'a'), (2, 'b'), (NULL, '
 
 
 def to_text_column(table: str, column: str, text_type: str = "text", expression: str | None = None) -> str:
-    """Replace integer column x_id by a text column x holding the same values ('premium' for NULL)."""
+    """Replace integer column x_id by a text column x holding the same values."""
     base = column[:-3]
-    expression = expression or f"coalesce({column}::text, 'premium')"
+    expression = expression or f"{column}::text"
     return (f"ALTER TABLE {table} ADD COLUMN {base} {text_type};\n"
             f"UPDATE {table} SET {base} = {expression};\n"
             f"ALTER TABLE {table} DROP COLUMN {column};\n")
@@ -262,7 +262,7 @@ CASES: list[Case] = [
          query="SELECT id, note FROM sessions WHERE service_type_id = 2"),
     case("derived-whitespace-sign-zeros", "derived x_id", SERVED, schema=SESSIONS,
          drift=to_text_column("sessions", "service_type_id", expression=(
-             "CASE id WHEN 1 THEN ' 1' WHEN 2 THEN '+2' WHEN 4 THEN '003 ' WHEN 5 THEN '2' ELSE 'premium' END")),
+             "CASE id WHEN 1 THEN ' 1' WHEN 2 THEN '+2' WHEN 4 THEN '003 ' WHEN 5 THEN '2' END")),
          query="SELECT id, service_type_id FROM sessions ORDER BY id"),
     case("derived-join-qualified", "derived x_id", SERVED, schema=SESSIONS,
          drift=to_text_column("sessions", "service_type_id"),
@@ -278,10 +278,21 @@ CASES: list[Case] = [
          query="SELECT id, subject FROM tickets WHERE priority_id = 3",
          note="the text column is varchar(20), not text"),
     case("derived-ten-digit-value", "derived x_id", SERVED, schema=BIG_IDS,
-         known_gap="a derived name reads NULL for a value that does not fit the cast's digit bound; checking the existing values before serving is not built yet",
          drift=to_text_column("devices", "vendor_id", expression="vendor_id::text"),
          query="SELECT id, vendor_id FROM devices ORDER BY id",
          note="1234567890 fits an integer: a value that can be cast should not read as NULL"),
+    case("derived-unconvertible-value", "derived x_id", REFUSED, schema=SESSIONS,
+         drift=to_text_column("sessions", "service_type_id", expression="coalesce(service_type_id::text, 'premium')"),
+         query="SELECT id, service_type_id FROM sessions ORDER BY id",
+         note="'premium' cannot be an integer: served, it would read as NULL or break every read"),
+    case("derived-delete-is-null-keeps-premium", "derived x_id", REFUSED, schema=SESSIONS,
+         drift=to_text_column("sessions", "service_type_id", expression="coalesce(service_type_id::text, 'premium')"),
+         query="DELETE FROM sessions WHERE service_type_id IS NULL",
+         note="the 'premium' row must not be deleted as if its service_type_id were NULL"),
+    case("derived-value-beyond-integer", "derived x_id", REFUSED, schema=BIG_IDS,
+         drift=to_text_column("devices", "vendor_id", expression="CASE id WHEN 2 THEN '99999999999' ELSE vendor_id::text END"),
+         query="SELECT id, label FROM devices WHERE vendor_id = 7",
+         note="a value past integer's bound would fail every read of the name"),
 
     # --- genuinely missing columns: code ahead of the schema ------------------------------------
     case("missing-jsonb-metadata", "missing column", SERVED,

@@ -8,7 +8,7 @@ import pytest
 # The seed's schema and an app role routed through the compat views.
 SEED = """
 CREATE TABLE sessions (id serial PRIMARY KEY, service_type text NOT NULL, started_at timestamptz DEFAULT now());
-INSERT INTO sessions (service_type) VALUES ('1'), ('2'), ('premium');
+INSERT INTO sessions (service_type) VALUES ('1'), ('2'), ('3');
 CREATE TABLE credit_packages (id serial PRIMARY KEY, credits int NOT NULL);
 INSERT INTO credit_packages (credits) VALUES (10), (50);
 GRANT SELECT, INSERT, UPDATE, DELETE ON sessions, credit_packages TO app;

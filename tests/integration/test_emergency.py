@@ -10,7 +10,7 @@ import pytest
 
 SCHEMA = """
 CREATE TABLE sessions (id serial PRIMARY KEY, service_type text NOT NULL);
-INSERT INTO sessions (service_type) VALUES ('1'), ('2'), ('premium');
+INSERT INTO sessions (service_type) VALUES ('1'), ('2'), ('3');
 CREATE TABLE credit_packages (id serial PRIMARY KEY, credits int NOT NULL);
 INSERT INTO credit_packages (credits) VALUES (10);
 GRANT SELECT ON sessions, credit_packages TO app;

@@ -22,7 +22,7 @@ def test_a_small_table_gets_a_stored_generated_column(in_table):
     result = fail_then_heal(in_table.connect(), "SELECT service_type_id FROM sessions")
     assert result["status"] == "healed" and attgenerated(in_table) == "s"
     assert in_table.admin.execute("SELECT service_type_id FROM public.sessions ORDER BY id").fetchall() == [
-        (1,), (2,), (None,)]
+        (1,), (2,), (3,)]
 
 
 def test_a_large_table_gets_a_synced_column_and_a_resumable_batched_backfill(in_table):
@@ -36,6 +36,17 @@ def test_a_large_table_gets_a_synced_column_and_a_resumable_batched_backfill(in_
     assert in_table.scalar("SELECT count(service_type_id) FROM sessions") == 0  # nothing filled yet
     admin.execute("INSERT INTO sessions (service_type) VALUES ('77')")
     assert in_table.scalar("SELECT service_type_id FROM sessions WHERE service_type = '77'") == 77  # the trigger
+    # A write to the derived column is refused, never silently overwritten; one that agrees passes.
+    with pytest.raises(psycopg.errors.GeneratedAlways, match="write service_type instead"):
+        admin.execute("UPDATE sessions SET service_type_id = 5 WHERE service_type = '77'")
+    with pytest.raises(psycopg.errors.GeneratedAlways):
+        admin.execute("INSERT INTO sessions (service_type, service_type_id) VALUES ('6', 60)")
+    admin.execute("UPDATE sessions SET service_type = '78', service_type_id = 78 WHERE service_type = '77'")
+    admin.execute("UPDATE sessions SET service_type = '79' WHERE service_type = '78'")
+    assert in_table.scalar("SELECT service_type_id FROM sessions WHERE service_type = '79'") == 79
+    # A value that does not convert is refused when written: it never reads as NULL.
+    with pytest.raises(psycopg.errors.InvalidTextRepresentation):
+        admin.execute("INSERT INTO sessions (service_type) VALUES ('premium')")
 
     admin.execute("CALL selfheal.backfill(max_batches => 2)")
     job = admin.execute("SELECT last_key, rows_done, done_at FROM selfheal.backfill_job").fetchone()

@@ -128,6 +128,20 @@ def test_a_locked_table_defers_the_repair_instead_of_queueing(sessions):
     assert "churn_score" in columns(sessions)
 
 
+def test_planning_never_queues_behind_a_lock(sessions):
+    holder = sessions.connect(user="postgres")
+    holder.autocommit = False
+    holder.execute("LOCK TABLE sessions IN ACCESS EXCLUSIVE MODE")  # reading its size or values must wait
+    healer = sessions.connect(options="-c statement_timeout=20s")
+    statement = "SELECT service_type_id FROM sessions"
+    result = report(healer, _fake(pgerr.UndefinedColumn, 'column "service_type_id" does not exist'), statement)
+    assert result["status"] == "deferred" and "could not be read" in result["reason"]
+    assert sessions.connect().execute("SELECT 1").fetchone() == (1,)
+    holder.rollback()
+    summary = sessions.scalar("SELECT heal()")
+    assert (summary["processed"], summary["healed"]) == (1, 1)
+
+
 def test_a_failed_repair_leaves_nothing_half_done(sessions):
     app = sessions.connect()
     fail_then_heal(app, "SELECT service_type_id FROM sessions")  # creates selfheal_compat.sessions

@@ -1,5 +1,7 @@
 """The planner decides from facts alone; these tests give it facts and read its decisions."""
 
+from dataclasses import replace
+
 import pytest
 
 from selfheal import planner
@@ -33,12 +35,14 @@ def test_usage_in_the_statement_overrides_the_name():
     assert " text" in plan.ddl[0] and "integer" not in plan.ddl[0]
 
 
-def test_x_id_beside_text_x_becomes_a_safe_cast_alias():
+def test_x_id_beside_text_x_becomes_a_cast_alias_whose_values_are_checked_first():
     plan = missing_column("service_type_id", "SELECT * FROM sessions WHERE service_type_id = 1",
                           'Perhaps you meant to reference the column "sessions.service_type".')
     assert plan.action == "add_alias"
     assert plan.alias.source == "hint"
-    assert "THEN btrim(\"service_type\")::integer END" in plan.alias.expression
+    assert plan.alias.expression == '"service_type"::integer'  # raises on 'premium', never reads NULL
+    assert plan.value_check["source"] == "service_type" and plan.value_check["target"] == "integer"
+    assert plan.value_check["rows"] == Policy().value_check_rows
     create = next(d for d in plan.ddl if d.startswith("CREATE VIEW"))
     assert 'CREATE VIEW "selfheal_compat"."sessions" WITH (security_invoker = true)' in create
     assert '"service_type",' in create  # the canonical name keeps working
@@ -135,7 +139,7 @@ def test_declared_alias_shadows_a_real_column_and_replaces_its_namesake():
 
 
 def test_write_to_derived_alias_names_the_canonical_column():
-    alias = Alias("public", "sessions", "service_type_id", expression=planner.safe_cast("service_type", "text", "integer"))
+    alias = Alias("public", "sessions", "service_type_id", expression=planner.derived_cast("service_type", "text", "integer")[0])
     plan = planner.plan(Event("0A000", 'cannot insert into column "service_type_id" of view "sessions"',
                               "INSERT INTO sessions(service_type_id) VALUES (3)"), Catalog((SESSIONS,), (alias,)))
     assert plan.status == "needs_review" and "write service_type instead" in plan.reason
@@ -147,10 +151,35 @@ def test_compat_search_path_prepends_once():
     assert planner.compat_search_path('selfheal_compat, public') is None
 
 
-def test_safe_cast_never_widens_into_overflow():
-    assert "{1,9}" in planner.safe_cast("x", "text", "integer")
-    assert "{1,18}" in planner.safe_cast("x", "character varying(20)".split("(")[0], "bigint")
-    assert planner.safe_cast("x", "integer", "bigint") == '"x"::bigint'
+def test_derived_cast_counts_values_beyond_the_types_bounds_as_unconvertible():
+    _, condition = planner.derived_cast("x", "text", "integer")
+    assert "NOT BETWEEN -2147483648 AND 2147483647" in condition and "::numeric" in condition
+    _, condition = planner.derived_cast("x", "character varying", "bigint")
+    assert "9223372036854775807" in condition
+    assert planner.derived_cast("x", "integer", "bigint") == ('"x"::bigint', None)  # widening always fits
+
+
+def test_judge_values_refuses_a_derived_name_when_any_value_does_not_convert():
+    plan = missing_column("service_type_id", "SELECT service_type_id FROM sessions")
+    refused = planner.judge_values(plan, checked=3, unconvertible=1)
+    assert refused.status == "needs_review" and refused.ddl == []
+    assert "1 of the 3 rows checked" in refused.reason and refused.evidence["unconvertible"] == 1
+    served = planner.judge_values(plan, checked=3, unconvertible=0)
+    assert served.status == "apply" and served.evidence["values_checked"] == 3
+    assert "values_unchecked" not in served.evidence
+    partial = planner.judge_values(plan, checked=plan.value_check["rows"], unconvertible=0)
+    assert "raises when read" in partial.evidence["values_unchecked"]
+
+
+def test_an_in_table_derived_column_refuses_writes_that_its_source_does_not_give():
+    policy = Policy(derived_columns="table", generated_column_row_limit=0)
+    big = replace(SESSIONS, row_bound=10**7, row_estimate=10**7, total_bytes=10**9)
+    plan = planner.plan(Event("42703", 'column "service_type_id" does not exist',
+                              "SELECT service_type_id FROM sessions"), Catalog((big,)), policy)
+    function = next(d for d in plan.ddl if d.startswith("CREATE FUNCTION"))
+    assert "NEW.\"service_type_id\" IS DISTINCT FROM derived THEN RAISE EXCEPTION" in function
+    assert "write service_type instead" in function and "generated_always" in function
+    assert plan.value_check is not None
 
 
 def test_column_added_by_a_migration_refreshes_a_stale_compat_view():
@@ -340,4 +369,5 @@ def test_a_legacy_spelling_in_a_writes_where_reads_real_values_so_it_is_served()
 
 
 def test_a_varchar_source_with_a_length_is_a_text_type():
-    assert "btrim" in planner.safe_cast("code", "character varying(20)", "integer")
+    expression, condition = planner.derived_cast("code", "character varying(20)", "integer")
+    assert expression == '"code"::integer' and condition is not None
