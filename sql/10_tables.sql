@@ -26,6 +26,9 @@ INSERT INTO selfheal.policy (name, value, description) VALUES
   ('log_read_max_mb', '64', 'Megabytes of server log one heal() call reads at most; the next call goes on'),
   ('derived_columns', 'view', 'Where a derived column (x_id beside x) lives: view (compat view, catalog only) or table (a real column)'),
   ('generated_column_row_limit', '100000', 'An in-table derived column is a STORED generated column only up to this many rows; above, a synced column filled by backfill()'),
+  ('value_check_rows', '100000', 'Rows whose values a derived name''s cast (service_type_id from service_type) is tried on before it is served; any value that does not convert makes it a review, never a NULL'),
+  ('event_retention', '30 days', 'error_event rows older than this are deleted by heal(), in batches, once processed; rows an audit row points at are kept'),
+  ('audit_rows_per_role', '1000', 'New refusals, reviews and proposals one reporting role may add to the audit within event_retention; past it they are counted on one row per role, so a storm of junk names cannot grow the audit without bound'),
   ('backfill_batch_rows', '10000', 'Rows per backfill() batch; each batch commits'),
   ('backfill_pause_ms', '10', 'Least pause between backfill() batches; each pause is at least as long as the batch before it'),
   ('scope', 'public', 'Where selfheal may change tables: comma-separated schema or schema.table names, or * for every schema but the system''s and selfheal''s own. Tables that belong to an extension are never changed');
@@ -54,7 +57,8 @@ CREATE TABLE selfheal.error_event (
     reason       text,
     audit_id     bigint,
     attempts     integer NOT NULL DEFAULT 0,
-    processed_at timestamptz
+    processed_at timestamptz,
+    seen_in_log  boolean NOT NULL DEFAULT false
 );
 COMMENT ON TABLE selfheal.error_event IS 'One row per error reported to or read by selfheal';
 COMMENT ON COLUMN selfheal.error_event.id IS 'Event id';
@@ -78,6 +82,7 @@ COMMENT ON COLUMN selfheal.error_event.reason IS 'Why the event has its status';
 COMMENT ON COLUMN selfheal.error_event.audit_id IS 'The audit row of the action taken for this event';
 COMMENT ON COLUMN selfheal.error_event.attempts IS 'How many times heal has processed it';
 COMMENT ON COLUMN selfheal.error_event.processed_at IS 'When it was last processed';
+COMMENT ON COLUMN selfheal.error_event.seen_in_log IS 'A client-reported error that the server log recorded too: the log''s entry was not stored again, so it counts once';
 -- heal() scans for work to do: a partial index keeps that cheap however much history there is.
 CREATE INDEX error_event_pending_idx ON selfheal.error_event (id) WHERE status IN ('pending', 'deferred');
 -- Reports group by signature and split its occurrences at the time of the repair. The key is a
@@ -105,7 +110,9 @@ CREATE TABLE selfheal.audit (
     error        text,
     undo_of      bigint REFERENCES selfheal.audit (id),
     undone_by    bigint REFERENCES selfheal.audit (id),
-    decided_by   bigint REFERENCES selfheal.audit (id)
+    decided_by   bigint REFERENCES selfheal.audit (id),
+    repeats      integer NOT NULL DEFAULT 1,
+    last_seen_at timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE selfheal.audit IS 'One row per action selfheal took or refused to take';
 COMMENT ON COLUMN selfheal.audit.id IS 'Audit id; pass to selfheal.undo() to reverse an applied change';
@@ -127,9 +134,14 @@ COMMENT ON COLUMN selfheal.audit.error IS 'For failed: the SQLSTATE and message 
 COMMENT ON COLUMN selfheal.audit.undo_of IS 'For undo: the audit row it reversed';
 COMMENT ON COLUMN selfheal.audit.undone_by IS 'For a reversed change: the undo audit row';
 COMMENT ON COLUMN selfheal.audit.decided_by IS 'For a proposal: the audit row that applied it (approve) or rejected it';
+COMMENT ON COLUMN selfheal.audit.repeats IS 'For a refusal or review: how many times the same decision was reached (one row, not one per error)';
+COMMENT ON COLUMN selfheal.audit.last_seen_at IS 'For a refusal or review: when the same decision was last reached';
 -- Budget checks count applied columns per table.
 CREATE INDEX audit_table_idx ON selfheal.audit (schema_name, table_name) WHERE status = 'applied';
 CREATE INDEX audit_event_idx ON selfheal.audit (event_id);
+-- Repeated refusals and reviews are found again by their table and name, to be counted on one row.
+CREATE INDEX audit_undecided_idx ON selfheal.audit (table_name, column_name)
+  WHERE status IN ('refused', 'needs_review', 'pending_approval', 'observed') AND decided_by IS NULL;
 
 CREATE TABLE selfheal.alias (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

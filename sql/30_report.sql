@@ -9,25 +9,38 @@ LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 WITH repair AS (
-    SELECT e.signature_key, min(a.created_at) AS healed_at, (array_agg(a.id ORDER BY a.created_at))[1] AS audit_id
+    SELECT e.signature_key, min(a.created_at) AS healed_at, (array_agg(a.id ORDER BY a.created_at))[1] AS audit_id,
+           bool_and(a.undone_by IS NOT NULL) AS undone
       FROM selfheal.error_event e JOIN selfheal.audit a ON a.id = e.audit_id
      WHERE a.status = 'applied'
      GROUP BY e.signature_key
 ), latest AS (
     SELECT DISTINCT ON (e.signature_key) e.signature_key, e.status
       FROM selfheal.error_event e ORDER BY e.signature_key, e.id DESC
+), decided AS (
+    -- Errors are split at the repair; one never repaired is split where selfheal first decided
+    -- about it, so errors that go on after a refusal still show.
+    SELECT e.signature_key, min(e.processed_at) AS decided_at
+      FROM selfheal.error_event e GROUP BY e.signature_key
 ), per_signature AS (
     SELECT e.signature_key, min(e.signature) AS signature, min(e.sqlstate) AS sqlstate,
            (array_agg(e.message ORDER BY e.id))[1] AS message,
            min(e.class) AS class,
-           count(*) FILTER (WHERE r.healed_at IS NULL OR e.occurred_at < r.healed_at) AS before_repair,
-           count(*) FILTER (WHERE e.occurred_at >= r.healed_at) AS after_repair,
-           min(e.occurred_at) AS first_seen, max(e.occurred_at) AS last_seen, r.healed_at, r.audit_id
-      FROM selfheal.error_event e LEFT JOIN repair r ON r.signature_key = e.signature_key
-     GROUP BY e.signature_key, r.healed_at, r.audit_id
+           count(*) FILTER (WHERE s.before) AS before_repair,
+           count(*) FILTER (WHERE NOT s.before) AS after_repair,
+           min(e.occurred_at) AS first_seen, max(e.occurred_at) AS last_seen, r.healed_at, r.audit_id, r.undone
+      FROM selfheal.error_event e
+      JOIN decided d ON d.signature_key = e.signature_key
+      LEFT JOIN repair r ON r.signature_key = e.signature_key
+      -- <=: the error that set the repair off shares its transaction's time.
+      CROSS JOIN LATERAL (SELECT coalesce(r.healed_at, d.decided_at) IS NULL
+                                 OR e.occurred_at <= coalesce(r.healed_at, d.decided_at)
+                                 OR coalesce(e.audit_id = r.audit_id, false) AS before) s
+     GROUP BY e.signature_key, r.healed_at, r.audit_id, r.undone
 ), rows AS (
     SELECT p.signature, p.sqlstate, p.message, p.class,
-           CASE WHEN p.healed_at IS NOT NULL THEN 'healed'
+           CASE WHEN p.undone THEN 'undone'
+                WHEN p.healed_at IS NOT NULL THEN 'healed'
                 WHEN l.status IN ('needs_review', 'not_schema', 'failed', 'ineffective') THEN 'needs review'
                 WHEN l.status = 'refused' THEN 'refused by policy'
                 WHEN l.status IN ('pending_approval', 'observed') THEN 'pending approval'
@@ -35,7 +48,7 @@ WITH repair AS (
                 ELSE 'pending' END AS status,
            p.before_repair, p.after_repair, p.first_seen, p.last_seen, p.healed_at,
            p.healed_at - p.first_seen AS time_to_heal,
-           CASE WHEN p.healed_at IS NOT NULL
+           CASE WHEN p.healed_at IS NOT NULL AND NOT p.undone
                 THEN round(100.0 * p.before_repair / (p.before_repair + p.after_repair), 1) ELSE 0 END
              AS share_eliminated,
            p.audit_id
@@ -52,7 +65,7 @@ SELECT '(all errors)', NULL, NULL, NULL, 'summary',
   FROM rows
 $$;
 COMMENT ON FUNCTION selfheal.report() IS
-  'One row per error signature: occurrences before and after its first repair, time to heal, status and the repair''s audit id; then a summary row with the share of errors eliminated';
+  'One row per error signature: occurrences before and after its first repair (for a signature never repaired, before and after selfheal first decided about it), time to heal, status (healed, undone, needs review, refused by policy, pending approval, resolved, pending) and the repair''s audit id; then a summary row with the share of errors eliminated';
 
 CREATE OR REPLACE FUNCTION selfheal.timeline(bucket interval DEFAULT '1 minute')
 RETURNS TABLE (bucket_start timestamptz, signature text, occurrences bigint)

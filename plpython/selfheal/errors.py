@@ -174,3 +174,29 @@ def raised_inside(context: str | None) -> str | None:
     if m is None:
         return context.strip().splitlines()[0][:200]
     return next(g for g in m.groups() if g).strip()[:200]
+
+
+CLIENT_REPORT_WINDOW_S = 10.0  # a client reports its error within this many seconds of raising it
+
+
+def pair_with_client_reports(entries: list[tuple[float, tuple]], reports: list[tuple[int, float, tuple]],
+                             window: float = CLIENT_REPORT_WINDOW_S) -> tuple[set[int], list[int]]:
+    """Log entries that a client integration already reported: (entry indexes, report ids).
+
+    entries are (time, key) and reports (id, time, key), with key (sqlstate, message, user,
+    database). A report matches an entry with its key reported at most `window` seconds after
+    it; each report stands for one entry, the earliest first, so an error the app hit three
+    times and reported three times is counted three times, never six.
+    """
+    waiting: dict[tuple, list[tuple[float, int]]] = {}
+    for report_id, at, key in sorted(reports, key=lambda r: (r[1], r[0])):
+        waiting.setdefault(key, []).append((at, report_id))
+    matched, claimed = set(), []
+    for index, (at, key) in sorted(enumerate(entries), key=lambda e: (e[1][0], e[0])):
+        queue = waiting.get(key, [])
+        while queue and queue[0][0] < at:
+            queue.pop(0)  # reported before this entry was raised: it stood for an earlier one
+        if queue and queue[0][0] <= at + window:
+            matched.add(index)
+            claimed.append(queue.pop(0)[1])
+    return matched, claimed

@@ -494,6 +494,36 @@ def _store_events(db: _Db, source: str, entries: list[logreader.LogError], probl
     return ids
 
 
+def _not_reported_by_clients(db: _Db, entries: list[logreader.LogError]) -> list[logreader.LogError]:
+    """The log entries that no client integration reported already; the reports they match are
+    marked seen_in_log, so one error is one event however many ways it arrived."""
+    values = [_event_values(e) for e in entries]
+    timed = [(i, v) for i, v in enumerate(values) if v[0] is not None]
+    if not timed:
+        return entries
+    try:
+        with db.plpy.subtransaction():
+            times = [r["t"] for r in db.rows(
+                "SELECT extract(epoch FROM x::timestamptz)::float8 AS t FROM unnest($1::text[]) WITH ORDINALITY "
+                "AS u(x, n) ORDER BY n", ("text[]",), ([v[0] for _, v in timed],))]
+    except db.plpy.SPIError:
+        return entries  # an odd time zone: store them all rather than guess
+    reports = db.rows("""SELECT id, extract(epoch FROM received_at)::float8 AS t, sqlstate, message,
+                                username::text AS username, database_name::text AS database_name
+                           FROM selfheal.error_event
+                          WHERE source = 'client' AND NOT seen_in_log
+                            AND received_at BETWEEN pg_catalog.to_timestamp($1) AND pg_catalog.to_timestamp($2)""",
+                      ("float8", "float8"), (min(times), max(times) + errors.CLIENT_REPORT_WINDOW_S))
+    if not reports:
+        return entries
+    keyed = [(t, (v[1], v[2], v[5], v[6])) for t, (_, v) in zip(times, timed)]
+    matched, claimed = errors.pair_with_client_reports(
+        keyed, [(r["id"], r["t"], (r["sqlstate"], r["message"], r["username"], r["database_name"])) for r in reports])
+    db.one("UPDATE selfheal.error_event SET seen_in_log = true WHERE id = ANY ($1)", ("int8[]",), (claimed,))
+    skip = {timed[i][0] for i in matched}
+    return [e for i, e in enumerate(entries) if i not in skip]
+
+
 def _store_event(db: _Db, source: str, sqlstate, message, statement, hint) -> int:
     entry = logreader.LogError(None, sqlstate or "", message or "", hint or None, statement or None,
                                None, None, None, None)
@@ -502,6 +532,48 @@ def _store_event(db: _Db, source: str, sqlstate, message, statement, hint) -> in
 
 _AUDITED = {"refused", "pending_approval", "observed", "needs_review"}
 _PROPOSED = {"pending_approval", "observed"}
+
+
+_UNDECIDED = ("refused", "needs_review", "pending_approval", "observed")
+
+
+def _repeated_decision(db: _Db, plan: Plan) -> int | None:
+    """The undecided audit row that reached this same decision before, counted once more."""
+    if plan.status not in ("refused", "needs_review"):
+        return None
+    table = plan.table
+    row = db.one("""UPDATE selfheal.audit SET repeats = repeats + 1, last_seen_at = now()
+                     WHERE id = (SELECT id FROM selfheal.audit
+                                  WHERE status IN ('refused', 'needs_review') AND decided_by IS NULL
+                                    AND table_name IS NOT DISTINCT FROM $3 AND column_name IS NOT DISTINCT FROM $4
+                                    AND status = $1 AND action = $2 AND schema_name IS NOT DISTINCT FROM $5
+                                    AND reason = $6
+                                  ORDER BY id LIMIT 1)
+                    RETURNING id""",
+                 ("text", "text", "text", "text", "text", "text"),
+                 (plan.status, plan.action, table.name if table else None, plan.column,
+                  table.schema if table else None, plan.reason))
+    return row["id"] if row else None
+
+
+def _within_role_allowance(db: _Db, settings: dict, plan: Plan, role: str | None) -> Plan:
+    """The plan, or past audit_rows_per_role new undecided rows for this role within
+    event_retention, one refusal that names no table or column, so that all further ones
+    count on a single row and a storm of junk names cannot grow the audit without bound."""
+    allowance = int(settings.get("audit_rows_per_role", "1000"))
+    used = db.one("""SELECT count(*) AS n FROM (
+                        SELECT 1 FROM selfheal.audit a JOIN selfheal.error_event e ON e.id = a.event_id
+                         WHERE a.status = ANY ($1) AND a.decided_by IS NULL AND e.username IS NOT DISTINCT FROM $2
+                           AND a.created_at > now() - $3::interval
+                         LIMIT $4) AS s""",
+                  ("text[]", "name", "text", "int4"),
+                  (list(_UNDECIDED), role, settings.get("event_retention", "30 days"), allowance))["n"]
+    if used < allowance:
+        return plan
+    return Plan("refused", f"role {role} has reached audit_rows_per_role ({allowance}) undecided refusals, "
+                "reviews and proposals within event_retention; further ones are counted here, each error "
+                "keeps its own reason in selfheal.error_event", action="refuse",
+                evidence={"role": role, "allowance": allowance})
 
 
 def _open_proposal(db: _Db, plan: Plan) -> int | None:
@@ -556,7 +628,8 @@ def _process_events(db: _Db, policy: Policy, settings: dict, rows: list) -> dict
     if audit_id is None and plan.status in _PROPOSED:
         audit_id = _open_proposal(db, plan)  # one proposal per repair, however many errors ask for it
     if audit_id is None and plan.status in _AUDITED:
-        audit_id = _insert_audit(db, plan, plan.status, event_id)
+        plan = _within_role_allowance(db, settings, plan, first["username"])
+        audit_id = _repeated_decision(db, plan) or _insert_audit(db, plan, plan.status, event_id)
     event_status = "healed" if status == "applied" else status
     db.one("""UPDATE selfheal.error_event
                  SET status = $2, reason = $3, audit_id = $4, attempts = attempts + 1, processed_at = now()
@@ -611,8 +684,11 @@ def read_log(db: _Db, settings: dict) -> dict:
         db.one("UPDATE selfheal.log_bookmark SET last_problem = $2, updated_at = now() WHERE log_format = $1",
                ("text", "text"), (log_format, str(exc)))
         return {"format": log_format, "problem": str(exc)}
+    already_reported = 0
     for start in range(0, len(result.errors), 5000):
-        _store_events(db, "log", result.errors[start:start + 5000], result.problems)
+        chunk = _not_reported_by_clients(db, result.errors[start:start + 5000])
+        already_reported += min(5000, len(result.errors) - start) - len(chunk)
+        _store_events(db, "log", chunk, result.problems)
     saved = result.bookmark.to_json()
     db.one("""UPDATE selfheal.log_bookmark
                  SET positions = $2::jsonb, since = $3, updated_at = now(), lines_read = lines_read + $4,
@@ -622,6 +698,8 @@ def read_log(db: _Db, settings: dict) -> dict:
            (log_format, json.dumps(saved["positions"]), saved["since"], result.lines, len(result.errors),
             result.malformed, result.problem_text()))
     summary = {"format": log_format, "lines": result.lines, "errors": len(result.errors), "more": result.more}
+    if already_reported:
+        summary["already_reported"] = already_reported
     if result.malformed:
         summary["malformed"] = result.malformed
     if result.problem_text():
@@ -657,7 +735,30 @@ def heal(plpy) -> str:
                    ([r["id"] for r in members], f"selfheal could not process it: {type(exc).__name__}: {exc}"[:1000]))
         summary["processed"] += len(members)
         summary[status] = summary.get(status, 0) + len(members)
+    expired = _expire_events(db, settings)
+    if expired:
+        summary["expired"] = expired
+    if len(rows) >= batch:
+        left = db.one("SELECT count(*) AS n FROM selfheal.error_event WHERE status IN ('pending', 'deferred')")["n"]
+        summary["batch_limit"] = (f"heal_batch_size ({batch}) reached: {left} events are left pending "
+                                  "(deferred ones included) for the next heal()")
+        summary["left_pending"] = left
     return json.dumps(summary, sort_keys=True)
+
+
+def _expire_events(db: _Db, settings: dict, limit: int = 10000) -> int:
+    """Delete up to `limit` processed events older than event_retention; events an audit row
+    points at (the error a decision was made for) are kept with it."""
+    return db.one("""WITH expired AS (
+                        DELETE FROM selfheal.error_event e
+                         WHERE e.id IN (SELECT x.id FROM selfheal.error_event x
+                                         WHERE x.received_at < now() - $1::interval
+                                           AND x.status NOT IN ('pending', 'deferred')
+                                           AND NOT EXISTS (SELECT 1 FROM selfheal.audit a WHERE a.event_id = x.id)
+                                         ORDER BY x.id LIMIT $2)
+                        RETURNING 1)
+                     SELECT count(*) AS n FROM expired""",
+                  ("text", "int4"), (settings.get("event_retention", "30 days"), limit))["n"]
 
 
 def _pin_search_path(plpy) -> None:

@@ -21,6 +21,9 @@ SELECT n, CASE WHEN value IN ('off', 'false', 'no', '0') THEN 'propose' ELSE 'au
  WHERE name = 'add_aliases';
 DELETE FROM selfheal.policy WHERE name IN ('add_columns', 'add_aliases');
 INSERT INTO selfheal.policy (name, value, description) VALUES
+  ('value_check_rows', '100000', 'Rows whose values a derived name''s cast (service_type_id from service_type) is tried on before it is served; any value that does not convert makes it a review, never a NULL'),
+  ('event_retention', '30 days', 'error_event rows older than this are deleted by heal(), in batches, once processed; rows an audit row points at are kept'),
+  ('audit_rows_per_role', '1000', 'New refusals, reviews and proposals one reporting role may add to the audit within event_retention; past it they are counted on one row per role, so a storm of junk names cannot grow the audit without bound'),
   ('scope', 'public', 'Where selfheal may change tables: comma-separated schema or schema.table names, or * for every schema but the system''s and selfheal''s own. Tables that belong to an extension are never changed');
 
 -- Signatures get a fixed-size key: a long message could exceed a btree entry and stop ingestion.
@@ -50,6 +53,17 @@ COMMENT ON COLUMN selfheal.error_event.status IS 'pending, healed, resolved (not
 COMMENT ON COLUMN selfheal.audit.action IS 'add_column, add_alias, refresh_compat (views caught up with the table), refuse, none (review only), undo or reject';
 COMMENT ON COLUMN selfheal.audit.status IS 'applied, refused, pending_approval (a proposal: its DDL runs on selfheal.approve), observed (policy: record only), needs_review, deferred (table was locked; heal() retries), failed (rolled back whole) or ineffective (the failing statement still failed as its role after the DDL, so it was rolled back)';
 COMMENT ON COLUMN selfheal.audit.decided_by IS 'For a proposal: the audit row that applied it (approve) or rejected it';
+-- Repeated refusals count on one row; a client-reported error the log also recorded counts once.
+ALTER TABLE selfheal.audit ADD COLUMN repeats integer NOT NULL DEFAULT 1,
+  ADD COLUMN last_seen_at timestamptz NOT NULL DEFAULT now();
+UPDATE selfheal.audit SET last_seen_at = created_at;
+ALTER TABLE selfheal.error_event ADD COLUMN seen_in_log boolean NOT NULL DEFAULT false;
+COMMENT ON COLUMN selfheal.error_event.seen_in_log IS 'A client-reported error that the server log recorded too: the log''s entry was not stored again, so it counts once';
+COMMENT ON COLUMN selfheal.audit.repeats IS 'For a refusal or review: how many times the same decision was reached (one row, not one per error)';
+COMMENT ON COLUMN selfheal.audit.last_seen_at IS 'For a refusal or review: when the same decision was last reached';
+-- Repeated refusals and reviews are found again by their table and name, to be counted on one row.
+CREATE INDEX audit_undecided_idx ON selfheal.audit (table_name, column_name)
+  WHERE status IN ('refused', 'needs_review', 'pending_approval', 'observed') AND decided_by IS NULL;
 CREATE TABLE selfheal.rejection (
     schema_name name NOT NULL,
     table_name  name NOT NULL,

@@ -81,3 +81,18 @@ def test_raised_inside_names_the_function_an_error_came_from():
         == "audit()"
     assert errors.raised_inside('SQL function "f" statement 1') == "f"
     assert errors.raised_inside(None) is None and errors.raised_inside("  ") is None
+
+
+def test_each_client_report_stands_for_one_log_entry_reported_after_it():
+    key = ("42703", 'column "x" does not exist', "app", "shop")
+    other = ("42703", 'column "y" does not exist', "app", "shop")
+    entries = [(100.0, key), (101.0, key), (102.0, other), (200.0, key)]
+    reports = [(7, 100.2, key), (8, 101.3, key), (9, 102.1, ("42703", 'column "y" does not exist', "ops", "shop"))]
+    matched, claimed = errors.pair_with_client_reports(entries, reports)
+    assert matched == {0, 1} and claimed == [7, 8]  # another role's report, and a late entry, stay apart
+
+
+def test_a_report_made_before_an_entry_or_long_after_it_is_no_match():
+    key = ("22012", "division by zero", "app", "shop")
+    assert errors.pair_with_client_reports([(50.0, key)], [(1, 49.9, key)]) == (set(), [])
+    assert errors.pair_with_client_reports([(50.0, key)], [(1, 50.0 + 60, key)]) == (set(), [])
