@@ -28,10 +28,10 @@ HEALED = {"healed", "resolved"}
 class RetryTransaction(Exception):
     """The transaction was rolled back after a repair; re-run the unit of work."""
 
-    def __init__(self, result: dict, original: psycopg.Error):
+    def __init__(self, result: dict, original: psycopg.Error, connection=None):
         super().__init__(f"selfheal repaired {original.diag.message_primary!r} ({result.get('reason')}); "
                          "the transaction was rolled back: re-run the unit of work")
-        self.result, self.original = result, original
+        self.result, self.original, self.connection = result, original, connection
 
 
 @dataclass
@@ -158,6 +158,49 @@ def ask_for_repair(options: Options, error: psycopg.Error, statement: str | None
 
 _REPLAYED = "SELECT NOT pg_is_in_recovery() OR pg_last_wal_replay_lsn() >= %s::pg_lsn"
 
+# The search_path this role's new sessions get (a per-database setting first), when it routes
+# through the compat views and this session, opened before enable_compat, does not.
+_ROUTE = """
+SELECT s.path FROM (
+    SELECT pg_catalog.substr(c, 13) AS path, d.setdatabase <> 0 AS per_database
+      FROM pg_catalog.pg_db_role_setting d, pg_catalog.unnest(d.setconfig) AS c
+     WHERE d.setrole = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = session_user)
+       AND d.setdatabase IN (0, (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database()))
+       AND c LIKE 'search\\_path=%') AS s
+ WHERE s.path LIKE '%selfheal\\_compat%'
+   AND pg_catalog.current_setting('search_path') NOT LIKE '%selfheal\\_compat%'
+ ORDER BY s.per_database DESC LIMIT 1
+"""
+_SET_PATH = "SELECT pg_catalog.set_config('search_path', %s, false)"
+
+
+def _routing_needed(result: dict | None) -> bool:
+    """Only a repair served by the compat views can be invisible to an old session."""
+    return bool(result) and (result.get("action") == "add_alias" or result.get("status") == "resolved")
+
+
+def route_session(conn) -> bool:
+    """Give an idle session the search_path its role's new sessions get, when that routes through
+    the compat views and this one (a pooled connection opened before enable_compat) does not.
+    Committed on its own, so a rolled-back unit of work cannot undo it. True when it changed."""
+    cur = psycopg.Cursor(conn)
+    row = psycopg.Cursor.execute(cur, _ROUTE).fetchone()
+    if row:
+        psycopg.Cursor.execute(cur, _SET_PATH, (row[0],))
+    if not conn.autocommit:
+        conn.commit()
+    return row is not None
+
+
+async def route_session_async(conn) -> bool:
+    cur = psycopg.AsyncCursor(conn)
+    row = await (await psycopg.AsyncCursor.execute(cur, _ROUTE)).fetchone()
+    if row:
+        await psycopg.AsyncCursor.execute(cur, _SET_PATH, (row[0],))
+    if not conn.autocommit:
+        await conn.commit()
+    return row is not None
+
 
 def _wait_for_replay(cur, lsn: str | None, timeout: float) -> None:
     """On a standby, wait (bounded) until it has replayed the primary's repair."""
@@ -198,11 +241,17 @@ class HealingCursor(psycopg.Cursor):
                 try:
                     self.connection.rollback()
                 except psycopg.ProgrammingError:
-                    pass  # inside conn.transaction(): leaving the block rolls it back
+                    # Inside conn.transaction(): leaving the block rolls it back, and retrying()
+                    # routes the session before the next attempt.
+                    raise RetryTransaction(result, error, self.connection) from error
+                if _routing_needed(result):
+                    route_session(self.connection)
                 raise RetryTransaction(result, error) from error
             if _is_cached_plan(error):
                 # psycopg forgets its prepared statements when it sees DEALLOCATE ALL succeed.
                 super().execute("DEALLOCATE ALL")
+            if _routing_needed(result) and route_session(self.connection):
+                state.heals -= 1  # the repair was there all along: seeing it costs no attempt
             _wait_for_replay(self, lsn, options.replica_wait)
             try:
                 return super().execute(query, params, **kwargs)
@@ -233,10 +282,14 @@ class AsyncHealingCursor(psycopg.AsyncCursor):
                 try:
                     await self.connection.rollback()
                 except psycopg.ProgrammingError:
-                    pass  # inside conn.transaction(): leaving the block rolls it back
+                    raise RetryTransaction(result, error, self.connection) from error
+                if _routing_needed(result):
+                    await route_session_async(self.connection)
                 raise RetryTransaction(result, error) from error
             if _is_cached_plan(error):
                 await super().execute("DEALLOCATE ALL")
+            if _routing_needed(result) and await route_session_async(self.connection):
+                state.heals -= 1
             await self._wait_for_replay(lsn, options.replica_wait)
             try:
                 return await super().execute(query, params, **kwargs)
@@ -288,7 +341,7 @@ class Attempt:
 
     def __exit__(self, kind, error, tb):
         if error is not None and not self.last and self.retrying.repaired(error):
-            self.retrying.before_next_attempt()
+            self.retrying.before_next_attempt(error)
             self.repaired = True
             return True  # swallowed: the loop runs the unit of work again
         return False
@@ -311,8 +364,13 @@ class Retrying:
     def repaired(self, error: BaseException) -> bool:
         return isinstance(error, RetryTransaction)
 
-    def before_next_attempt(self) -> None:
-        """The connection was already rolled back when RetryTransaction was raised."""
+    def before_next_attempt(self, error: BaseException) -> None:
+        """The connection was rolled back when RetryTransaction was raised, or by leaving its
+        transaction block; then the session is routed here, once it is idle."""
+        connection = getattr(error, "connection", None)
+        if connection is not None and isinstance(connection, psycopg.Connection) \
+                and _routing_needed(error.result):
+            route_session(connection)
 
     def __iter__(self):
         for number in range(1, self.attempts + 1):

@@ -7,13 +7,15 @@ when the failure was repaired.
 
 from __future__ import annotations
 
+import weakref
+
 import psycopg
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
 from . import client
-from .client import HEALABLE, Options, _is_cached_plan, ask_for_repair
+from .client import HEALABLE, Options, _is_cached_plan, _routing_needed, ask_for_repair, route_session
 
 
 def install(engine: Engine, heal_dsn: str | None = None, max_heals: int = 3) -> Engine:
@@ -21,11 +23,25 @@ def install(engine: Engine, heal_dsn: str | None = None, max_heals: int = 3) -> 
     dsn = heal_dsn or engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
     options = Options(heal_dsn=dsn, max_heals=max_heals)
 
+    # Pooled connections opened before enable_compat: routed when next they begin, once idle.
+    to_route: weakref.WeakSet = weakref.WeakSet()
+
     @event.listens_for(engine, "handle_error")
     def _ask(context):
         error = context.original_exception
         if isinstance(error, psycopg.Error) and error.diag.sqlstate in HEALABLE:
-            ask_for_repair(options, error, context.statement)
+            result, _ = ask_for_repair(options, error, context.statement)
+            pooled = getattr(context.connection, "connection", None) if context.connection is not None else None
+            dbapi_connection = getattr(pooled, "dbapi_connection", None)
+            if _routing_needed(result) and isinstance(dbapi_connection, psycopg.Connection):
+                to_route.add(dbapi_connection)
+
+    @event.listens_for(engine, "begin")
+    def _route(connection):
+        dbapi_connection = connection.connection.dbapi_connection
+        if dbapi_connection in to_route:
+            to_route.discard(dbapi_connection)
+            route_session(dbapi_connection)
 
     return engine
 
@@ -49,7 +65,7 @@ class Retrying(client.Retrying):
     def repaired(self, error: BaseException) -> bool:
         return was_repaired(error)
 
-    def before_next_attempt(self) -> None:
+    def before_next_attempt(self, error: BaseException) -> None:
         if self.target is not None:  # SQLAlchemy leaves the Session or Connection to the caller
             self.target.rollback()
 

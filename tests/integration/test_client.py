@@ -179,6 +179,50 @@ def test_sqlalchemy_core_and_orm_units_of_work_are_retried(db, app_dsn):
     engine.dispose()
 
 
+@pytest.fixture
+def late_role(db):
+    """A role whose connections were opened before selfheal.enable_compat routed it."""
+    db.admin.execute(SEED)
+    db.admin.execute("CREATE ROLE late LOGIN; GRANT SELECT, UPDATE ON sessions TO late; "
+                     "GRANT EXECUTE ON FUNCTION selfheal.heal_error(text, text, text, text) TO late")
+    yield db.cluster.dsn(db.name, "late")
+    db.admin.execute("ALTER ROLE late RESET ALL; DROP OWNED BY late; DROP ROLE late")
+
+
+def test_a_pooled_connection_opened_before_enable_compat_sees_the_repair(db, late_role):
+    opened_early = selfheal.connect(late_role, autocommit=True)
+    in_transactions = selfheal.connect(late_role)
+    db.admin.execute("SELECT selfheal.enable_compat('late')")
+    with opened_early as conn:
+        # healed for the role's new sessions; this one is routed too, and the retry reads it
+        assert conn.execute("SELECT id FROM sessions WHERE service_type_id = 2").fetchall() == [(2,)]
+        assert conn.execute("SHOW search_path").fetchone()[0].startswith("selfheal_compat")
+    with in_transactions as conn:
+        runs = 0
+        for attempt in selfheal.retrying(conn, attempts=2):
+            with attempt, conn.transaction():
+                runs += 1
+                rows = conn.execute("SELECT id FROM sessions WHERE service_type_id = 1").fetchall()
+        assert rows == [(1,)] and runs == 2  # one rollback, one successful run: no attempt wasted
+
+
+def test_sqlalchemy_pooled_connections_opened_before_enable_compat_see_the_repair(db, late_role):
+    from sqlalchemy import create_engine, text
+
+    engine = selfheal_sqlalchemy.install(create_engine(
+        f"postgresql+psycopg://late@127.0.0.1:{db.cluster.port}/{db.name}", pool_size=1, max_overflow=0))
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))  # the pool's one connection, opened before routing
+    db.admin.execute("SELECT selfheal.enable_compat('late')")
+    runs = 0
+    for attempt in selfheal_sqlalchemy.retrying(attempts=2):
+        with attempt, engine.begin() as conn:
+            runs += 1
+            rows = conn.execute(text("SELECT id FROM sessions WHERE service_type_id = 3")).fetchall()
+    assert rows == [(3,)] and runs == 2
+    engine.dispose()
+
+
 def test_on_a_standby_the_heal_goes_to_the_primary_and_the_retry_reads_it(db, app_dsn):
     from tests.pgcluster import Cluster
 
