@@ -159,6 +159,7 @@ class Event:
     hint: str | None = None
     context: str | None = None  # CONTEXT from the log: set when raised inside a function
     source: str = "client"  # client (reported by the app) or log (read from the server log)
+    related_statements: tuple[str, ...] = ()  # other statements seen with the same error: type evidence
 
 
 @dataclass(frozen=True)
@@ -709,11 +710,21 @@ def _probable_typo(table: Table, name: str, missing: errors.MissingName, catalog
     return close[0] if close else None
 
 
-def infer_column_type(name: str, statement: str | None, qualifier: str | None, table: Table,
+def infer_column_type(name: str, statements: list[str], qualifier: str | None, table: Table,
                       catalog: Catalog) -> tuple[str, str | None, str]:
-    """(type, constant default, why) for a genuinely missing column."""
-    usage = sqlscan.infer_usage_type(statement or "", name, qualifier)
-    if usage:
+    """(type, constant default, why) for a genuinely missing column, from every statement seen
+    for the error (the failing one first): a type the application declared, then how the
+    statements use it, then the name. Statements that disagree are no evidence to act on."""
+    declared = {sqlscan.declared_types(s).get(name) for s in statements} - {None}
+    if len(declared) == 1:
+        found = declared.pop()
+        return found, naming.USAGE_DEFAULTS.get(found), f"the application declares it as {found}"
+    usages = {sqlscan.infer_usage_type(s, name, qualifier) for s in statements} - {None}
+    if len(declared) > 1 or len(usages) > 1:
+        raise _review(f"the statements seen for this error disagree on the type of {name!r}: "
+                      + ", ".join(sorted(declared | usages)), missing=name)
+    if usages:
+        usage = usages.pop()
         return usage, naming.USAGE_DEFAULTS.get(usage), f"the statement uses it as {usage}"
     by_name = naming.type_from_name(name)
     if by_name:
@@ -721,13 +732,17 @@ def infer_column_type(name: str, statement: str | None, qualifier: str | None, t
     if name.lower().endswith("_id"):
         key = _key_type_for(name, table, catalog)
         return key, None, f"{name!r} names a key, typed like the key ({key})"
-    return "text", None, "nothing says otherwise, so text"
+    return "text", None, WEAK_TYPE
+
+
+WEAK_TYPE = "weak evidence: no statement seen declares or uses it with a type, and its name says nothing, so text"
 
 
 def _plan_add_column(table: Table, name: str, event: Event, missing: errors.MissingName, catalog: Catalog,
                      policy: Policy, evidence: dict) -> Plan:
     _check_column_budget(table, policy, evidence)
-    col_type, default, why = infer_column_type(name, event.statement, missing.qualifier, table, catalog)
+    statements = [event.statement or ""] + list(event.related_statements)
+    col_type, default, why = infer_column_type(name, statements, missing.qualifier, table, catalog)
     evidence["type"] = why
     evidence["added_as"] = {"type": col_type, "default": default}
     default_sql = f" DEFAULT {default}" if default else ""

@@ -613,8 +613,7 @@ def _rights(db: _Db, role: str | None, table: Table) -> authority.Rights:
 def _process_events(db: _Db, policy: Policy, settings: dict, rows: list) -> dict:
     """Plan identical events once (same statement, error and reporting role) and record the outcome on all."""
     first = rows[0]
-    event = Event(first["sqlstate"], first["message"], first["statement"], first["hint"], first["context"],
-                  first["source"])
+    event = _event_of(db, first)
     event_id = first["id"]
 
     def replan() -> Plan:
@@ -640,6 +639,36 @@ def _process_events(db: _Db, policy: Policy, settings: dict, rows: list) -> dict
 
 
 _EVENT_COLUMNS = "id, sqlstate, message, statement, hint, context, source, username"
+RELATED_STATEMENTS = 20  # other statements that missed the same column, read as type evidence
+RELATED_WINDOW = 5000  # latest events searched for them: an error storm must not make planning slow
+
+
+def _event_of(db: _Db, row: dict) -> Event:
+    """The event to plan for, with other statements of the same reporting role that missed the
+    same column (SELECT and UPDATE word the error differently): each is evidence of its type."""
+    related: list[str] = []
+    try:
+        name = errors.parse_missing(row["sqlstate"], row["message"]).name
+    except errors.UnreadableMessage:
+        name = None
+    if name and row["sqlstate"] == errors.UNDEFINED_COLUMN:
+        for other in db.rows("""SELECT statement, message FROM (
+                                   SELECT statement, message, username FROM selfheal.error_event
+                                    WHERE sqlstate = $1 ORDER BY id DESC LIMIT $5) AS s
+                                 WHERE username IS NOT DISTINCT FROM $2 AND statement IS NOT NULL
+                                   AND statement IS DISTINCT FROM $3 AND pg_catalog.strpos(message, $4) > 0""",
+                             ("text", "name", "text", "text", "int4"),
+                             (row["sqlstate"], row["username"], row["statement"], name, RELATED_WINDOW)):
+            try:
+                same = errors.parse_missing(row["sqlstate"], other["message"]).name == name
+            except errors.UnreadableMessage:
+                same = False
+            if same and other["statement"] not in related:
+                related.append(other["statement"])
+            if len(related) >= RELATED_STATEMENTS:
+                break
+    return Event(row["sqlstate"], row["message"], row["statement"], row["hint"], row["context"], row["source"],
+                 tuple(related))
 
 
 def heal_error(plpy, sqlstate, message, statement=None, hint=None) -> list[dict]:
@@ -1092,8 +1121,7 @@ def approve(plpy, audit_id: int) -> int:
     if row["event_id"] is None:
         raise ValueError(f"audit row {audit_id} came from no error; declare it again with selfheal.add_alias")
     found = db.one(f"SELECT {_EVENT_COLUMNS} FROM selfheal.error_event WHERE id = $1", ("int8",), (row["event_id"],))
-    event = Event(found["sqlstate"], found["message"], found["statement"], found["hint"], found["context"],
-                  found["source"])
+    event = _event_of(db, found)
     approver = db.one("SELECT session_user::text AS u")["u"]
 
     def replan() -> Plan:

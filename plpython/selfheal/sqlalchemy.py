@@ -7,14 +7,16 @@ when the failure was repaired.
 
 from __future__ import annotations
 
+import re
 import weakref
 
 import psycopg
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql.util import find_tables
 
-from . import client
+from . import client, sqlscan
 from .client import HEALABLE, Options, _is_cached_plan, _routing_needed, ask_for_repair, route_session
 
 
@@ -30,7 +32,8 @@ def install(engine: Engine, heal_dsn: str | None = None, max_heals: int = 3) -> 
     def _ask(context):
         error = context.original_exception
         if isinstance(error, psycopg.Error) and error.diag.sqlstate in HEALABLE:
-            result, _ = ask_for_repair(options, error, context.statement)
+            statement = sqlscan.declare_types(context.statement or "", declared_types(context, error))
+            result, _ = ask_for_repair(options, error, statement)
             pooled = getattr(context.connection, "connection", None) if context.connection is not None else None
             dbapi_connection = getattr(pooled, "dbapi_connection", None)
             if _routing_needed(result) and isinstance(dbapi_connection, psycopg.Connection):
@@ -44,6 +47,39 @@ def install(engine: Engine, heal_dsn: str | None = None, max_heals: int = 3) -> 
             route_session(dbapi_connection)
 
     return engine
+
+
+_TYPE_WORDS = {"timestamp with time zone": "timestamptz", "timestamp without time zone": "timestamp",
+               "character varying": "varchar"}
+
+
+def declared_types(context, error: psycopg.Error) -> dict[str, str]:
+    """The model's types of the columns the error names, from the tables the statement uses:
+    selfheal then adds a missing column as the application declares it (a Boolean as boolean,
+    never text). Only types selfheal knows are passed."""
+    compiled = getattr(context.execution_context, "compiled", None) if context.execution_context else None
+    statement = getattr(compiled, "statement", None)
+    if statement is None:
+        return {}
+    message = error.diag.message_primary or ""
+    try:
+        tables = find_tables(statement, include_crud=True, include_aliases=True)
+    except Exception:  # noqa: BLE001 - a statement SQLAlchemy cannot walk just declares nothing
+        return {}
+    declared = {}
+    for table in tables:
+        for column in getattr(table, "columns", ()):
+            if f'"{column.name}"' not in message and f".{column.name} " not in message:
+                continue
+            try:
+                compiled_type = column.type.compile(dialect=context.dialect).lower()
+            except Exception:  # noqa: BLE001 - a type the dialect cannot render declares nothing
+                continue
+            base = re.sub(r"\(.*\)", "", compiled_type).strip()
+            base = _TYPE_WORDS.get(base, base)
+            if base in sqlscan.CAST_TYPES:
+                declared[column.name] = base
+    return declared
 
 
 def was_repaired(error: BaseException) -> bool:

@@ -218,7 +218,7 @@ def _literal_type(tokens: list[Token], i: int) -> str | None:
     if tok.is_word("CAST") and i + 1 < len(tokens) and tokens[i + 1].value == "(":
         close = _matching_paren(tokens, i + 1)
         if close - 2 > i and tokens[close - 2].is_word("AS"):
-            return _CAST_TYPES.get(tokens[close - 1].value)
+            return CAST_TYPES.get(tokens[close - 1].value)
     if tok.kind == "number":
         if re.fullmatch(r"\d{1,19}", tok.value):  # never int() on a huge literal: Python refuses 4,300 digits
             value = int(tok.value)
@@ -251,7 +251,7 @@ def _placeholder_end(tokens: list[Token], i: int) -> int | None:
     return None
 
 
-_CAST_TYPES = {
+CAST_TYPES = {
     "int": "integer", "int4": "integer", "integer": "integer", "int8": "bigint", "bigint": "bigint",
     "smallint": "smallint", "int2": "smallint", "text": "text", "varchar": "text",
     "numeric": "numeric", "decimal": "numeric", "bool": "boolean", "boolean": "boolean",
@@ -260,9 +260,34 @@ _CAST_TYPES = {
 }
 
 
+# What a client integration knows of the application's own types, appended to the statement it
+# reports: /* selfheal:declared gift_wrap=boolean preferences=jsonb */. Only the type names of
+# CAST_TYPES are read, so nothing from here reaches DDL but a known type.
+DECLARED_MARK = "selfheal:declared"
+_DECLARED = re.compile(r"/\*\s*selfheal:declared((?:\s+[A-Za-z_][A-Za-z0-9_]*=[a-z0-9]+)+)\s*\*/")
+
+
+def declared_types(sql: str) -> dict[str, str]:
+    """Column name -> type that a client integration declared in the reported statement."""
+    found: dict[str, str] = {}
+    for match in _DECLARED.finditer(sql[-4000:]):  # a client appends it at the end
+        for pair in match.group(1).split():
+            name, _, type_name = pair.partition("=")
+            if type_name in CAST_TYPES:
+                found[name] = CAST_TYPES[type_name]
+    return found
+
+
+def declare_types(sql: str, types: dict[str, str]) -> str:
+    """The statement with its declared types appended, for a client to report."""
+    pairs = " ".join(f"{name}={type_name}" for name, type_name in sorted(types.items())
+                     if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) and type_name in CAST_TYPES)
+    return f"{sql}\n/* {DECLARED_MARK} {pairs} */" if pairs else sql
+
+
 def _cast_after(tokens: list[Token], i: int) -> str | None:
     if i + 2 < len(tokens) and tokens[i + 1].kind == "cast" and tokens[i + 2].kind == "ident":
-        return _CAST_TYPES.get(tokens[i + 2].value)
+        return CAST_TYPES.get(tokens[i + 2].value)
     return None
 
 

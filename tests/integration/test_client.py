@@ -179,6 +179,40 @@ def test_sqlalchemy_core_and_orm_units_of_work_are_retried(db, app_dsn):
     engine.dispose()
 
 
+def test_sqlalchemy_models_types_decide_the_columns_added(db, app_dsn):
+    from sqlalchemy import Boolean, Column, Integer, create_engine, select
+    from sqlalchemy.dialects.postgresql import JSONB
+    from sqlalchemy.orm import Session, declarative_base
+
+    Base = declarative_base()
+
+    class Package(Base):  # the model is ahead of the schema: two columns the table lacks
+        __tablename__ = "credit_packages"
+        id = Column(Integer, primary_key=True)
+        credits = Column(Integer)
+        gift_wrap = Column(Boolean)
+        preferences = Column(JSONB)
+
+    engine = selfheal_sqlalchemy.install(create_engine(
+        f"postgresql+psycopg://app@127.0.0.1:{db.cluster.port}/{db.name}"))
+    with Session(engine) as session:
+        for attempt in selfheal_sqlalchemy.retrying(session, attempts=3):
+            with attempt:
+                packages = session.scalars(select(Package).order_by(Package.id)).all()
+        assert [(p.gift_wrap, p.preferences) for p in packages] == [(False, {}), (False, {})]
+        for attempt in selfheal_sqlalchemy.retrying(session):
+            with attempt:
+                wrapped = session.scalars(select(Package).where(Package.gift_wrap.is_(False))).all()
+        assert len(wrapped) == 2  # a boolean filter, not 42883 on text
+    engine.dispose()
+    types = dict(db.admin.execute(
+        "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+        "WHERE attrelid = 'credit_packages'::regclass AND attname IN ('gift_wrap', 'preferences')").fetchall())
+    assert types == {"gift_wrap": "boolean", "preferences": "jsonb"}
+    reasons = [r[0] for r in db.admin.execute("SELECT evidence->>'type' FROM selfheal.audit ORDER BY id")]
+    assert reasons == ["the application declares it as boolean", "the application declares it as jsonb"]
+
+
 @pytest.fixture
 def late_role(db):
     """A role whose connections were opened before selfheal.enable_compat routed it."""

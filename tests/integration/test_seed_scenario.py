@@ -140,3 +140,16 @@ def test_undoing_a_replacement_alias_serves_the_previous_one_again(seeded):
     seeded.admin.execute("SELECT selfheal.undo(%s)", (second,))
     assert seeded.connect().execute("SELECT DISTINCT label FROM credit_packages").fetchall() == [("v1",)]
     assert seeded.scalar("SELECT count(*) FROM selfheal.alias WHERE active") == 1
+
+
+def test_another_statement_that_failed_the_same_way_types_the_new_column(seeded):
+    seeded.admin.execute("GRANT EXECUTE ON FUNCTION selfheal.record_error(text, text, text, text) TO app")
+    app = seeded.connect()
+    typed = "UPDATE sessions SET gift_wrap = %s::boolean WHERE id = %s"
+    with pytest.raises(psycopg.errors.UndefinedColumn) as info:
+        app.execute(typed, (True, 1))
+    app.execute("SELECT selfheal.record_error(%s, %s, %s)", ("42703", info.value.diag.message_primary, typed))
+    result = fail_then_heal(app, "SELECT id, gift_wrap FROM sessions")  # says nothing of the type itself
+    assert result["status"] == "healed"
+    assert seeded.scalar("SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+                         "WHERE attrelid = 'sessions'::regclass AND attname = 'gift_wrap'") == "boolean"

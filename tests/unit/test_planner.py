@@ -4,7 +4,7 @@ from dataclasses import replace
 
 import pytest
 
-from selfheal import planner
+from selfheal import planner, sqlscan
 from selfheal.planner import Alias, Catalog, Column, Event, Policy, Table
 
 SESSIONS = Table("public", "sessions", (Column("id", "integer", 1), Column("service_type", "text", 2)),
@@ -371,3 +371,31 @@ def test_a_legacy_spelling_in_a_writes_where_reads_real_values_so_it_is_served()
 def test_a_varchar_source_with_a_length_is_a_text_type():
     expression, condition = planner.derived_cast("code", "character varying(20)", "integer")
     assert expression == '"code"::integer' and condition is not None
+
+
+def event_with(statement, *related, name="gift_wrap"):
+    return Event("42703", f'column "{name}" does not exist', statement, related_statements=related)
+
+
+def test_a_type_the_application_declares_decides_a_bare_select_lists_column():
+    statement = sqlscan.declare_types("SELECT gift_wrap FROM sessions", {"gift_wrap": "boolean"})
+    plan = planner.plan(event_with(statement), CATALOG)
+    assert "gift_wrap\" boolean DEFAULT false" in plan.ddl[0]
+    assert plan.evidence["type"] == "the application declares it as boolean"
+
+
+def test_another_statement_of_the_same_error_types_the_column():
+    plan = planner.plan(event_with("SELECT gift_wrap FROM sessions",
+                                   "UPDATE sessions SET gift_wrap = %s::boolean WHERE id = 1"), CATALOG)
+    assert "gift_wrap\" boolean" in plan.ddl[0]
+
+
+def test_statements_that_disagree_on_the_type_are_a_review():
+    plan = planner.plan(event_with("SELECT gift_wrap FROM sessions WHERE gift_wrap = true",
+                                   "SELECT gift_wrap FROM sessions WHERE gift_wrap = 'yes'"), CATALOG)
+    assert plan.status == "needs_review" and "disagree" in plan.reason
+
+
+def test_a_column_with_no_type_evidence_says_so():
+    plan = planner.plan(event_with("SELECT gift_wrap FROM sessions"), CATALOG)
+    assert '"gift_wrap" text' in plan.ddl[0] and plan.evidence["type"].startswith("weak evidence")

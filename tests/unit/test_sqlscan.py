@@ -130,3 +130,13 @@ def test_identifiers_with_characters_beyond_the_basic_plane_are_one_token():
 ])
 def test_casts_on_driver_placeholders_give_the_type(sql, column, expected):
     assert sqlscan.infer_usage_type(sql, column) == expected
+
+
+def test_declared_types_are_read_back_and_only_known_types_count():
+    statement = sqlscan.declare_types("INSERT INTO orders (gift_wrap) VALUES (%s)",
+                                      {"gift_wrap": "boolean", "prefs": "jsonb", "odd": "money", "bad name": "text"})
+    assert statement.endswith("/* selfheal:declared gift_wrap=boolean prefs=jsonb */")
+    assert sqlscan.declared_types(statement) == {"gift_wrap": "boolean", "prefs": "jsonb"}
+    assert sqlscan.declared_types("SELECT 1 /* selfheal:declared x=bool; DROP TABLE t */") == {}
+    assert sqlscan.declared_types("SELECT 1 /* selfheal:declared x=timestamptz */") == {
+        "x": "timestamp with time zone"}
