@@ -88,6 +88,8 @@ CREATE INDEX error_event_pending_idx ON selfheal.error_event (id) WHERE status I
 -- Reports group by signature and split its occurrences at the time of the repair. The key is a
 -- fixed-size hash: a long message can never exceed a btree entry and stop ingestion.
 CREATE INDEX error_event_signature_idx ON selfheal.error_event (signature_key, occurred_at);
+-- heal() looks for client reports the log also recorded, by time, among those not yet matched.
+CREATE INDEX error_event_client_idx ON selfheal.error_event (received_at) WHERE source = 'client' AND NOT seen_in_log;
 
 CREATE TABLE selfheal.audit (
     id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

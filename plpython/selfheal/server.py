@@ -11,6 +11,7 @@ import json
 import os
 import re
 import time
+from dataclasses import replace
 
 from . import authority, catalog, drift, errors, logreader, naming, planner, schedule as cron, sqlscan
 from .planner import Alias, Catalog, Event, Plan, Policy, Table
@@ -613,12 +614,12 @@ def _rights(db: _Db, role: str | None, table: Table) -> authority.Rights:
 def _process_events(db: _Db, policy: Policy, settings: dict, rows: list) -> dict:
     """Plan identical events once (same statement, error and reporting role) and record the outcome on all."""
     first = rows[0]
-    event = _event_of(db, first)
+    event = _event_of(first)
     event_id = first["id"]
 
     def replan() -> Plan:
         catalog = _catalog_for(db, event)
-        decided = planner.plan(event, catalog, policy)
+        decided = _plan_with_related(db, event, first, catalog, policy)
         if decided.status not in authority.CHANGING:
             return decided
         return authority.authorize(decided, event, _rights(db, first["username"], decided.table), policy, catalog)
@@ -643,9 +644,24 @@ RELATED_STATEMENTS = 20  # other statements that missed the same column, read as
 RELATED_WINDOW = 5000  # latest events searched for them: an error storm must not make planning slow
 
 
-def _event_of(db: _Db, row: dict) -> Event:
-    """The event to plan for, with other statements of the same reporting role that missed the
-    same column (SELECT and UPDATE word the error differently): each is evidence of its type."""
+def _event_of(row: dict) -> Event:
+    return Event(row["sqlstate"], row["message"], row["statement"], row["hint"], row["context"], row["source"])
+
+
+def _plan_with_related(db: _Db, event: Event, row: dict, catalog: Catalog, policy: Policy, **options) -> Plan:
+    """The plan; one that adds a column is made again with the other statements that missed it,
+    each evidence of its type. Only then are they read: most errors never add a column."""
+    decided = planner.plan(event, catalog, policy, **options)
+    if decided.action != "add_column" or decided.status not in authority.CHANGING:
+        return decided
+    related = _related_statements(db, row)
+    return planner.plan(replace(event, related_statements=related), catalog, policy, **options) if related \
+        else decided
+
+
+def _related_statements(db: _Db, row: dict) -> tuple[str, ...]:
+    """Statements of the same reporting role that missed the same column among the latest events
+    (SELECT and UPDATE word the error differently, so the message alone does not find them)."""
     related: list[str] = []
     try:
         name = errors.parse_missing(row["sqlstate"], row["message"]).name
@@ -653,9 +669,9 @@ def _event_of(db: _Db, row: dict) -> Event:
         name = None
     if name and row["sqlstate"] == errors.UNDEFINED_COLUMN:
         for other in db.rows("""SELECT statement, message FROM (
-                                   SELECT statement, message, username FROM selfheal.error_event
-                                    WHERE sqlstate = $1 ORDER BY id DESC LIMIT $5) AS s
-                                 WHERE username IS NOT DISTINCT FROM $2 AND statement IS NOT NULL
+                                   SELECT sqlstate, statement, message, username FROM selfheal.error_event
+                                    ORDER BY id DESC LIMIT $5) AS s
+                                 WHERE sqlstate = $1 AND username IS NOT DISTINCT FROM $2 AND statement IS NOT NULL
                                    AND statement IS DISTINCT FROM $3 AND pg_catalog.strpos(message, $4) > 0""",
                              ("text", "name", "text", "text", "int4"),
                              (row["sqlstate"], row["username"], row["statement"], name, RELATED_WINDOW)):
@@ -667,8 +683,7 @@ def _event_of(db: _Db, row: dict) -> Event:
                 related.append(other["statement"])
             if len(related) >= RELATED_STATEMENTS:
                 break
-    return Event(row["sqlstate"], row["message"], row["statement"], row["hint"], row["context"], row["source"],
-                 tuple(related))
+    return tuple(related)
 
 
 def heal_error(plpy, sqlstate, message, statement=None, hint=None) -> list[dict]:
@@ -1121,12 +1136,12 @@ def approve(plpy, audit_id: int) -> int:
     if row["event_id"] is None:
         raise ValueError(f"audit row {audit_id} came from no error; declare it again with selfheal.add_alias")
     found = db.one(f"SELECT {_EVENT_COLUMNS} FROM selfheal.error_event WHERE id = $1", ("int8",), (row["event_id"],))
-    event = _event_of(db, found)
+    event = _event_of(found)
     approver = db.one("SELECT session_user::text AS u")["u"]
 
     def replan() -> Plan:
         catalog = _catalog_for(db, event)
-        fresh = planner.plan(event, catalog, policy, approved=True)
+        fresh = _plan_with_related(db, event, found, catalog, policy, approved=True)
         if fresh.status != "apply":
             return fresh
         same = (fresh.action, fresh.table.schema, fresh.table.name, fresh.column) == \

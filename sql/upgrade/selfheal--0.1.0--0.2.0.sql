@@ -58,6 +58,8 @@ ALTER TABLE selfheal.audit ADD COLUMN repeats integer NOT NULL DEFAULT 1,
   ADD COLUMN last_seen_at timestamptz NOT NULL DEFAULT now();
 UPDATE selfheal.audit SET last_seen_at = created_at;
 ALTER TABLE selfheal.error_event ADD COLUMN seen_in_log boolean NOT NULL DEFAULT false;
+-- heal() looks for client reports the log also recorded, by time, among those not yet matched.
+CREATE INDEX error_event_client_idx ON selfheal.error_event (received_at) WHERE source = 'client' AND NOT seen_in_log;
 COMMENT ON COLUMN selfheal.error_event.seen_in_log IS 'A client-reported error that the server log recorded too: the log''s entry was not stored again, so it counts once';
 COMMENT ON COLUMN selfheal.audit.repeats IS 'For a refusal or review: how many times the same decision was reached (one row, not one per error)';
 COMMENT ON COLUMN selfheal.audit.last_seen_at IS 'For a refusal or review: when the same decision was last reached';
