@@ -918,11 +918,11 @@ def plan_derived_column(table: Table, name: str, col_type: str, expression: str,
              # A value written to the column itself is refused unless it is what the source gives:
              # overwriting it silently would lose the write.
              f"CREATE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp "
-             f"AS $sync$ DECLARE derived {col_type} := {on_new}; BEGIN "
+             f"AS $sync$ DECLARE selfheal_derived {col_type} := {on_new}; BEGIN "
              f"IF (TG_OP = 'INSERT' AND NEW.{column} IS NOT NULL OR TG_OP = 'UPDATE' AND NEW.{column} IS DISTINCT "
-             f"FROM OLD.{column}) AND NEW.{column} IS DISTINCT FROM derived THEN "
+             f"FROM OLD.{column}) AND NEW.{column} IS DISTINCT FROM selfheal_derived THEN "
              f"RAISE EXCEPTION USING ERRCODE = 'generated_always', MESSAGE = {refusal}; END IF; "
-             f"NEW.{column} := derived; RETURN NEW; END $sync$",
+             f"NEW.{column} := selfheal_derived; RETURN NEW; END $sync$",
              f"REVOKE ALL ON FUNCTION {function}() FROM PUBLIC",
              f"CREATE TRIGGER {trigger} BEFORE INSERT OR UPDATE ON {table.qualified} "
              f"FOR EACH ROW EXECUTE FUNCTION {function}()"],

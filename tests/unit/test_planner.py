@@ -177,7 +177,7 @@ def test_an_in_table_derived_column_refuses_writes_that_its_source_does_not_give
     plan = planner.plan(Event("42703", 'column "service_type_id" does not exist',
                               "SELECT service_type_id FROM sessions"), Catalog((big,)), policy)
     function = next(d for d in plan.ddl if d.startswith("CREATE FUNCTION"))
-    assert "NEW.\"service_type_id\" IS DISTINCT FROM derived THEN RAISE EXCEPTION" in function
+    assert "NEW.\"service_type_id\" IS DISTINCT FROM selfheal_derived THEN RAISE EXCEPTION" in function
     assert "write service_type instead" in function and "generated_always" in function
     assert plan.value_check is not None
 
