@@ -368,8 +368,7 @@ class Retrying:
         """The connection was rolled back when RetryTransaction was raised, or by leaving its
         transaction block; then the session is routed here, once it is idle."""
         connection = getattr(error, "connection", None)
-        if connection is not None and isinstance(connection, psycopg.Connection) \
-                and _routing_needed(error.result):
+        if isinstance(connection, psycopg.Connection) and _routing_needed(error.result):
             route_session(connection)
 
     def __iter__(self):

@@ -468,10 +468,10 @@ def _insert_events(db: _Db, source: str, rows: list[tuple]) -> list[int]:
     return [r["id"] for r in db.rows(_EVENT_INSERT, ("text",) + ("text[]",) * _EVENT_FIELDS, (source, *columns))]
 
 
-def _store_events(db: _Db, source: str, entries: list[logreader.LogError], problems: list | None = None) -> list[int]:
-    """Insert events in one statement. A row PostgreSQL rejects never blocks the others: it is
-    retried alone with its time set to now (an odd zone abbreviation), then skipped and counted."""
-    rows = [_event_values(e) for e in entries]
+def _store_rows(db: _Db, source: str, rows: list[tuple], problems: list | None = None) -> list[int]:
+    """Insert events (_event_values tuples) in one statement. A row PostgreSQL rejects never
+    blocks the others: it is retried alone with its time set to now (an odd zone
+    abbreviation), then skipped and counted."""
     if not rows:
         return []
     try:
@@ -495,20 +495,19 @@ def _store_events(db: _Db, source: str, entries: list[logreader.LogError], probl
     return ids
 
 
-def _not_reported_by_clients(db: _Db, entries: list[logreader.LogError]) -> list[logreader.LogError]:
-    """The log entries that no client integration reported already; the reports they match are
-    marked seen_in_log, so one error is one event however many ways it arrived."""
-    values = [_event_values(e) for e in entries]
-    timed = [(i, v) for i, v in enumerate(values) if v[0] is not None]
+def _not_reported_by_clients(db: _Db, rows: list[tuple]) -> list[tuple]:
+    """The log's events (_event_values tuples) that no client integration reported already; the
+    reports they match are marked seen_in_log, so one error is one event however it arrived."""
+    timed = [(i, v) for i, v in enumerate(rows) if v[0] is not None]
     if not timed:
-        return entries
+        return rows
     try:
         with db.plpy.subtransaction():
             times = [r["t"] for r in db.rows(
                 "SELECT extract(epoch FROM x::timestamptz)::float8 AS t FROM unnest($1::text[]) WITH ORDINALITY "
                 "AS u(x, n) ORDER BY n", ("text[]",), ([v[0] for _, v in timed],))]
     except db.plpy.SPIError:
-        return entries  # an odd time zone: store them all rather than guess
+        return rows  # an odd time zone: store them all rather than guess
     reports = db.rows("""SELECT id, extract(epoch FROM received_at)::float8 AS t, sqlstate, message,
                                 username::text AS username, database_name::text AS database_name
                            FROM selfheal.error_event
@@ -516,19 +515,19 @@ def _not_reported_by_clients(db: _Db, entries: list[logreader.LogError]) -> list
                             AND received_at BETWEEN pg_catalog.to_timestamp($1) AND pg_catalog.to_timestamp($2)""",
                       ("float8", "float8"), (min(times), max(times) + errors.CLIENT_REPORT_WINDOW_S))
     if not reports:
-        return entries
+        return rows
     keyed = [(t, (v[1], v[2], v[5], v[6])) for t, (_, v) in zip(times, timed)]
     matched, claimed = errors.pair_with_client_reports(
         keyed, [(r["id"], r["t"], (r["sqlstate"], r["message"], r["username"], r["database_name"])) for r in reports])
     db.one("UPDATE selfheal.error_event SET seen_in_log = true WHERE id = ANY ($1)", ("int8[]",), (claimed,))
     skip = {timed[i][0] for i in matched}
-    return [e for i, e in enumerate(entries) if i not in skip]
+    return [v for i, v in enumerate(rows) if i not in skip]
 
 
 def _store_event(db: _Db, source: str, sqlstate, message, statement, hint) -> int:
     entry = logreader.LogError(None, sqlstate or "", message or "", hint or None, statement or None,
                                None, None, None, None)
-    return _store_events(db, source, [entry])[0]
+    return _store_rows(db, source, [_event_values(entry)])[0]
 
 
 _AUDITED = {"refused", "pending_approval", "observed", "needs_review"}
@@ -730,9 +729,10 @@ def read_log(db: _Db, settings: dict) -> dict:
         return {"format": log_format, "problem": str(exc)}
     already_reported = 0
     for start in range(0, len(result.errors), 5000):
-        chunk = _not_reported_by_clients(db, result.errors[start:start + 5000])
-        already_reported += min(5000, len(result.errors) - start) - len(chunk)
-        _store_events(db, "log", chunk, result.problems)
+        rows = [_event_values(e) for e in result.errors[start:start + 5000]]
+        unreported = _not_reported_by_clients(db, rows)
+        already_reported += len(rows) - len(unreported)
+        _store_rows(db, "log", unreported, result.problems)
     saved = result.bookmark.to_json()
     db.one("""UPDATE selfheal.log_bookmark
                  SET positions = $2::jsonb, since = $3, updated_at = now(), lines_read = lines_read + $4,

@@ -264,7 +264,7 @@ CAST_TYPES = {
 # reports: /* selfheal:declared gift_wrap=boolean preferences=jsonb */. Only the type names of
 # CAST_TYPES are read, so nothing from here reaches DDL but a known type.
 DECLARED_MARK = "selfheal:declared"
-_DECLARED = re.compile(r"/\*\s*selfheal:declared((?:\s+[A-Za-z_][A-Za-z0-9_]*=[a-z0-9]+)+)\s*\*/")
+_DECLARED = re.compile(r"/\*\s*" + re.escape(DECLARED_MARK) + r"((?:\s+[A-Za-z_][A-Za-z0-9_]*=[a-z0-9]+)+)\s*\*/")
 
 
 def declared_types(sql: str) -> dict[str, str]:
