@@ -651,6 +651,11 @@ def _plan_column(missing: errors.MissingName, event: Event, catalog: Catalog, po
         if target not in INTEGER_TYPES and target != "uuid":
             target = _key_type_for(name, table, catalog)
         evidence["convention"] = f"{name} beside {source.name} ({source.type})"
+        if missing.relation:
+            # "column x of relation t" is PostgreSQL's wording for a write's target (INSERT's
+            # columns, UPDATE's SET): a derived name can be read, never written.
+            raise _review(f"{name!r} is written, and it would be derived from {table.label}.{source.name}, "
+                          f"which a derived name cannot take a write for; write {source.name} instead", **evidence)
         expression, unconvertible = derived_cast(source.name, source.type, target)
         if policy.derived_columns == "table":
             plan = plan_derived_column(table, name, target, expression, [source.name], policy, evidence)

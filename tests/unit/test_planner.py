@@ -399,3 +399,9 @@ def test_statements_that_disagree_on_the_type_are_a_review():
 def test_a_column_with_no_type_evidence_says_so():
     plan = planner.plan(event_with("SELECT gift_wrap FROM sessions"), CATALOG)
     assert '"gift_wrap" text' in plan.ddl[0] and plan.evidence["type"].startswith("weak evidence")
+
+
+def test_a_write_to_a_missing_derived_name_is_a_review_naming_the_source():
+    plan = planner.plan(Event("42703", 'column "service_type_id" of relation "sessions" does not exist',
+                              "UPDATE sessions SET service_type_id = 3 WHERE id = 1"), CATALOG)
+    assert plan.status == "needs_review" and plan.ddl == [] and "write service_type instead" in plan.reason
