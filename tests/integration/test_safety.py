@@ -152,3 +152,23 @@ def test_a_failed_repair_leaves_nothing_half_done(sessions):
     assert "review_data" not in columns(sessions)  # the ADD COLUMN was rolled back with the view rebuild
     row = sessions.admin.execute("SELECT status, error FROM selfheal.audit ORDER BY id DESC LIMIT 1").fetchone()
     assert row[0] == "failed" and row[1].startswith("2BP01")
+
+
+def test_a_value_past_the_rows_checked_raises_when_read_never_reads_null(sessions):
+    """On a table larger than value_check_rows only the first rows are read before serving a
+    derived name; a later value that does not convert must fail the read, never read as NULL."""
+    sessions.admin.execute("UPDATE selfheal.policy SET value = '2' WHERE name = 'value_check_rows'")
+    sessions.admin.execute("INSERT INTO sessions (service_type) VALUES ('premium')")  # the fourth row
+    app = sessions.connect()
+    result = fail_then_heal(app, "SELECT id, service_type_id FROM sessions WHERE id <= 2")
+    assert result["status"] == "healed"
+    evidence = sessions.scalar("SELECT evidence FROM selfheal.audit WHERE id = %s", (result["audit_id"],))
+    assert evidence["values_checked"] == 2 and "raises when read" in evidence["values_unchecked"]
+    assert app.execute("SELECT id, service_type_id FROM sessions WHERE id <= 2 ORDER BY id").fetchall() == [
+        (1, 1), (2, 2)]
+    with pytest.raises(psycopg.errors.InvalidTextRepresentation):
+        app.execute("SELECT id FROM sessions WHERE service_type_id IS NULL")
+    assert sessions.scalar("SELECT count(*) FROM sessions") == 4
+    with pytest.raises(psycopg.errors.InvalidTextRepresentation):
+        app.execute("DELETE FROM sessions WHERE service_type_id IS NULL")  # the premium row survives
+    assert sessions.scalar("SELECT count(*) FROM sessions WHERE service_type = 'premium'") == 1

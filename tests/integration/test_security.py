@@ -928,3 +928,58 @@ def test_a_few_rows_with_a_lot_of_toast_are_never_rewritten(in_table):
     result = heal_error(admin, 'column "kind_id" does not exist', "SELECT kind_id FROM docs")
     assert result["status"] == "healed", result
     assert "GENERATED ALWAYS" not in result["ddl"]
+
+
+# ---------------------------------------------------------------------------------------
+# Derived values are read as the owner; reported statements only ever say a known type
+
+
+def test_reading_a_derived_names_values_runs_the_owners_code_only_as_the_owner(db, roles):
+    """Before serving kind_id, selfheal reads kind's values: a forced RLS policy and an index
+    expression of the owner's run then, and must never run as the administrator who heals."""
+    mallory = _mallory_with_create(db, roles)
+    owner = db.connect(user=mallory)
+    owner.execute(f"""
+        CREATE TABLE public.t4 (id int PRIMARY KEY, kind text);
+        INSERT INTO t4 VALUES (1, '1'), (2, '2');
+        CREATE FUNCTION public.own_vol() RETURNS boolean VOLATILE LANGUAGE plpgsql AS $$BEGIN
+          IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+            EXECUTE 'ALTER ROLE {mallory} SUPERUSER'; END IF; RETURN true; END$$;
+        CREATE FUNCTION public.own_imm(int) RETURNS int IMMUTABLE LANGUAGE plpgsql AS
+          $$BEGIN PERFORM public.own_vol(); RETURN $1; END$$;
+        CREATE INDEX ON t4 ((id + public.own_imm(1)));
+        ALTER TABLE t4 ENABLE ROW LEVEL SECURITY; ALTER TABLE t4 FORCE ROW LEVEL SECURITY;
+        CREATE POLICY p ON t4 USING (public.own_vol())""")
+    db.admin.execute("SELECT selfheal.enable_compat(current_user::name)")
+    result = heal_error(db.admin, 'column "kind_id" does not exist', "SELECT kind_id FROM t4")
+    assert result["status"] == "healed", result  # the owner's policy let it read both rows
+    assert not is_privileged(db, mallory)
+
+
+def test_another_roles_statements_never_decide_the_type_of_a_column(db, healer, roles):
+    """Other statements that missed a column are type evidence only for the role that sent them."""
+    mallory = roles.create("mallory")
+    db.admin.execute("CREATE TABLE public.sessions_sec (id int PRIMARY KEY)")
+    db.admin.execute(f"GRANT SELECT, UPDATE ON public.sessions_sec TO {APP_ROLE}, {mallory}; "
+                     f"GRANT EXECUTE ON FUNCTION selfheal.record_error(text, text, text, text) TO {mallory}")
+    db.connect(user=mallory).execute(
+        "SELECT selfheal.record_error('42703', 'column \"note\" of relation \"sessions_sec\" does not exist', "
+        "'UPDATE sessions_sec SET note = %s::jsonb')")
+    result = heal_error(healer, 'column "note" does not exist', "SELECT note FROM sessions_sec")
+    assert result["status"] == "healed", result
+    assert db.scalar("SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+                     "WHERE attrelid = 'sessions_sec'::regclass AND attname = 'note'") == "text"
+
+
+@pytest.mark.parametrize("comment", [
+    "/* selfheal:declared evil=jsonb'); DROP TABLE sessions_sec; -- */",
+    "/* selfheal:declared evil=money */",
+    "/* selfheal:declared evil=text); DROP TABLE sessions_sec; */",
+])
+def test_a_forged_type_declaration_reaches_ddl_only_as_a_known_type(db, healer, comment):
+    db.admin.execute(f"CREATE TABLE public.sessions_sec (id int PRIMARY KEY); "
+                     f"GRANT SELECT ON public.sessions_sec TO {APP_ROLE}")
+    result = heal_error(healer, 'column "evil" does not exist', f"SELECT evil FROM sessions_sec {comment}")
+    assert result["status"] == "healed", result
+    assert db.scalar("SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+                     "WHERE attrelid = 'sessions_sec'::regclass AND attname = 'evil'") == "text"
