@@ -15,6 +15,9 @@ NICE_BUCKETS = [1, 5, 10, 30, 60, 300, 900, 3600, 6 * 3600, 86400]
 COLOURS = ["#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
 
 
+# A signature never repaired is split where selfheal decided about it, so "after" covers both.
+AFTER_WORDING = "occurred after selfheal repaired or decided about their cause"
+
 def fetch_report(conn) -> list[dict]:
     cur = conn.execute("SELECT * FROM selfheal.report()")
     names = [c.name for c in cur.description]
@@ -69,10 +72,11 @@ def render_text(rows: list[dict], width: int = 70) -> str:
     total = summary["before_repair"] + summary["after_repair"]
     out.append("")
     out.append(f"{total} errors in {len(body)} signatures; {_share(summary['share_eliminated'])} had a cause "
-               f"selfheal repaired; {summary['after_repair']} occurred after their repair.")
+               f"selfheal repaired; {summary['after_repair']} {AFTER_WORDING}.")
     review = [r for r in rows[:-1] if r["status"] == "needs review"]
     if review:
-        out.append(f"Left for review (never repaired automatically): {sum(r['before_repair'] for r in review)} errors in "
+        out.append("Left for review (never repaired automatically): "
+                   f"{sum(r['before_repair'] + r['after_repair'] for r in review)} errors in "
                    f"{len(review)} signatures.")
     return "\n".join(out) + "\n"
 
@@ -129,7 +133,7 @@ def render_html(rows: list[dict], timeline: list[tuple], bucket_seconds: int, ti
     headline = "No errors recorded yet." if summary["before_repair"] is None else (
         f"{summary['before_repair'] + summary['after_repair']} errors; "
         f"<strong>{_share(summary['share_eliminated'])}</strong> had a cause selfheal repaired; "
-        f"{summary['after_repair']} occurred after their repair.")
+        f"{summary['after_repair']} {AFTER_WORDING}.")
     bucket = {1: "second", 60: "minute", 3600: "hour", 86400: "day"}.get(
         bucket_seconds, f"{bucket_seconds} s" if bucket_seconds < 60 else f"{bucket_seconds // 60} min")
     return f"""<!doctype html>

@@ -44,3 +44,10 @@ def test_html_is_self_contained_with_chart_repair_marks_and_escaped_text():
 
 def test_bucket_gives_about_forty_points():
     assert cli.pick_bucket(ROWS) == 60  # 30 minutes -> one-minute buckets
+
+
+def test_errors_left_for_review_include_those_after_selfheal_decided():
+    rows = [row("P0001: Cost calculation error", "needs review", 10, 7), row("(all errors)", "summary", 10, 7)]
+    text = cli.render_text(rows)
+    assert "Left for review (never repaired automatically): 17 errors in 1 signatures." in text
+    assert "7 occurred after selfheal repaired or decided about their cause" in text
