@@ -15,8 +15,9 @@ WITH repair AS (
      WHERE a.status = 'applied'
      GROUP BY e.signature_key
 ), latest AS (
+    -- The latest decision: errors that came in since and wait for heal() do not undo it.
     SELECT DISTINCT ON (e.signature_key) e.signature_key, e.status
-      FROM selfheal.error_event e ORDER BY e.signature_key, e.id DESC
+      FROM selfheal.error_event e ORDER BY e.signature_key, e.processed_at IS NULL, e.id DESC
 ), decided AS (
     -- Errors are split at the repair; one never repaired is split where selfheal first decided
     -- about it, so errors that go on after a refusal still show.
