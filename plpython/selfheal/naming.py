@@ -103,6 +103,8 @@ def type_from_name(name: str) -> tuple[str, str | None] | None:
         return "timestamp with time zone", None
     if lower.endswith("_count"):
         return "integer", "0"
+    if lower in ("name", "title", "description") or lower.endswith(("_name", "_title", "_description")):
+        return "text", None
     return None
 
 

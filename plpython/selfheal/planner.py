@@ -750,6 +750,10 @@ def _plan_add_column(table: Table, name: str, event: Event, missing: errors.Miss
     col_type, default, why = infer_column_type(name, statements, missing.qualifier, table, catalog)
     evidence["type"] = why
     evidence["added_as"] = {"type": col_type, "default": default}
+    if why == WEAK_TYPE:
+        # A guessed type is a guess: a boolean added as text reads 'false' as true and fails
+        # every later filter, and a log-mode app never declares what it meant.
+        evidence.setdefault("risk", []).append("its type is unknown: it would be added as text")
     default_sql = f" DEFAULT {default}" if default else ""
     column = quote_ident(name)
     added = replace(table, columns=table.columns + (Column(name, col_type, table.attnum_high + 1, default),))

@@ -144,7 +144,7 @@ def test_the_applications_own_migration_takes_over_a_column_selfheal_added(db):
     """Run as a migration tool runs it: a plain top-level ALTER TABLE."""
     db.admin.execute(SEED)
     app = db.connect()
-    assert fail_then_heal(app, "SELECT level FROM sessions")["status"] == "healed"
+    assert fail_then_heal(app, "SELECT level FROM sessions WHERE level > 1")["status"] == "healed"
     db.admin.execute("ALTER TABLE sessions ADD COLUMN level smallint NOT NULL DEFAULT 1")
     assert db.scalar("SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
                      "WHERE attrelid = 'sessions'::regclass AND attname = 'level'") == "smallint"

@@ -87,7 +87,7 @@ def test_an_upgraded_database_equals_a_new_one_and_keeps_its_history(cluster, re
         old.execute("CREATE TABLE t (id int PRIMARY KEY)")
         # History as the old version left it: an event still pending, one long message.
         old.execute("""INSERT INTO selfheal.error_event (source, sqlstate, message, statement, username, signature, class)
-                       VALUES ('client', '42703', 'column "extra" does not exist', 'SELECT extra FROM t',
+                       VALUES ('client', '42703', 'column "extra" does not exist', 'SELECT extra FROM t WHERE extra > 0',
                                'postgres', '42703: column "extra" does not exist', 'missing_column'),
                               ('client', 'P0001', repeat('y', 1500), NULL, 'postgres',
                                'P0001: ' || repeat('y', 1500), 'raised by PL/pgSQL')""")

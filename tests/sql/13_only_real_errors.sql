@@ -16,7 +16,7 @@ SELECT is((SELECT status FROM selfheal.heal_error('42703', 'column p.ghost does 
           'needs_review', 'the name must come after the qualifier the message names');
 SELECT is((SELECT count(*)::int FROM pg_attribute WHERE attrelid = 'payroll'::regclass AND attnum > 0), 1,
           'payroll is untouched');
-SELECT is((SELECT status FROM selfheal.heal_error('42703', 'column p.ghost does not exist', 'SELECT p.ghost FROM payroll p')),
+SELECT is((SELECT status FROM selfheal.heal_error('42703', 'column p.ghost does not exist', 'SELECT p.ghost FROM payroll p WHERE p.ghost > 0')),
           'healed', 'the real statement still heals');
 
 SELECT * FROM finish();

@@ -41,7 +41,8 @@ def test_legacy_style_is_carried_to_columns():
     ("recommendation_data", ("jsonb", "'{}'::jsonb")), ("raw_json", ("jsonb", "'{}'::jsonb")),
     ("metadata", ("jsonb", "'{}'::jsonb")), ("is_active", ("boolean", "false")), ("has_paid", ("boolean", "false")),
     ("created_at", ("timestamp with time zone", None)), ("retry_count", ("integer", "0")),
-    ("customer_id", None), ("nickname", None),
+    ("package_name", ("text", None)), ("title", ("text", None)), ("long_description", ("text", None)),
+    ("customer_id", None), ("nickname", None), ("gift_wrap", None), ("renamed", None),
 ])
 def test_type_from_name(name, expected):
     assert naming.type_from_name(name) == expected

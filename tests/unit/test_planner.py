@@ -98,12 +98,13 @@ def test_headroom_below_1600_columns_is_kept():
 
 
 def test_a_propose_mode_records_the_repair_with_its_ddl_for_approval():
-    plan = missing_column("notes", "SELECT notes FROM sessions", policy=Policy(add_column="propose"))
+    plan = missing_column("notes_count", "SELECT notes_count FROM sessions", policy=Policy(add_column="propose"))
     assert plan.status == "pending_approval" and "policy add_column is propose" in plan.reason
     assert plan.action == "add_column" and plan.ddl  # what approve() would run
-    observed = missing_column("notes", "SELECT notes FROM sessions", policy=Policy(add_column="observe"))
+    observed = missing_column("notes_count", "SELECT notes_count FROM sessions", policy=Policy(add_column="observe"))
     assert observed.status == "observed"
-    approved = planner.plan(Event("42703", 'column "notes" does not exist', "SELECT notes FROM sessions"), CATALOG,
+    approved = planner.plan(Event("42703", 'column "notes_count" does not exist', "SELECT notes_count FROM sessions"),
+                            CATALOG,
                             Policy(add_column="propose"), approved=True)
     assert approved.status == "apply" and approved.ddl == plan.ddl
     assert Policy.from_settings({"alias": "AUTO", "add_column": "sometimes"}) == Policy(add_column="propose")
@@ -264,11 +265,11 @@ def test_a_statement_that_does_not_name_the_identifier_is_no_evidence():
     for statement in ["SELECT 'ghost' FROM sessions", "SELECT 1 FROM sessions -- ghost", "SELECT $1 FROM sessions"]:
         plan = missing_column("ghost", statement)
         assert plan.status == "needs_review" and "does not name" in plan.reason, statement
-    assert missing_column("ghost", 'SELECT "ghost" FROM sessions').status == "apply"
+    assert missing_column("ghost", 'SELECT "ghost" FROM sessions WHERE "ghost" > 2').status == "apply"
 
 
 def test_a_log_entry_without_its_statement_is_never_repaired():
-    event = Event("42703", 'column "x" of relation "sessions" does not exist', None, source="log")
+    event = Event("42703", 'column "is_x" of relation "sessions" does not exist', None, source="log")
     assert planner.plan(event, CATALOG).status == "needs_review"
     assert planner.plan(Event("42703", event.message), CATALOG).status == "apply"  # a client said so itself
 
@@ -396,8 +397,9 @@ def test_statements_that_disagree_on_the_type_are_a_review():
     assert plan.status == "needs_review" and "disagree" in plan.reason
 
 
-def test_a_column_with_no_type_evidence_says_so():
+def test_a_column_with_no_type_evidence_is_only_proposed_and_says_why():
     plan = planner.plan(event_with("SELECT gift_wrap FROM sessions"), CATALOG)
+    assert plan.status == "pending_approval" and "its type is unknown" in plan.reason
     assert '"gift_wrap" text' in plan.ddl[0] and plan.evidence["type"].startswith("weak evidence")
 
 
