@@ -1,9 +1,15 @@
-"""A SQLAlchemy 2 app with related models, tried as a new user would: its code ahead of the
-schema, behind it (renames made before and after selfheal was installed), and both at once.
+"""A SQLAlchemy 2 app (client integration) and a Django 5 app (log mode) with related models,
+tried as a new user would: code ahead of the schema, behind it (renames made before and after
+selfheal was installed), and both at once.
 Each workload's output is compared with the same code on the schema it was written for; no
 case may end in a silent wrong answer."""
 
+import json
+import subprocess
+import sys
+import time
 from decimal import Decimal
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -98,8 +104,7 @@ def run(database: Database, ahead: bool, heal: bool):
         engine.dispose()
 
 
-@pytest.fixture
-def databases(cluster):
+def _databases(cluster):
     made = []
 
     def make(name, **kwargs):
@@ -113,6 +118,17 @@ def databases(cluster):
             conn.execute(f"DROP DATABASE {database.name} WITH (FORCE)")
     with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
         conn.execute(f"ALTER ROLE {APP_ROLE} RESET ALL")
+
+
+@pytest.fixture
+def databases(cluster):
+    yield from _databases(cluster)
+
+
+@pytest.fixture
+def log_databases(log_cluster):
+    """Databases on a cluster that logs to jsonlog, for apps whose errors only the log sees."""
+    yield from _databases(log_cluster)
 
 
 def columns(database: Database, table: str) -> dict:
@@ -156,3 +172,78 @@ def test_code_ahead_and_behind_at_once_is_served(databases):
     expected = run(databases("orm_undrifted", before=AHEAD, extension=False), ahead=True, heal=False)
     drifted = databases("orm_both", after="ALTER TABLE orders RENAME COLUMN status TO order_status")
     assert run(drifted, ahead=True, heal=True) == expected
+
+
+# A Django 5 app in log mode: no integration, its errors reach selfheal only through the server's
+# log. Each run is one request in its own process; a failed request is followed by heal(), as a
+# schedule would run it, and the next request is tried, until it succeeds or rounds run out.
+def django_request(database: Database, ahead: bool) -> dict:
+    argv = ["127.0.0.1", str(database.cluster.port), database.name, APP_ROLE] + (["--ahead"] if ahead else [])
+    done = subprocess.run([sys.executable, "-m", "tests.integration.django_shop", *argv], capture_output=True,
+                          text=True, timeout=120, cwd=Path(__file__).resolve().parents[2], check=True)
+    return json.loads(done.stdout)
+
+
+def logged_errors(database: Database) -> int:
+    return database.scalar("SELECT count(*) FROM selfheal.error_event WHERE source = 'log'")
+
+
+def django_until_served(database: Database, ahead: bool, rounds: int = 6) -> dict:
+    database.admin.execute("SELECT heal()")  # the first read places the bookmark in the current log file
+    for _ in range(rounds):
+        result = django_request(database, ahead)
+        if "output" in result:
+            return result
+        seen, deadline = logged_errors(database), time.monotonic() + 20
+        while logged_errors(database) == seen and time.monotonic() < deadline:
+            database.admin.execute("SELECT heal()")  # the collector writes the log asynchronously
+            time.sleep(0.05)
+    return result
+
+
+def refused_until_the_migration_runs(drifted: Database, expected: dict) -> None:
+    """Code ahead of the schema in log mode: nothing declares the new columns' types, so each is
+    proposed and never guessed as text; the app keeps its error until the team's own migration
+    runs, and then gets exactly what it gets on the migrated schema."""
+    before = columns(drifted, "orders")
+    refused = django_until_served(drifted, ahead=True)
+    assert refused.get("sqlstate") == "42703" and "gift_wrap" in refused["error"]
+    assert columns(drifted, "orders") == before
+    proposal = drifted.scalar("SELECT reason FROM selfheal.audit WHERE status = 'pending_approval' "
+                              "AND column_name = 'gift_wrap'")
+    assert "its type is unknown" in proposal
+    drifted.admin.execute(AHEAD)
+    assert django_until_served(drifted, ahead=True) == expected
+
+
+def test_django_code_ahead_of_the_schema_is_refused_until_its_migration_never_guessed(log_databases):
+    expected = django_request(log_databases("dj_undrifted", before=AHEAD, extension=False), ahead=True)
+    refused_until_the_migration_runs(log_databases("dj_ahead"), expected)
+
+
+def test_django_code_behind_a_rename_made_after_install_is_served(log_databases):
+    expected = django_request(log_databases("dj_undrifted", extension=False), ahead=False)
+    drifted = log_databases("dj_behind", after="ALTER TABLE orders RENAME COLUMN status TO order_status")
+    assert django_until_served(drifted, ahead=False) == expected
+    assert "status" not in columns(drifted, "orders")
+
+
+def test_django_rename_made_before_install_is_proposed_and_served_once_approved(log_databases):
+    expected = django_request(log_databases("dj_undrifted", extension=False), ahead=False)
+    drifted = log_databases("dj_untracked", before="ALTER TABLE orders RENAME COLUMN customer_id TO client_id;")
+    before = columns(drifted, "orders")
+    refused = django_until_served(drifted, ahead=False)
+    assert refused.get("sqlstate") == "42703" and columns(drifted, "orders") == before
+    proposal = drifted.admin.execute(
+        "SELECT id, ddl FROM selfheal.audit WHERE status = 'pending_approval' AND column_name = 'customer_id'"
+    ).fetchone()
+    assert proposal is not None and '"client_id" AS "customer_id"' in proposal[1]
+    drifted.admin.execute("SELECT selfheal.approve(%s)", (proposal[0],))
+    assert django_request(drifted, ahead=False) == expected
+
+
+def test_django_code_ahead_and_behind_at_once_serves_the_rename_and_refuses_the_guess(log_databases):
+    expected = django_request(log_databases("dj_undrifted", before=AHEAD, extension=False), ahead=True)
+    drifted = log_databases("dj_both", after="ALTER TABLE orders RENAME COLUMN status TO order_status")
+    refused_until_the_migration_runs(drifted, expected)
+    assert drifted.scalar("SELECT count(*) FROM selfheal.audit WHERE status = 'applied' AND column_name = 'status'") == 1
