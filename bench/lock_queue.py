@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 
+from bench import new_column_name
 from tests.pgcluster import Cluster
 
 DURABLE = {"fsync": "on", "synchronous_commit": "on", "full_page_writes": "on"}
@@ -55,8 +56,9 @@ def healer(conn, first_k: int, deadline: float) -> collections.Counter:
     statuses, k = collections.Counter(), first_k
     while time.monotonic() < deadline:
         try:
-            statuses[conn.execute(HEAL, (f'column "missing_{k}" does not exist',
-                                         f"SELECT missing_{k} FROM items")).fetchone()[0]] += 1
+            name = new_column_name(k)
+            statuses[conn.execute(HEAL, (f'column "{name}" does not exist',
+                                         f"SELECT {name} FROM items")).fetchone()[0]] += 1
         except psycopg.Error as exc:
             statuses[f"error {exc.sqlstate}"] += 1
         k += 1
