@@ -168,7 +168,7 @@ COMMENT ON COLUMN selfheal.alias.legacy_name IS 'The name legacy code uses';
 COMMENT ON COLUMN selfheal.alias.kind IS 'column: a legacy column name; relation: a legacy table name';
 COMMENT ON COLUMN selfheal.alias.expression IS 'For column aliases: SQL over the table''s columns that the legacy name reads as';
 COMMENT ON COLUMN selfheal.alias.style IS 'For relation aliases: how its columns are named (same, pascal, flat)';
-COMMENT ON COLUMN selfheal.alias.source IS 'Evidence: user, hint, normalisation, convention';
+COMMENT ON COLUMN selfheal.alias.source IS 'Evidence: user, hint, normalisation, convention, leftover (an object still named for it), typo, position (the only column left where the name was, or one that keeps it as a word)';
 COMMENT ON COLUMN selfheal.alias.active IS 'false once undone or replaced';
 COMMENT ON COLUMN selfheal.alias.audit_id IS 'The audit row that created it';
 COMMENT ON COLUMN selfheal.alias.replaces IS 'The alias of the same name it replaced; undo serves that one again';

@@ -685,6 +685,14 @@ def _plan_column(missing: errors.MissingName, event: Event, catalog: Catalog, po
         return _plan_alias(table, alias, catalog, policy,
                            f"did the code mean {table.label}.{meant}? {name!r} would be served as {meant}", evidence)
 
+    moved = _renamed_column(table, name, event.statement or "")
+    if moved:
+        evidence.setdefault("risk", []).append(f"{moved[1]}: a rename to {moved[0]}?")
+        alias = Alias(table.schema, table.name, name, expression=quote_ident(moved[0]), source="position")
+        return _plan_alias(table, alias, catalog, policy,
+                           f"{name!r} was probably renamed to {table.label}.{moved[0]} ({moved[1]}); served as "
+                           f"{moved[0]}, never as a new empty column", evidence)
+
     return _plan_add_column(table, name, event, missing, catalog, policy, evidence)
 
 
@@ -698,6 +706,30 @@ def _leftover_source(table: Table, name: str) -> tuple[str, str] | None:
     if len(columns) != 1:
         return None
     return sorted(found)[0]
+
+
+def _renamed_column(table: Table, name: str, statement: str) -> tuple[str, str] | None:
+    """(column, why) when the table holds one column that looks like `name` renamed: the only
+    column the statement does not name between the names it lists around `name` (an ORM lists
+    its model in the table's order), or the only column that keeps `name` as a word of its own
+    (name -> full_name). Where the name gives a type, the column must have it."""
+    expected = naming.type_from_name(name)
+    fits = (lambda c: c.type == expected[0]) if expected else (lambda c: True)
+    named = {t.value for t in sqlscan.tokenize(statement) if t.is_name}
+    neighbours = sqlscan.select_list_neighbours(statement, name)
+    if neighbours and neighbours != (None, None):
+        before, after = (table.column(n) if n else None for n in neighbours)
+        if (before or not neighbours[0]) and (after or not neighbours[1]):
+            low, high = before.attnum if before else 0, after.attnum if after else MAX_COLUMNS + 1
+            between = [c for c in table.columns if low < c.attnum < high and c.name not in named]
+            if len(between) == 1 and fits(between[0]):
+                listed = " and ".join(repr(n) for n in neighbours if n)
+                return between[0].name, f"the only column the statement leaves out beside {listed}"
+    word = re.compile(rf"(^|_){re.escape(name.lower())}(_|$)")
+    carriers = [c for c in table.columns if c.name != name and c.name not in named and word.search(c.name.lower())]
+    if len(carriers) == 1 and fits(carriers[0]):
+        return carriers[0].name, f"{carriers[0].name} keeps {name!r} as a word"
+    return None
 
 
 def _probable_typo(table: Table, name: str, missing: errors.MissingName, catalog: Catalog) -> str | None:

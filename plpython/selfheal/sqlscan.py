@@ -473,6 +473,41 @@ def names_identifier(sql: str, name: str, qualifier: str | None = None) -> bool:
     return False
 
 
+def select_list_neighbours(sql: str, column: str) -> tuple[str | None, str | None] | None:
+    """The columns listed just before and after `column` in the statement's first SELECT list,
+    with the same qualifier as `column` (a join lists another table's columns next to it), or
+    None unless that list holds only plain column references (`c`, `t.c`, `c AS x`), as an ORM
+    writes them: in its model's order, which is usually the table's."""
+    tokens = tokenize(sql)
+    start = next((i for i, t in enumerate(tokens) if t.is_word("SELECT")), None)
+    if start is None:
+        return None
+    items: list[tuple[str | None, str]] = []
+    i = start + 1
+    while i < len(tokens) and not tokens[i].is_word("FROM"):
+        j, qualifier = i, None
+        if j + 2 < len(tokens) and tokens[j].is_name and tokens[j + 1].value == ".":
+            qualifier, j = tokens[j].value, j + 2
+        if not tokens[j].is_name or tokens[j].kind == "ident" and tokens[j].value.upper() in _CLAUSE_WORDS:
+            return None
+        items.append((qualifier, tokens[j].value))
+        j += 1
+        if j + 1 < len(tokens) and tokens[j].is_word("AS") and tokens[j + 1].is_name:
+            j += 2
+        if j < len(tokens) and tokens[j].value == ",":
+            j += 1
+        elif j < len(tokens) and not tokens[j].is_word("FROM"):
+            return None
+        i = j
+    at = [k for k, (_, name) in enumerate(items) if name == column]
+    if len(at) != 1:
+        return None
+    qualifier = items[at[0]][0]
+    own = [name for q, name in items if q == qualifier]
+    k = own.index(column)
+    return (own[k - 1] if k > 0 else None, own[k + 1] if k + 1 < len(own) else None)
+
+
 def in_write_predicate(sql: str, column: str, qualifier: str | None = None) -> bool:
     """Whether a write's row choice uses the column: the WHERE of an UPDATE or DELETE, an ON
     CONFLICT clause, or anywhere in a MERGE. There a made-up value changes which rows it touches."""

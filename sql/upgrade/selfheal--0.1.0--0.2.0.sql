@@ -96,3 +96,5 @@ DROP FUNCTION selfheal._load_python();
 DROP FUNCTION selfheal._ddl_start(text, text);
 
 SELECT pg_catalog.set_config('selfheal.in_event_trigger', 'off', true);
+
+COMMENT ON COLUMN selfheal.alias.source IS 'Evidence: user, hint, normalisation, convention, leftover (an object still named for it), typo, position (the only column left where the name was, or one that keeps it as a word)';

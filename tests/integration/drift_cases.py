@@ -66,6 +66,13 @@ CREATE TABLE order_items (id serial PRIMARY KEY, order_id int NOT NULL, sku text
 INSERT INTO order_items (order_id, sku, qty) VALUES (1, 'A-1', 2), (2, 'B-7', 1), (3, 'A-1', 5);
 """
 
+ACCOUNTS = """
+CREATE TABLE accounts (id serial PRIMARY KEY, login text NOT NULL, is_active boolean NOT NULL DEFAULT true,
+                       joined_at timestamptz NOT NULL);
+INSERT INTO accounts (login, is_active, joined_at) VALUES ('ada', true, '2024-01-02 10:00+00'),
+  ('bob', false, '2024-03-04 11:00+00'), ('cy', true, '2024-05-06 12:00+00');
+"""
+
 ALBUM = """
 CREATE TABLE artist ("ArtistId" serial PRIMARY KEY, "Name" text NOT NULL);
 INSERT INTO artist ("Name") VALUES ('AC/DC'), ('Accept'), ('Aerosmith');
@@ -439,9 +446,17 @@ CASES: list[Case] = [
          query="SELECT name, email FROM customers ORDER BY name",
          note="nothing says email's type, so the new column is only proposed; the proposal's reader sees the rename"),
     case("rename-name-untracked", "unrelated rename", REFUSED, schema=SHOP,
-         known_gap="a rename made before selfheal was installed, whose names share nothing and that left no constraint, index or hint behind, looks exactly like a missing column; where the old name gives its type (name: text) it is added",
          drift="ALTER TABLE customers RENAME COLUMN name TO full_name;",
-         query="SELECT id, name FROM customers ORDER BY id"),
+         query="SELECT id, name FROM customers ORDER BY id",
+         note="full_name keeps 'name' as a word: the rename is proposed, never a new empty name column"),
+    case("rename-boolean-untracked-orm-list", "unrelated rename", REFUSED, schema=ACCOUNTS,
+         drift="ALTER TABLE accounts RENAME COLUMN is_active TO enabled;",
+         query="SELECT id, login, is_active, joined_at FROM accounts ORDER BY id",
+         note="enabled is the only column the ORM's full list leaves out where is_active was, and boolean"),
+    case("rename-boolean-untracked-partial-list", "unrelated rename", REFUSED, schema=ACCOUNTS,
+         known_gap="a rename made before selfheal was installed, whose names share no word and that left no constraint, index or hint behind, looks exactly like a missing column when the statement lists too little to place it; where the old name gives its type (is_*: boolean) it is added",
+         drift="ALTER TABLE accounts RENAME COLUMN is_active TO enabled;",
+         query="SELECT id, is_active FROM accounts ORDER BY id"),
     case("rename-table-untracked", "unrelated rename", REFUSED, schema=SHOP,
          drift="ALTER TABLE orders RENAME TO purchase;",
          query="SELECT id, total_amount FROM orders ORDER BY id"),

@@ -407,3 +407,36 @@ def test_a_write_to_a_missing_derived_name_is_a_review_naming_the_source():
     plan = planner.plan(Event("42703", 'column "service_type_id" of relation "sessions" does not exist',
                               "UPDATE sessions SET service_type_id = 3 WHERE id = 1"), CATALOG)
     assert plan.status == "needs_review" and plan.ddl == [] and "write service_type instead" in plan.reason
+
+
+RENAMED = Catalog((Table("public", "users", (Column("id", "integer", 1), Column("full_name", "text", 2),
+                                             Column("email", "text", 3), Column("enabled", "boolean", 4),
+                                             Column("created_at", "timestamp with time zone", 5)),
+                         primary_key=("id",), attnum_high=5),))
+
+
+def users_missing(name, statement):
+    return planner.plan(Event("42703", f'column "{name}" does not exist', statement), RENAMED)
+
+
+def test_a_column_the_statement_leaves_out_where_the_name_was_is_a_proposed_rename():
+    plan = users_missing("is_active", "SELECT id, full_name, email, is_active, created_at FROM users")
+    assert plan.status == "pending_approval" and plan.action == "add_alias" and plan.alias.expression == '"enabled"'
+    assert "leaves out" in plan.reason
+
+
+def test_a_column_that_keeps_the_name_as_a_word_is_a_proposed_rename():
+    plan = users_missing("name", "SELECT id, name FROM users")
+    assert plan.status == "pending_approval" and plan.alias.expression == '"full_name"'
+
+
+def test_a_column_of_another_type_or_a_list_that_names_everything_is_no_rename():
+    # is_active is boolean by its name; the column between is text: nothing says it was renamed.
+    plan = users_missing("is_active", "SELECT id, is_active, email FROM users")
+    assert plan.action == "add_column" and plan.status == "apply"
+    # Code ahead of the schema lists every column of the table and the new one after them.
+    plan = users_missing("is_verified", "SELECT id, full_name, email, enabled, created_at, is_verified FROM users")
+    assert plan.action == "add_column" and plan.status == "apply"
+    # A join lists the other table's columns beside it: they are not this table's neighbours.
+    plan = users_missing("archived_at", "SELECT u.id, u.archived_at, o.id FROM users u JOIN orders o ON true")
+    assert plan.action == "add_column"
