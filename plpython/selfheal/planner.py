@@ -670,28 +670,25 @@ def _plan_column(missing: errors.MissingName, event: Event, catalog: Catalog, po
                                 "rows": policy.value_check_rows}
         return plan
 
+    def proposed_alias(column: str, risk: str, source: str, reason: str) -> Plan:
+        evidence.setdefault("risk", []).append(risk)
+        alias = Alias(table.schema, table.name, name, expression=quote_ident(column), source=source)
+        return _plan_alias(table, alias, catalog, policy, reason, evidence)
+
     left = _leftover_source(table, name)
     if left:
-        evidence.setdefault("risk", []).append(f"{left[1]} still carries the name: a rename to {left[0]}?")
-        alias = Alias(table.schema, table.name, name, expression=quote_ident(left[0]), source="leftover")
-        return _plan_alias(table, alias, catalog, policy,
-                           f"{name!r} was probably renamed to {table.label}.{left[0]}: {left[1]} on it still "
-                           f"carries the old name; served as {left[0]}, never as a new empty column", evidence)
-
+        return proposed_alias(left[0], f"{left[1]} still carries the name: a rename to {left[0]}?", "leftover",
+                              f"{name!r} was probably renamed to {table.label}.{left[0]}: {left[1]} on it still "
+                              f"carries the old name; served as {left[0]}, never as a new empty column")
     meant = _probable_typo(table, name, missing, catalog)
     if meant:
-        evidence.setdefault("risk", []).append(f"probable typo of {meant}")
-        alias = Alias(table.schema, table.name, name, expression=quote_ident(meant), source="typo")
-        return _plan_alias(table, alias, catalog, policy,
-                           f"did the code mean {table.label}.{meant}? {name!r} would be served as {meant}", evidence)
-
+        return proposed_alias(meant, f"probable typo of {meant}", "typo",
+                              f"did the code mean {table.label}.{meant}? {name!r} would be served as {meant}")
     moved = _renamed_column(table, name, event.statement or "")
     if moved:
-        evidence.setdefault("risk", []).append(f"{moved[1]}: a rename to {moved[0]}?")
-        alias = Alias(table.schema, table.name, name, expression=quote_ident(moved[0]), source="position")
-        return _plan_alias(table, alias, catalog, policy,
-                           f"{name!r} was probably renamed to {table.label}.{moved[0]} ({moved[1]}); served as "
-                           f"{moved[0]}, never as a new empty column", evidence)
+        return proposed_alias(moved[0], f"{moved[1]}: a rename to {moved[0]}?", "position",
+                              f"{name!r} was probably renamed to {table.label}.{moved[0]} ({moved[1]}); served "
+                              f"as {moved[0]}, never as a new empty column")
 
     return _plan_add_column(table, name, event, missing, catalog, policy, evidence)
 
