@@ -705,11 +705,17 @@ def _leftover_source(table: Table, name: str) -> tuple[str, str] | None:
     return sorted(found)[0]
 
 
+# Types a new column gets a default for that reads as a real value. Not timestamps: code ahead
+# of the schema adds one beside a created_at far more often than a rename leaves one behind.
+MADE_UP_DEFAULT_TYPES = ("boolean", "jsonb")
+
+
 def _renamed_column(table: Table, name: str, statement: str) -> tuple[str, str] | None:
     """(column, why) when the table holds one column that looks like `name` renamed: the only
     column the statement does not name between the names it lists around `name` (an ORM lists
-    its model in the table's order), or the only column that keeps `name` as a word of its own
-    (name -> full_name). Where the name gives a type, the column must have it."""
+    its model in the table's order), the only column that keeps `name` as a word of its own
+    (name -> full_name), or, where the name gives boolean or jsonb, the only column of that
+    type the statement does not name. Where the name gives a type, the column has it."""
     expected = naming.type_from_name(name)
     fits = (lambda c: c.type == expected[0]) if expected else (lambda c: True)
     named = {t.value for t in sqlscan.tokenize(statement) if t.is_name}
@@ -726,6 +732,12 @@ def _renamed_column(table: Table, name: str, statement: str) -> tuple[str, str] 
     carriers = [c for c in table.columns if c.name != name and c.name not in named and word.search(c.name.lower())]
     if len(carriers) == 1 and fits(carriers[0]):
         return carriers[0].name, f"{carriers[0].name} keeps {name!r} as a word"
+    if expected and expected[0] in MADE_UP_DEFAULT_TYPES:
+        # A new column would read a made-up default (false, {}) where the renamed one has values.
+        typed = [c for c in table.columns if c.type == expected[0] and c.name not in named]
+        if len(typed) == 1:
+            return typed[0].name, (f"the only {expected[0]} column the statement does not name; a new "
+                                   f"{name!r} would read {expected[1]} where it has values")
     return None
 
 

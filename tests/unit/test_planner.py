@@ -432,11 +432,18 @@ def test_a_column_that_keeps_the_name_as_a_word_is_a_proposed_rename():
 
 def test_a_column_of_another_type_or_a_list_that_names_everything_is_no_rename():
     # is_active is boolean by its name; the column between is text: nothing says it was renamed.
-    plan = users_missing("is_active", "SELECT id, is_active, email FROM users")
+    plan = users_missing("is_active", "SELECT id, is_active, email, enabled FROM users")
     assert plan.action == "add_column" and plan.status == "apply"
     # Code ahead of the schema lists every column of the table and the new one after them.
     plan = users_missing("is_verified", "SELECT id, full_name, email, enabled, created_at, is_verified FROM users")
     assert plan.action == "add_column" and plan.status == "apply"
     # A join lists the other table's columns beside it: they are not this table's neighbours.
-    plan = users_missing("archived_at", "SELECT u.id, u.archived_at, o.id FROM users u JOIN orders o ON true")
+    plan = users_missing("archived_at", "SELECT u.id, u.archived_at, u.created_at, o.id FROM users u JOIN orders o ON true")
     assert plan.action == "add_column"
+
+
+def test_the_only_unnamed_column_of_a_type_with_a_made_up_default_is_a_proposed_rename():
+    plan = users_missing("is_active", "SELECT id, is_active FROM users")
+    assert plan.status == "pending_approval" and plan.alias.expression == '"enabled"' and "read false" in plan.reason
+    # A timestamp beside another reads NULL, not a made-up value: added, as code ahead of the schema.
+    assert users_missing("archived_at", "SELECT id, archived_at FROM users").action == "add_column"
