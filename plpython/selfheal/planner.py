@@ -729,12 +729,12 @@ def _renamed_column(table: Table, name: str, statement: str) -> tuple[str, str] 
                 listed = " and ".join(repr(n) for n in neighbours if n)
                 return between[0].name, f"the only column the statement leaves out beside {listed}"
     word = re.compile(rf"(^|_){re.escape(name.lower())}(_|$)")
-    carriers = [c for c in table.columns if c.name != name and c.name not in named and word.search(c.name.lower())]
+    carriers = [c for c in table.columns if c.name not in named and word.search(c.name.lower())]
     if len(carriers) == 1 and fits(carriers[0]):
         return carriers[0].name, f"{carriers[0].name} keeps {name!r} as a word"
     if expected and expected[0] in MADE_UP_DEFAULT_TYPES:
         # A new column would read a made-up default (false, {}) where the renamed one has values.
-        typed = [c for c in table.columns if c.type == expected[0] and c.name not in named]
+        typed = [c for c in table.columns if fits(c) and c.name not in named]
         if len(typed) == 1:
             return typed[0].name, (f"the only {expected[0]} column the statement does not name; a new "
                                    f"{name!r} would read {expected[1]} where it has values")

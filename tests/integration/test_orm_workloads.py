@@ -7,7 +7,6 @@ case may end in a silent wrong answer."""
 import json
 import subprocess
 import sys
-import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from selfheal import sqlalchemy as selfheal_sqlalchemy
 
 from .conftest import APP_ROLE, Database
 from .test_drift_cases import GRANTS
+from .test_log_capture import heal_until_logged, log_events
 
 SCHEMA = """
 CREATE TABLE customers (id serial PRIMARY KEY, name text NOT NULL, tier text NOT NULL DEFAULT 'basic');
@@ -184,20 +184,13 @@ def django_request(database: Database, ahead: bool) -> dict:
     return json.loads(done.stdout)
 
 
-def logged_errors(database: Database) -> int:
-    return database.scalar("SELECT count(*) FROM selfheal.error_event WHERE source = 'log'")
-
-
 def django_until_served(database: Database, ahead: bool, rounds: int = 6) -> dict:
     database.admin.execute("SELECT heal()")  # the first read places the bookmark in the current log file
     for _ in range(rounds):
         result = django_request(database, ahead)
         if "output" in result:
             return result
-        seen, deadline = logged_errors(database), time.monotonic() + 20
-        while logged_errors(database) == seen and time.monotonic() < deadline:
-            database.admin.execute("SELECT heal()")  # the collector writes the log asynchronously
-            time.sleep(0.05)
+        heal_until_logged(database, log_events(database) + 1)
     return result
 
 
