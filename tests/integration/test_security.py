@@ -323,6 +323,17 @@ def test_heal_error_refuses_a_schema_outside_scope_until_an_admin_adds_it(db, he
     assert "note" in [c[0] for c in columns(db, "other.t2")]
 
 
+def test_a_rename_guessed_by_position_is_never_proposed_on_a_table_the_caller_may_not_read(db, healer):
+    """The statement is the caller's to write: a crafted select list may point the position
+    evidence at any column, so the proposal is checked as a repair is, and refused."""
+    db.admin.execute("CREATE TABLE public.payroll (id int PRIMARY KEY, salary numeric, on_leave boolean); "
+                     "INSERT INTO payroll VALUES (1, 100, false)")
+    before = snapshot(db, ["public.payroll"])
+    result = heal_error(healer, 'column "is_salary" does not exist', "SELECT id, is_salary FROM payroll")
+    assert_refused(db, result)
+    assert snapshot(db, ["public.payroll"]) == before
+
+
 def test_heal_error_still_heals_a_table_the_caller_may_read(db, healer):
     db.admin.execute(f"CREATE TABLE public.t_ok (id int PRIMARY KEY); GRANT SELECT ON public.t_ok TO {APP_ROLE}")
     result = heal_error(healer, 'column "label" does not exist', "SELECT label FROM public.t_ok WHERE label <> ''")
