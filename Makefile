@@ -24,10 +24,11 @@ $(EXTENSION)--$(EXTVERSION).sql: $(SQL_SOURCES) $(EXTENSION).control
 	sed 's|@PYTHON_LIB_DIR@|$(PYTHON_LIB_DIR)|g' $(SQL_SOURCES) > $@
 
 # An upgrade script: its own table changes, then the same routine and privilege files as the
-# install script. When the version moves on, keep the built script whole in sql/upgrade/.
+# install script, then its -after part (work that calls the new routines), if it has one. When
+# the version moves on, keep the built script whole in sql/upgrade/.
 ROUTINE_SOURCES = sql/20_functions.sql sql/30_report.sql sql/40_event_triggers.sql sql/90_privileges.sql
-$(EXTENSION)--%--$(EXTVERSION).sql: sql/upgrade/$(EXTENSION)--%--$(EXTVERSION).sql $(ROUTINE_SOURCES) $(EXTENSION).control
-	sed 's|@PYTHON_LIB_DIR@|$(PYTHON_LIB_DIR)|g' $< $(ROUTINE_SOURCES) > $@
+$(EXTENSION)--%--$(EXTVERSION).sql: sql/upgrade/$(EXTENSION)--%--$(EXTVERSION).sql $(ROUTINE_SOURCES) $(EXTENSION).control $(wildcard sql/upgrade/*-after.sql)
+	sed 's|@PYTHON_LIB_DIR@|$(PYTHON_LIB_DIR)|g' $< $(ROUTINE_SOURCES) $(wildcard $(basename $<)-after.sql) > $@
 
 install: install-python
 install-python:
@@ -58,6 +59,7 @@ bench: install
 	$(TEST_PYTHON) -m bench.log_capture
 	$(TEST_PYTHON) -m bench.client
 	$(TEST_PYTHON) -m bench.ddl_overhead
+	$(TEST_PYTHON) -m bench.compat
 	$(TEST_PYTHON) -m bench.scan
 	$(TEST_PYTHON) -m bench.lock_queue
 

@@ -68,7 +68,29 @@ from selfheal import server
 return server.entry(plpy, server.enable_compat, role_name)
 $$;
 COMMENT ON FUNCTION selfheal.enable_compat(name) IS
-  'Routes a role through the compat views: puts selfheal_compat first on its search_path (from its next session) and grants USAGE on it';
+  'Routes a role through the compat views: puts each schema''s compat schema (selfheal_compat_<schema>) just before that schema on its search_path, keeping its order and its database-specific setting (from its next session)';
+
+CREATE OR REPLACE FUNCTION selfheal.disable_compat(role_name name) RETURNS text
+LANGUAGE plpython3u
+SET search_path = pg_catalog, pg_temp
+AS $$
+import sys; '@PYTHON_LIB_DIR@' in sys.path or sys.path.insert(0, '@PYTHON_LIB_DIR@')
+from selfheal import server
+return server.entry(plpy, server.disable_compat, role_name)
+$$;
+COMMENT ON FUNCTION selfheal.disable_compat(name) IS
+  'Undoes enable_compat: takes the compat schemas off the role''s search_path (from its next session), resetting a setting enable_compat made';
+
+CREATE OR REPLACE FUNCTION selfheal.refresh_compat() RETURNS integer
+LANGUAGE plpython3u
+SET search_path = pg_catalog, pg_temp
+AS $$
+import sys; '@PYTHON_LIB_DIR@' in sys.path or sys.path.insert(0, '@PYTHON_LIB_DIR@')
+from selfheal import server
+return server.entry(plpy, server.refresh_compat)
+$$;
+COMMENT ON FUNCTION selfheal.refresh_compat() IS
+  'Builds every compat view again from selfheal.alias (locks taken with NOWAIT and retried); returns the number of tables';
 
 CREATE OR REPLACE FUNCTION selfheal.undo(audit_id bigint, force boolean DEFAULT false) RETURNS bigint
 LANGUAGE plpython3u

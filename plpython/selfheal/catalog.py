@@ -56,7 +56,7 @@ SELECT n.nspname AS schema_name, c.relname AS table_name, ({rows})::float8 AS ro
   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
  WHERE c.relkind IN ('r', 'p')
    AND n.nspname <> ALL ($3) AND n.nspname NOT LIKE 'pg\\_%'
-   AND (c.relname = ANY ($1) OR replace(lower(c.relname), '_', '') = ANY ($2))
+   AND (c.relname = ANY ($1) OR replace(replace(lower(c.relname), '_', ''), ' ', '') = ANY ($2))
 """
 
 

@@ -65,12 +65,15 @@ def compare(before: Shape, after: Shape, aliases: list[Alias]) -> Drift:
                     drift.broken.append((alias, f"its source column {old_name} was dropped"))
             continue
         drift.events.append(("column renamed", {"from": old_name, "to": new_name}))
+        # Back to a name it had (a -> b -> a): the alias for it retires below, and b, a name it
+        # held only between two migrations, is not served.
+        returning = new_name in live and references(live[new_name].expression, old_name)
         for i, alias in enumerate(current):
             if alias.kind == "column" and references(alias.expression, old_name):
                 changed = replace(alias, expression=rewrite(alias.expression, old_name, new_name))
                 drift.rewritten.append((alias, changed))
                 current[i] = changed
-        if old_name not in live and old_name not in after.columns.values():
+        if not returning and old_name not in live and old_name not in after.columns.values():
             drift.added.append(Alias(after.schema, after.name, old_name, expression=quote_ident(new_name),
                                      source="rename"))
     for attnum, name in sorted(after.columns.items()):

@@ -85,20 +85,18 @@ def _render(conn, fixed, skipped, aliases, tables, routed, others, database) -> 
             out += [f"{s};" for s in plan.ddl if s.startswith(("ALTER TABLE", "COMMENT ON COLUMN"))]
         out.append("")
     if aliases:
-        out.append("-- Legacy names are served by views in selfheal_compat to the roles routed below.")
-        out.append(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(planner.COMPAT_SCHEMA)};")
+        out.append("-- Legacy names are served by views in selfheal_compat_<schema> to the roles routed below.")
         for key in sorted({(a.schema, a.table) for a in aliases}):
             mine = [a for a in aliases if (a.schema, a.table) == key]
             for view in planner.compat_views(tables[key], mine):
-                out.append(f"{planner.drop_view_ddl(view)};")
+                out.append(f"{planner.drop_view_ddl(key[0], view)};")
             out += [f"{s};" for s in planner.rebuild_compat(tables[key], [], mine)]
         for role in sorted(routed):
             current = conn.execute(
                 "SELECT substr(s, length('search_path=') + 1) FROM pg_db_role_setting d, pg_roles r, "
                 "unnest(d.setconfig) AS s WHERE r.oid = d.setrole AND r.rolname = %s AND d.setdatabase = 0 "
                 "AND s LIKE 'search_path=%%'", (role,)).fetchone()
-            path = planner.compat_search_path(current[0] if current else None)
-            out.append(f"GRANT USAGE ON SCHEMA {quote_ident(planner.COMPAT_SCHEMA)} TO {quote_ident(role)};")
+            path = planner.compat_search_path(current[0] if current else None, role)
             if path:
                 out.append(f"ALTER ROLE {quote_ident(role)} SET search_path = {path};  -- from its next session")
         out.append("")

@@ -27,20 +27,21 @@ SELECT a.id, a.schema_name, a.table_name, a.column_name, a.reason, a.ddl,
 """
 
 _VIEWS_SQL = """
-SELECT c.relname, pg_catalog.pg_get_viewdef(c.oid, true) AS definition,
+SELECT n.nspname, c.relname, pg_catalog.pg_get_viewdef(c.oid, true) AS definition,
        pg_catalog.obj_description(c.oid, 'pg_class') AS comment
-  FROM pg_catalog.pg_class c
- WHERE c.relnamespace = 'selfheal_compat'::pg_catalog.regnamespace AND c.relkind = 'v'
- ORDER BY c.relname
+  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname LIKE 'selfheal\_compat\_%' AND c.relkind = 'v'
+ ORDER BY n.nspname, c.relname
 """
 
 _ROUTED_SQL = """
-SELECT r.rolname, s.setting
+SELECT r.rolname, s.setting, d.setdatabase <> 0 AS in_database
   FROM pg_catalog.pg_db_role_setting d
   JOIN pg_catalog.pg_roles r ON r.oid = d.setrole
   CROSS JOIN LATERAL unnest(d.setconfig) AS s(setting)
- WHERE d.setdatabase = 0 AND s.setting LIKE 'search_path=%%' AND s.setting LIKE %s
- ORDER BY r.rolname
+ WHERE d.setdatabase IN (0, (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database()))
+   AND s.setting LIKE 'search_path=%%' AND s.setting LIKE %s
+ ORDER BY r.rolname, 3
 """
 
 
@@ -69,21 +70,28 @@ def build(conn) -> Migration:
             up.append(f"ALTER TABLE {qualified} ADD COLUMN IF NOT EXISTS {quote_ident(column)} {col_type}{default_sql}")
             up.append(f"COMMENT ON COLUMN {qualified}.{quote_ident(column)} IS {quote_literal(f'added by selfheal: {reason}')}")
         down.insert(0, f"ALTER TABLE {qualified} DROP COLUMN IF EXISTS {quote_ident(column)}")
-    views = conn.execute(_VIEWS_SQL).fetchall()
-    if views:
-        up.append(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(COMPAT_SCHEMA)}")
-    for name, definition, comment in views:
-        view = f"{quote_ident(COMPAT_SCHEMA)}.{quote_ident(name)}"
+    schemas = set()
+    for schema, name, definition, comment in conn.execute(_VIEWS_SQL).fetchall():
+        if schema not in schemas:
+            schemas.add(schema)
+            up.append(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
+            up.append(f"GRANT USAGE ON SCHEMA {quote_ident(schema)} TO PUBLIC")
+        view = f"{quote_ident(schema)}.{quote_ident(name)}"
         up.append(f"DROP VIEW IF EXISTS {view}")
         up.append(f"CREATE VIEW {view} WITH (security_invoker = true) AS\n{definition.rstrip(';')}")
         up.append(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {view} TO PUBLIC")
         if comment:
             up.append(f"COMMENT ON VIEW {view} IS {quote_literal(comment)}")
         down.insert(0, f"DROP VIEW IF EXISTS {view}")
-    for role, setting in conn.execute(_ROUTED_SQL, (f"%{COMPAT_SCHEMA}%",)).fetchall():
-        up.append(f"GRANT USAGE ON SCHEMA {quote_ident(COMPAT_SCHEMA)} TO {quote_ident(role)}")
-        up.append(f"ALTER ROLE {quote_ident(role)} SET search_path = {setting.split('=', 1)[1]}")
-        notes.append(f"role {role} reads through {COMPAT_SCHEMA}")
+    for role, setting, in_database in conn.execute(_ROUTED_SQL, (f"%{COMPAT_SCHEMA}%",)).fetchall():
+        path = setting.split("=", 1)[1]
+        if in_database:  # for the database the migration runs in, whatever it is called there
+            alter = quote_literal(f"ALTER ROLE {quote_ident(role)} IN DATABASE %I SET search_path = "
+                                  + path.replace("%", "%%"))
+            up.append(f"DO $routing$ BEGIN EXECUTE format({alter}, current_database()); END $routing$")
+        else:
+            up.append(f"ALTER ROLE {quote_ident(role)} SET search_path = {path}")
+        notes.append(f"role {role} reads through the compat schemas")
     return Migration(up, down, notes)
 
 

@@ -7,15 +7,21 @@ import re
 MAX_IDENTIFIER_BYTES = 63  # NAMEDATALEN - 1: longer names are silently truncated by PostgreSQL
 SYSTEM_SCHEMAS = frozenset({"pg_catalog", "information_schema", "pg_toast"})
 SELFHEAL_SCHEMAS = frozenset({"selfheal", "selfheal_compat"})
+COMPAT_SCHEMA_PREFIX = "selfheal_compat_"  # one compat schema per source schema
 _SANE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class RefusedName(ValueError):
     """A name that selfheal will not put into DDL."""
 
 
-def validate_identifier(name: str, what: str = "name") -> str:
-    """Return the name if it is safe to create; raise RefusedName saying why not."""
+def validate_identifier(name: str, what: str = "name", served: bool = False) -> str:
+    """Return the name if it is safe to create; raise RefusedName saying why not.
+
+    served: a legacy name the compat layer serves, always quoted, so any identifier PostgreSQL
+    allows ("Order Details") except control characters. A new column keeps to [A-Za-z0-9_].
+    """
     if not name:
         raise RefusedName(f"empty {what}")
     size = len(name.encode("utf-8"))
@@ -24,7 +30,9 @@ def validate_identifier(name: str, what: str = "name") -> str:
     if size == MAX_IDENTIFIER_BYTES:
         # PostgreSQL reports a longer name already cut to 63 bytes: the code means something else.
         raise RefusedName(f"{what} is exactly {MAX_IDENTIFIER_BYTES} bytes, so it was probably truncated")
-    if not _SANE_NAME.match(name):
+    if served and _CONTROL.search(name):
+        raise RefusedName(f"{what} {name!r} holds control characters")
+    if not served and not _SANE_NAME.match(name):
         raise RefusedName(f"{what} {name!r} has characters outside [A-Za-z0-9_]")
     if name.lower().startswith("pg_"):
         raise RefusedName(f"{what} {name!r} starts with pg_, which PostgreSQL reserves")
@@ -36,14 +44,15 @@ def validate_identifier(name: str, what: str = "name") -> str:
 def validate_schema(schema: str) -> str:
     if schema in SYSTEM_SCHEMAS or schema.startswith("pg_"):
         raise RefusedName(f"schema {schema!r} is a system schema")
-    if schema in SELFHEAL_SCHEMAS:
+    if schema in SELFHEAL_SCHEMAS or schema.startswith(COMPAT_SCHEMA_PREFIX):
         raise RefusedName(f"schema {schema!r} belongs to selfheal")
     return schema
 
 
 def fold_key(name: str) -> str:
-    """The key two spellings of one name share: InvoiceLine, invoiceline and invoice_line."""
-    return name.replace("_", "").lower()
+    """The key two spellings of one name share: InvoiceLine, invoiceline, invoice_line and
+    "Invoice Line"."""
+    return name.replace("_", "").replace(" ", "").lower()
 
 
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")

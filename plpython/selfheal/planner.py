@@ -258,6 +258,30 @@ def candidate_relation_names(event: Event) -> tuple[set[str], set[str]]:
 # Compat views: a pure function of a table and its active aliases
 
 
+def compat_schema(source_schema: str) -> str:
+    """The compat schema of one source schema. A routed role finds it just before that schema,
+    so its views answer for that schema's names only and the role's resolution order is kept."""
+    name = naming.COMPAT_SCHEMA_PREFIX + source_schema
+    if len(name.encode("utf-8")) < naming.MAX_IDENTIFIER_BYTES:
+        return name
+    return naming.COMPAT_SCHEMA_PREFIX + _short_hash(source_schema)
+
+
+def is_compat_schema(name: str) -> bool:
+    return name == COMPAT_SCHEMA or name.startswith(naming.COMPAT_SCHEMA_PREFIX)
+
+
+# Aliases that are the column's own legacy name: shown in its place, so SELECT * keeps the legacy
+# shape. The drift timeline's exact old name ("rename") wins over one the code wrote.
+IN_PLACE_SOURCES = ("rename", "normalisation", "hint", "leftover", "position")
+
+
+def plain_column(expression: str | None) -> str | None:
+    """The column an alias expression is, when it is nothing but one quoted column."""
+    found = re.fullmatch(r'"((?:[^"]|"")+)"', expression or "")
+    return found.group(1).replace('""', '"') if found else None
+
+
 def _view_select(table: Table, outputs: list[tuple[str, str]]) -> str:
     columns = ",\n    ".join(
         expr if expr == quote_ident(name) else f"{expr} AS {quote_ident(name)}" for name, expr in outputs
@@ -266,13 +290,23 @@ def _view_select(table: Table, outputs: list[tuple[str, str]]) -> str:
 
 
 def _column_outputs(table: Table, aliases: list[Alias], style: str) -> list[tuple[str, str]]:
+    """The view's columns: the table's own, in order, each under its legacy name where a rename
+    alias gives one (else in the view's style), then derived and other names."""
     column_aliases = [a for a in aliases if a.kind == "column"]
-    shadowed = {a.legacy_name for a in column_aliases}
+    renames = sorted((a for a in column_aliases if a.source in IN_PLACE_SOURCES
+                      and table.column(plain_column(a.expression) or "") is not None),
+                     key=lambda a: (a.source != "rename", a.id or MAX_ALIAS_ID))
+    in_place: dict[str, str] = {}
+    for alias in renames:
+        column = plain_column(alias.expression)
+        if column not in in_place:
+            in_place[column] = alias.legacy_name
+    claimed = {a.legacy_name for a in column_aliases}
     outputs: list[tuple[str, str]] = []
     seen: set[str] = set()
     for col in table.columns:
-        exposed = naming.apply_style(style, col.name)
-        if exposed in shadowed or exposed in seen:
+        exposed = in_place.get(col.name) or naming.apply_style(style, col.name)
+        if exposed in seen or (col.name not in in_place and exposed in claimed):
             continue
         outputs.append((exposed, quote_ident(col.name)))
         seen.add(exposed)
@@ -283,13 +317,22 @@ def _column_outputs(table: Table, aliases: list[Alias], style: str) -> list[tupl
     return outputs
 
 
+MAX_ALIAS_ID = 2**63 - 1  # an alias not saved yet is the newest
+
+
+def own_style(table: Table, aliases: list[Alias]) -> Alias | None:
+    """The alias that shows the table under its own name in its legacy naming style."""
+    return next((a for a in aliases if a.kind == "relation" and a.legacy_name == table.name), None)
+
+
 def compat_view_columns(table: Table, aliases: list[Alias]) -> dict[str, list[tuple[str, str]]]:
     """Name -> (column, expression) pairs of every compat view the table's aliases call for."""
     views: dict[str, list[tuple[str, str]]] = {}
-    if any(a.kind == "column" for a in aliases):
-        views[table.name] = _column_outputs(table, aliases, "same")
+    own = own_style(table, aliases)
+    if own or any(a.kind == "column" for a in aliases):
+        views[table.name] = _column_outputs(table, aliases, own.style if own else "same")
     for alias in aliases:
-        if alias.kind == "relation":
+        if alias.kind == "relation" and alias is not own:
             views[alias.legacy_name] = _column_outputs(table, aliases, alias.style)
     return views
 
@@ -299,12 +342,31 @@ def compat_views(table: Table, aliases: list[Alias]) -> dict[str, str]:
     return {name: _view_select(table, outputs) for name, outputs in compat_view_columns(table, aliases).items()}
 
 
-def drop_view_ddl(name: str) -> str:
-    return f"DROP VIEW IF EXISTS {quote_ident(COMPAT_SCHEMA)}.{quote_ident(name)}"
+def exposed_names(table: Table, relation: str, catalog: Catalog) -> set[str]:
+    """The column names a routed role sees through `relation` (the table or a legacy name of it)."""
+    views = compat_view_columns(table, catalog.table_aliases(table))
+    if relation in views:
+        return {name for name, _ in views[relation]}
+    return {c.name for c in table.columns}
+
+
+def compat_view(source_schema: str, name: str) -> str:
+    return f"{quote_ident(compat_schema(source_schema))}.{quote_ident(name)}"
+
+
+def drop_view_ddl(source_schema: str, name: str) -> str:
+    return f"DROP VIEW IF EXISTS {compat_view(source_schema, name)}"
+
+
+def compat_schema_ddl(source_schema: str) -> list[str]:
+    """The compat schema, made on first use. USAGE for all is harmless: it holds only
+    security_invoker views, which grant nothing the caller lacks on the table."""
+    schema = quote_ident(compat_schema(source_schema))
+    return [f"CREATE SCHEMA IF NOT EXISTS {schema}", f"GRANT USAGE ON SCHEMA {schema} TO PUBLIC"]
 
 
 def _create_view(name: str, select: str, table: Table) -> list[str]:
-    view = f"{quote_ident(COMPAT_SCHEMA)}.{quote_ident(name)}"
+    view = compat_view(table.schema, name)
     # security_invoker: the view must never grant more than the caller has on the table.
     return [
         f"CREATE VIEW {view} WITH (security_invoker = true) AS\n  {select}",
@@ -317,7 +379,9 @@ def _create_view(name: str, select: str, table: Table) -> list[str]:
 def rebuild_compat(table: Table, before: list[Alias], after: list[Alias]) -> list[str]:
     """DDL that turns the compat views for `before` into those for `after`."""
     old, new = compat_views(table, before), compat_views(table, after)
-    ddl = [drop_view_ddl(name) for name in old]
+    ddl = [drop_view_ddl(table.schema, name) for name in old]
+    if new:
+        ddl += compat_schema_ddl(table.schema)
     for name, select in new.items():
         ddl.extend(_create_view(name, select, table))
     return ddl
@@ -372,7 +436,7 @@ def _check_evidence(missing: errors.MissingName, event: Event) -> None:
         raise _review(f"raised inside function {function}, not by the statement itself (RAISE or a function's "
                       "own query); never repaired automatically", function=function)
     if missing.kind == "column":
-        naming.validate_identifier(missing.name, "column name")
+        naming.validate_identifier(missing.name, "column name", served=True)
     statement = event.statement
     if not statement:
         if event.source == "log":
@@ -386,6 +450,54 @@ def _check_evidence(missing: errors.MissingName, event: Event) -> None:
     if not named:
         raise _review(f"the statement does not name {missing.name!r} where PostgreSQL would report it, "
                       "so the error is no evidence about it", missing=missing.name)
+
+
+_NOT_COLUMNS = sqlscan.CLAUSE_WORDS | {"BY", "ASC", "DESC", "IN", "IS", "NULL", "LIKE", "ILIKE", "BETWEEN",
+                                       "DISTINCT", "ALL", "ANY", "SOME", "EXISTS", "CASE", "TRUE", "FALSE",
+                                       "NULLS", "FIRST", "LAST", "ASYMMETRIC", "SYMMETRIC", "COLLATE"}
+
+
+def remaining_legacy_names(event: Event, catalog: Catalog) -> list[tuple[str, str]]:
+    """(sqlstate, message) of each error the statement would still raise for a routed role, as
+    far as the catalog shows: a relation that is a legacy spelling of a table, and a column name
+    that is a legacy spelling of a column of the one relation it can belong to, which no compat
+    view serves yet. Healing them now heals the whole statement in one round."""
+    statement = event.statement or ""
+    found: list[tuple[str, str]] = []
+    scope: list[tuple[sqlscan.RelationRef, Table, set[str]]] = []
+    for ref in sqlscan.relations(statement):
+        try:
+            table = _resolve_relation(catalog, ref.name, ref.schema)
+        except _Stop:
+            key = naming.fold_key(ref.name)
+            if ref.schema is None and len([t for t in catalog.tables if naming.fold_key(t.name) == key]) == 1:
+                found.append((errors.UNDEFINED_TABLE, f'relation "{ref.name}" does not exist'))
+            continue
+        scope.append((ref, table, exposed_names(table, ref.name, catalog)))
+    relation_names = {n for ref, _, _ in scope for n in (ref.name, ref.alias) if n}
+    tokens = sqlscan.tokenize(statement)
+    for i, tok in enumerate(tokens):
+        if not tok.is_name or tok.value in relation_names or '"' in tok.value or "." in tok.value \
+                or (tok.kind == "ident" and tok.value.upper() in _NOT_COLUMNS):
+            continue
+        after = tokens[i + 1].value if i + 1 < len(tokens) else None
+        before = tokens[i - 1] if i else None
+        if after in ("(", ".") or (before is not None and before.is_word("AS")):
+            continue  # a function, a qualifier or an output name
+        qualifier = tokens[i - 2].value if before is not None and before.value == "." and i >= 2 else None
+        candidates = [(ref, table, exposed) for ref, table, exposed in scope
+                      if qualifier is None or qualifier == (ref.alias or ref.name)]
+        if any(tok.value in exposed for _, _, exposed in candidates):
+            continue
+        key = naming.fold_key(tok.value)
+        owners = [ref for ref, table, _ in candidates if any(naming.fold_key(c.name) == key for c in table.columns)]
+        if len(owners) != 1:
+            continue
+        message = f"column {qualifier}.{tok.value} does not exist" if qualifier else \
+            f'column "{tok.value}" does not exist'
+        if (errors.UNDEFINED_COLUMN, message) not in found:
+            found.append((errors.UNDEFINED_COLUMN, message))
+    return found
 
 
 def _action_class(plan: Plan) -> str:
@@ -459,7 +571,7 @@ def _target_table(missing: errors.MissingName, event: Event, catalog: Catalog) -
     refs = sqlscan.relations(statement)
     if not refs:
         raise _review("the statement was not reported or names no table, so the table is unknown")
-    tables = []
+    tables, serving = [], []
     for ref in refs:
         try:
             table = _resolve_relation(catalog, ref.name, ref.schema)
@@ -467,8 +579,13 @@ def _target_table(missing: errors.MissingName, event: Event, catalog: Catalog) -
             continue
         if table not in tables:
             tables.append(table)
+        if table.column(missing.name) is None and missing.name in exposed_names(table, ref.name, catalog):
+            serving.append(ref.name)
     if len(tables) == 1:
         return tables[0]
+    if serving:
+        raise _Stop(Plan("resolved", f"{missing.name!r} is already served by the compat view of "
+                         f"{', '.join(serving)}; a role that still fails needs selfheal.enable_compat()"))
     if not tables:
         raise _review("no table named in the statement was found")
     # Several tables: the name could be any one's. One with evidence for it is only a guess
@@ -576,15 +693,15 @@ def compat_view_name(alias: Alias) -> str:
 
 def alias_conflicts(table: Table, aliases: list[Alias], catalog: Catalog) -> list[str]:
     """Why the compat views for these aliases must not be built: a view name that already serves
-    another table, or one that would hide another schema's relation from routed roles (their
-    search_path finds selfheal_compat first)."""
-    claimed = {compat_view_name(a): f"{a.schema}.{a.table}"
-               for a in catalog.aliases if (a.schema, a.table) != (table.schema, table.name)}
+    another table of the schema, or one that would hide another relation or type of the schema
+    from routed roles (they find its compat schema just before it)."""
+    claimed = {compat_view_name(a): f"{a.schema}.{a.table}" for a in catalog.aliases
+               if a.schema == table.schema and a.table != table.name}
     views = compat_views(table, aliases)
     problems = [f"{view} already serves {claimed[view]}" for view in sorted(views) if view in claimed]
-    problems += [f"selfheal_compat.{view} would hide {schema}.{name} from routed roles"
+    problems += [f"{compat_schema(table.schema)}.{view} would hide {schema}.{name} from routed roles"
                  for view in sorted(views) for schema, name in sorted(catalog.relations)
-                 if name == view and (schema, name) != (table.schema, table.name)]
+                 if name == view and schema == table.schema and name != table.name]
     return problems
 
 
@@ -592,7 +709,8 @@ def _stale_views_serving(table: Table, name: str, catalog: Catalog) -> list[str]
     """Compat views that would serve `name` if rebuilt, but do not today."""
     expected = compat_view_columns(table, catalog.table_aliases(table))
     return sorted(view for view, outputs in expected.items()
-                  if name in [column for column, _ in outputs] and name not in catalog.views.get(view, ()))
+                  if name in [column for column, _ in outputs]
+                  and name not in catalog.views.get((table.schema, view), ()))
 
 
 def _plan_column(missing: errors.MissingName, event: Event, catalog: Catalog, policy: Policy) -> Plan:
@@ -619,22 +737,35 @@ def _plan_column(missing: errors.MissingName, event: Event, catalog: Catalog, po
                     action="refresh_compat", table=table, column=name, ddl=rebuild_compat(table, aliases, aliases),
                     lock_profile="catalog only: compat views rebuilt", evidence=evidence)
 
-    existing = next((a for a in catalog.table_aliases(table) if a.kind == "column" and a.legacy_name == name), None)
-    if existing:
+    views = compat_view_columns(table, catalog.table_aliases(table))
+    if any(name in [column for column, _ in outputs] for outputs in views.values()):
         return Plan("resolved", f"{name!r} is already served by the compat view of {table.label}; "
                     "a role that still fails needs selfheal.enable_compat()",
                     table=table, column=name, evidence=evidence)
     if table.column(name):
+        if views:
+            # Its compat view shows a legacy name in its place; newer code of a routed role uses it.
+            alias = Alias(table.schema, table.name, name, expression=quote_ident(name), source="current")
+            return _plan_alias(table, alias, catalog, policy, f"{name!r} is {table.label}'s own column, which its "
+                               "compat view shows under a legacy name; served by that view too", evidence)
         return Plan("resolved", f"{name!r} already exists on {table.label}",
                     table=table, column=name, evidence=evidence)
 
-    naming.validate_identifier(name, "column name")
     if (table.schema, table.name, name) in catalog.dropped:
         raise _review(f"{table.label}.{name} was dropped (see selfheal.schema_event): its data is gone, and a new "
                       "empty column would read NULL where values were; the code needs changing", **evidence)
     renamed = _rename_source(table, name)
     if renamed:
         evidence["normalisation"] = f"{name} -> {renamed.name}"
+        style = _legacy_convention(table, name, renamed, [event.statement or ""] + list(event.related_statements),
+                                   catalog)
+        if style:
+            evidence["column_style"] = style
+            alias = Alias(table.schema, table.name, table.name, kind="relation", style=style, source="style")
+            return _plan_alias(table, alias, catalog, policy,
+                               f"{name!r} is {renamed.name} in the {style} naming {table.label} had before it "
+                               f"moved to snake_case; the compat view shows every column of {table.label} in "
+                               "that naming, in place", evidence)
         alias = Alias(table.schema, table.name, name, expression=quote_ident(renamed.name),
                       source="hint" if renamed.name in hinted else "normalisation")
         return _plan_alias(table, alias, catalog, policy,
@@ -691,6 +822,31 @@ def _plan_column(missing: errors.MissingName, event: Event, catalog: Catalog, po
                               f"as {moved[0]}, never as a new empty column")
 
     return _plan_add_column(table, name, event, missing, catalog, policy, evidence)
+
+
+def _legacy_convention(table: Table, name: str, renamed: Column, statements: list[str],
+                       catalog: Catalog) -> str | None:
+    """'flat' when the evidence says the whole table moved from unquoted PascalCase (which
+    PostgreSQL folds to flat names, as Chinook's AlbumId became albumid) to snake_case: the code
+    writes `name` in mixed case without quotes, the table name not in snake_case, and no column
+    in snake_case where the naming differs; every column is snake_case and reads back one-to-one.
+    A table that mixed conventions ("UnitPrice" beside invoice_line_id) gets no such view."""
+    if naming.legacy_style(name, renamed.name) != "flat" or "_" not in renamed.name:
+        return None
+    written_as = re.findall(rf'(?<![\w"$]){re.escape(name)}(?![\w"$])', statements[0], re.I)
+    if not written_as or not all(any(ch.isupper() for ch in w[1:]) for w in written_as):
+        return None  # written flat, or quoted: one column may have moved, not the naming
+    if any(a.kind == "column" and a.source == "current" for a in catalog.table_aliases(table)):
+        return None  # code of a routed role already uses the new names
+    names = [c.name for c in table.columns]
+    styled = [naming.apply_style("flat", n) for n in names]
+    taken = set(names)
+    if any(n != naming.snake_case(n) for n in names) or len(set(styled)) != len(styled) \
+            or any(f != n and f in taken for n, f in zip(names, styled)):
+        return None  # not snake_case throughout, or two columns would read as one name
+    moved = {n for n, f in zip(names, styled) if n != f} | ({table.name} if "_" in table.name else set())
+    written = {t.value for statement in statements for t in sqlscan.tokenize(statement) if t.is_name}
+    return None if written & moved else "flat"
 
 
 def _leftover_source(table: Table, name: str) -> tuple[str, str] | None:
@@ -786,6 +942,7 @@ WEAK_TYPE = "weak evidence: no statement seen declares or uses it with a type, a
 
 def _plan_add_column(table: Table, name: str, event: Event, missing: errors.MissingName, catalog: Catalog,
                      policy: Policy, evidence: dict) -> Plan:
+    naming.validate_identifier(name, "column name")  # a new column: served names may be any
     _check_column_budget(table, policy, evidence)
     statements = [event.statement or ""] + list(event.related_statements)
     col_type, default, why = infer_column_type(name, statements, missing.qualifier, table, catalog)
@@ -838,7 +995,8 @@ def _plan_relation(missing: errors.MissingName, catalog: Catalog, policy: Policy
         naming.validate_schema(missing.schema)
         raise _review(f"{missing.schema}.{name} is schema-qualified; the compat schema serves unqualified "
                       "names only", **evidence)
-    existing = [a for a in catalog.aliases if a.kind == "relation" and a.legacy_name == name]
+    existing = [a for a in catalog.aliases if a.kind == "relation" and a.legacy_name == name
+                and a.table != name]
     if existing:
         return Plan("resolved", f"{name!r} is already served by the compat layer; a role that still "
                     "fails needs selfheal.enable_compat()", evidence=evidence)
@@ -846,7 +1004,7 @@ def _plan_relation(missing: errors.MissingName, catalog: Catalog, policy: Policy
     if exact:
         raise _review(f"{name!r} exists in schema {exact[0].schema}; the role may lack it on its search_path",
                       **evidence)
-    naming.validate_identifier(name, "relation name")
+    naming.validate_identifier(name, "relation name", served=True)
     key = naming.fold_key(name)
     candidates = [t for t in catalog.tables if naming.fold_key(t.name) == key
                   and (missing.schema is None or t.schema == missing.schema)]
@@ -892,15 +1050,31 @@ def search_path_schemas(path: str, role: str) -> list[str]:
     return schemas if "pg_catalog" in schemas else ["pg_catalog"] + schemas
 
 
-def compat_search_path(current: str | None) -> str | None:
-    """The search_path a routed role gets: the compat schema first, the rest as it was.
+def compat_search_path(current: str | None, role: str) -> str | None:
+    """The search_path a routed role gets: each schema's compat schema just before it, the rest
+    as it was. None when the role already reads through the compat schemas this way."""
+    names = search_path_names(current or DEFAULT_SEARCH_PATH)
+    routed: list[str] = []
+    for name in (n for n in names if not is_compat_schema(n)):
+        schema = role if name == "$user" else name
+        if not (schema.startswith("pg_") or schema in naming.SYSTEM_SCHEMAS or schema in naming.SELFHEAL_SCHEMAS):
+            routed.append(compat_schema(schema))
+        routed.append(name)
+    return None if routed == names else ", ".join(quote_ident(n) for n in routed)
 
-    None when the role already reads through the compat schema.
-    """
-    names = search_path_names(current or '"$user", public')
-    if COMPAT_SCHEMA in names:
-        return None
-    return ", ".join(quote_ident(n) for n in [COMPAT_SCHEMA] + names)
+
+def uncompat_search_path(current: str | None) -> str | None:
+    """The search_path without its compat schemas; None when it has none."""
+    names = search_path_names(current or DEFAULT_SEARCH_PATH)
+    kept = [n for n in names if not is_compat_schema(n)]
+    return None if kept == names else ", ".join(quote_ident(n) for n in kept)
+
+
+def routed(path: str | None) -> bool:
+    return any(is_compat_schema(n) for n in search_path_names(path or DEFAULT_SEARCH_PATH))
+
+
+DEFAULT_SEARCH_PATH = '"$user", public'
 
 
 def _plan_view_write(column: str, view: str, catalog: Catalog) -> Plan:
@@ -936,6 +1110,7 @@ def plan_derived_column(table: Table, name: str, col_type: str, expression: str,
     Above it: a plain column (metadata only), a trigger that keeps it in sync on every write,
     and a backfill that fills existing rows in batches with commits (CALL selfheal.backfill()).
     """
+    naming.validate_identifier(name, "column name")  # a real column, not a served name
     _check_column_budget(table, policy, evidence)
     column = quote_ident(name)
     limit = policy.generated_column_row_limit

@@ -44,6 +44,22 @@ class _Db:
 
     def run(self, ddl: str) -> None:
         self.plpy.execute(ddl)
+        if ddl.startswith(_CREATE_SCHEMA):
+            _check_compat_schema_owner(self, ddl[len(_CREATE_SCHEMA):])
+
+
+_CREATE_SCHEMA = "CREATE SCHEMA IF NOT EXISTS "
+
+
+def _check_compat_schema_owner(db: _Db, quoted: str) -> None:
+    """A compat schema someone else made first must never serve routed roles: its owner could
+    put any view in it."""
+    name = quoted[1:-1].replace('""', '"')
+    row = db.one("SELECT n.nspowner = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user) AS ours "
+                 "FROM pg_catalog.pg_namespace n WHERE n.nspname = $1", ("text",), (name,))
+    if not row or not row["ours"]:
+        raise RuntimeError(f"schema {name} exists and is not selfheal's: it cannot hold compat views; "
+                           "drop or rename it")
 
 
 # ---------------------------------------------------------------------------------------
@@ -65,15 +81,15 @@ def _load_aliases(db: _Db, active: bool = True) -> tuple[Alias, ...]:
 
 
 # Names a compat view must not take: any relation (sequences and composite types too) or type
-# of that name outside selfheal_compat; temporary ones are a session's own.
+# of that name in the schema it serves; temporary ones are a session's own.
 _NAMES_TAKEN = """
 SELECT n.nspname, c.relname AS name FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
  WHERE c.relname = ANY ($1) AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S', 'c')
-   AND n.nspname <> 'selfheal_compat' AND n.nspname !~ '^pg_(toast_)?temp_'
+   AND n.nspname !~ '^(selfheal_compat|pg_(toast_)?temp_)'
 UNION
 SELECT n.nspname, t.typname FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
  WHERE t.typname = ANY ($1) AND t.typrelid = 0
-   AND n.nspname <> 'selfheal_compat' AND n.nspname !~ '^pg_(toast_)?temp_'
+   AND n.nspname !~ '^(selfheal_compat|pg_(toast_)?temp_)'
 """
 
 
@@ -94,20 +110,25 @@ def _search_path_settings(db: _Db) -> list[dict]:
     return db.rows(_SEARCH_PATH_SETTINGS)
 
 
-def _routed_schemas(db: _Db) -> set[str]:
-    """Schemas some routed role finds after selfheal_compat: a compat view named like a relation
-    of one of them would answer for it."""
-    schemas: set[str] = set()
-    for row in _search_path_settings(db):
-        if planner.COMPAT_SCHEMA in planner.search_path_names(row["path"]):
-            schemas |= set(planner.search_path_schemas(row["path"], row["role"] or "$user"))
-    return schemas
-
-
 def _names_taken(db: _Db, names) -> set[tuple[str, str]]:
-    routed = _routed_schemas(db)
-    return {(r["nspname"], r["name"]) for r in db.rows(_NAMES_TAKEN, ("text[]",), (sorted(names),))
-            if r["nspname"] in routed}
+    return {(r["nspname"], r["name"]) for r in db.rows(_NAMES_TAKEN, ("text[]",), (sorted(names),))}
+
+
+_COMPAT_VIEWS = """
+SELECT n.nspname AS compat, c.relname, array_agg(a.attname::text ORDER BY a.attnum) AS columns
+  FROM pg_catalog.pg_namespace n
+  JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relkind = 'v'
+  JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0
+ WHERE n.nspname = ANY ($1)
+ GROUP BY 1, 2
+"""
+
+
+def _compat_views(db: _Db, source_schemas) -> dict:
+    """(source schema, view name) -> the view's columns as they are now."""
+    by_compat = {planner.compat_schema(s): s for s in source_schemas}
+    return {(by_compat[r["compat"]], r["relname"]): tuple(r["columns"])
+            for r in db.rows(_COMPAT_VIEWS, ("text[]",), (sorted(by_compat),))}
 
 
 def load_catalog(db: _Db, names: set[str], keys: set[str]) -> Catalog:
@@ -118,10 +139,7 @@ def load_catalog(db: _Db, names: set[str], keys: set[str]) -> Catalog:
     keys = set(keys) | {naming.fold_key(n) for n in related}
     tables = catalog.tables_from_rows(db.rows(catalog.tables_sql(), ("text[]", "text[]", "text[]"),
                                               (sorted(names), sorted(keys), catalog.EXCLUDED_SCHEMAS)))
-    views = {r["relname"]: tuple(r["columns"]) for r in db.rows(
-        "SELECT c.relname, array_agg(a.attname::text ORDER BY a.attnum) AS columns "
-        "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 "
-        "WHERE c.relnamespace = 'selfheal_compat'::pg_catalog.regnamespace AND c.relkind = 'v' GROUP BY c.relname")}
+    views = _compat_views(db, {t.schema for t in tables})
     table_names = sorted({t.name for t in tables})
     dropped = frozenset((r["schema_name"], r["table_name"], r["name"]) for r in db.rows(
         "SELECT schema_name, table_name, detail->>'column' AS name FROM selfheal.schema_event "
@@ -269,8 +287,7 @@ def _verifier(db: _Db, event: Event, role: str | None):
         if ok:
             plan.evidence["verified"] = f"as {role}: {missing.name!r} now resolves on search_path {path}"
             return
-        routed = planner.compat_search_path(path) is None
-        advice = "" if routed or plan.action == "add_column" else \
+        advice = "" if planner.routed(path) or plan.action == "add_column" else \
             f"; {role} is not routed through the compat layer: SELECT selfheal.enable_compat('{role}')"
         raise _Ineffective(f"{missing.name!r} still does not resolve for {role} (search_path {path}){advice}")
 
@@ -610,32 +627,68 @@ def _rights(db: _Db, role: str | None, table: Table) -> authority.Rights:
                             row["extension"])
 
 
-def _process_events(db: _Db, policy: Policy, settings: dict, rows: list) -> dict:
-    """Plan identical events once (same statement, error and reporting role) and record the outcome on all."""
-    first = rows[0]
-    event = _event_of(first)
-    event_id = first["id"]
+def _decide_and_apply(db: _Db, policy: Policy, settings: dict, event: Event, row: dict, event_id) -> tuple:
+    """(plan, status, audit id) of one event: planned, authorized for its role, applied or recorded."""
+    role = row["username"]
 
     def replan() -> Plan:
         catalog = _catalog_for(db, event)
-        decided = _plan_with_related(db, event, first, catalog, policy)
+        decided = _plan_with_related(db, event, row, catalog, policy)
         if decided.status not in authority.CHANGING:
             return decided
-        return authority.authorize(decided, event, _rights(db, first["username"], decided.table), policy, catalog)
+        return authority.authorize(decided, event, _rights(db, role, decided.table), policy, catalog)
 
-    plan, status, audit_id = apply_plan(db, settings, event_id, replan, _verifier(db, event, first["username"]))
+    plan, status, audit_id = apply_plan(db, settings, event_id, replan, _verifier(db, event, role))
     if audit_id is None and plan.status in _PROPOSED:
         audit_id = _open_proposal(db, plan)  # one proposal per repair, however many errors ask for it
     if audit_id is None and plan.status in _AUDITED:
-        plan = _within_role_allowance(db, settings, plan, first["username"])
+        plan = _within_role_allowance(db, settings, plan, role)
         audit_id = _repeated_decision(db, plan) or _insert_audit(db, plan, plan.status, event_id)
+    return plan, status, audit_id
+
+
+MAX_FOLLOW_UPS = 50  # legacy names healed from one statement beyond the one its error named
+
+
+def _follow_ups(db: _Db, policy: Policy, settings: dict, event: Event, row: dict, event_id) -> list[dict]:
+    """For a routed role, the statement's other legacy names, healed now rather than one error
+    and one heal() at a time. Each is planned and audited as the error the statement would
+    raise next; none is tried twice."""
+    if not row["username"] or not planner.routed(_role_search_path(db, row["username"])):
+        return []
+    tried: set = set()
+    results: list[dict] = []
+    while len(tried) < MAX_FOLLOW_UPS:
+        pending = [e for e in planner.remaining_legacy_names(event, _catalog_for(db, event)) if e not in tried]
+        if not pending:
+            break
+        sqlstate, message = pending[0]
+        tried.add(pending[0])
+        follow = replace(event, sqlstate=sqlstate, message=message, hint=None, related_statements=())
+        plan, status, audit_id = _decide_and_apply(db, policy, settings, follow, row, event_id)
+        results.append({"event_id": event_id, "status": "healed" if status == "applied" else status,
+                        "action": plan.action, "reason": plan.reason, "audit_id": audit_id,
+                        "ddl": _script(plan.ddl) if status == "applied" else None, "follow_up": message})
+    return results
+
+
+def _process_events(db: _Db, policy: Policy, settings: dict, rows: list) -> list[dict]:
+    """Plan identical events once (same statement, error and reporting role) and record the
+    outcome on all; then heal the statement's other legacy names. The first result is the event's."""
+    first = rows[0]
+    event = _event_of(first)
+    event_id = first["id"]
+    plan, status, audit_id = _decide_and_apply(db, policy, settings, event, first, event_id)
     event_status = "healed" if status == "applied" else status
     db.one("""UPDATE selfheal.error_event
                  SET status = $2, reason = $3, audit_id = $4, attempts = attempts + 1, processed_at = now()
                WHERE id = ANY ($1)""",
            ("int8[]", "text", "text", "int8"), ([r["id"] for r in rows], event_status, plan.reason, audit_id))
-    return {"event_id": event_id, "status": event_status, "action": plan.action, "reason": plan.reason,
-            "audit_id": audit_id, "ddl": _script(plan.ddl) if status == "applied" else None}
+    result = {"event_id": event_id, "status": event_status, "action": plan.action, "reason": plan.reason,
+              "audit_id": audit_id, "ddl": _script(plan.ddl) if status == "applied" else None}
+    follow_ups = _follow_ups(db, policy, settings, event, first, event_id) if status in ("applied", "resolved") \
+        else []
+    return [result] + follow_ups
 
 
 _EVENT_COLUMNS = "id, sqlstate, message, statement, hint, context, source, username"
@@ -690,7 +743,7 @@ def heal_error(plpy, sqlstate, message, statement=None, hint=None) -> list[dict]
     policy, settings = load_policy(db)
     event_id = _store_event(db, "client", sqlstate, message, statement, hint)
     row = db.one(f"SELECT {_EVENT_COLUMNS} FROM selfheal.error_event WHERE id = $1", ("int8",), (event_id,))
-    return [_process_events(db, policy, settings, [row])]
+    return _process_events(db, policy, settings, [row])
 
 
 def record_error(plpy, sqlstate, message, statement=None, hint=None) -> int:
@@ -771,7 +824,11 @@ def heal(plpy) -> str:
     for members in groups.values():
         try:
             with plpy.subtransaction():
-                status = _process_events(db, policy, no_waiting, members)["status"]
+                results = _process_events(db, policy, no_waiting, members)
+            status = results[0]["status"]
+            healed_with = sum(1 for r in results[1:] if r["status"] == "healed")
+            if healed_with:
+                summary["healed_with_statement"] = summary.get("healed_with_statement", 0) + healed_with
         except Exception as exc:  # noqa: BLE001 - one event must never stop the others, or the log
             status = "failed"
             db.one("UPDATE selfheal.error_event SET status = 'failed', reason = $2, attempts = attempts + 1, "
@@ -1019,31 +1076,82 @@ def _expression_type(db: _Db, qualified: str, expression: str) -> str:
     return found["t"]
 
 
-def enable_compat(plpy, role_name: str) -> str:
-    """Put selfheal_compat first on the role's search_path, keeping the rest as it was: the
-    role-wide setting, and the one for this database where there is one (it wins over the other)."""
-    db = _Db(plpy)
-    role = db.one("SELECT oid, rolname FROM pg_catalog.pg_roles WHERE rolname = $1", ("name",), (role_name,))
+def _role_settings(db: _Db, role_name: str) -> tuple[str, dict]:
+    """(role name, {in this database only: search_path}) as set by ALTER ROLE."""
+    role = db.one("SELECT rolname FROM pg_catalog.pg_roles WHERE rolname = $1", ("name",), (role_name,))
     if role is None:
         raise ValueError(f"role {role_name!r} does not exist")
-    settings = {r["in_database"]: r["path"] for r in _search_path_settings(db) if r["role"] == role["rolname"]}
-    quoted_role = planner.quote_ident(role_name)
+    return role["rolname"], {r["in_database"]: r["path"] for r in _search_path_settings(db)
+                             if r["role"] == role["rolname"]}
+
+
+def _set_role_path(db: _Db, role: str, in_database: bool, path: str | None) -> str:
     database = planner.quote_ident(db.one("SELECT pg_catalog.current_database()::text AS d")["d"])
-    db.run(f"GRANT USAGE ON SCHEMA {planner.quote_ident(planner.COMPAT_SCHEMA)} TO {quoted_role}")
+    scope = f" IN DATABASE {database}" if in_database else ""
+    value = f"SET search_path = {path}" if path is not None else "RESET search_path"
+    db.run(f"ALTER ROLE {planner.quote_ident(role)}{scope} {value}")
+    return value + (" in this database" if in_database else "")
+
+
+def enable_compat(plpy, role_name: str) -> str:
+    """Put each schema's compat schema just before it on the role's search_path, keeping the rest
+    as it was: the role-wide setting and the one for this database, wherever one exists; with
+    neither, this database's effective path, set for this database only."""
+    db = _Db(plpy)
+    role, settings = _role_settings(db, role_name)
+    targets = settings or {True: _role_search_path(db, role)}
     changed = []
-    for in_database in sorted(set(settings) | {False}):
-        path = planner.compat_search_path(settings.get(in_database))
+    for in_database, current in sorted(targets.items()):
+        path = planner.compat_search_path(current, role)
+        if path is not None:
+            changed.append(_set_role_path(db, role, in_database, path))
+    if not changed:
+        return f"role {role} already reads through the compat schemas"
+    return f"role {role} now reads through the compat schemas ({'; '.join(changed)}) from its next session"
+
+
+def disable_compat(plpy, role_name: str) -> str:
+    """Take the compat schemas off the role's search_path. A setting left equal to what the role
+    would get without it (enable_compat made it) is reset."""
+    db = _Db(plpy)
+    role, settings = _role_settings(db, role_name)
+    changed = []
+    for in_database, current in sorted(settings.items()):
+        path = planner.uncompat_search_path(current)
         if path is None:
             continue
-        scope = f" IN DATABASE {database}" if in_database else ""
-        db.run(f"ALTER ROLE {quoted_role}{scope} SET search_path = {path}")
-        changed.append(f"search_path = {path}" + (" in this database" if in_database else ""))
+        if in_database and planner.search_path_names(path) == planner.search_path_names(
+                settings.get(False) or _role_search_path(db, "")):
+            path = None
+        changed.append(_set_role_path(db, role, in_database, path))
     if not changed:
-        return f"role {role_name} already reads through {planner.COMPAT_SCHEMA}"
-    with _event_trigger_guard():
-        _retire_shadowing(db, "enable_compat")  # its schemas may hold names compat views have
-    return (f"role {role_name} now reads through {planner.COMPAT_SCHEMA} ({'; '.join(changed)}) "
-            "from its next session")
+        return f"role {role} does not read through the compat schemas"
+    return f"role {role} no longer reads through the compat schemas ({'; '.join(changed)}) from its next session"
+
+
+def refresh_compat(plpy) -> int:
+    """Build every table's compat views again from selfheal.alias; returns how many tables."""
+    db = _Db(plpy)
+    _, settings = load_policy(db)
+    aliases = _load_aliases(db)
+    done = 0
+    for schema, name in sorted({(a.schema, a.table) for a in aliases}):
+        table = _table_facts(db, schema, name)
+        if table is None:
+            continue
+        current = [a for a in aliases if (a.schema, a.table) == (schema, name)]
+
+        def work(table=table, current=current):
+            ddl = planner.rebuild_compat(table, current, current)
+            _lock_nowait(db, [s[len("DROP VIEW IF EXISTS "):] for s in ddl if s.startswith("DROP VIEW IF EXISTS ")])
+            for statement in ddl:
+                db.run(statement)
+        try:
+            _with_lock_retries(db, settings, work)
+        except _Retry as exc:
+            raise RuntimeError(f"the compat views of {table.label} were not rebuilt: {exc}") from None
+        done += 1
+    return done
 
 
 def undo(plpy, audit_id: int, force: bool = False) -> int:
@@ -1403,7 +1511,7 @@ def _snapshot_and_clear(db: _Db, row: dict, aliases, watched: set, rename: bool,
     if key in watched:
         table = _table_facts(db, *key)
         for view in planner.compat_view_columns(table, [a for a in aliases if (a.schema, a.table) == key]):
-            db.run(planner.drop_view_ddl(view))
+            db.run(planner.drop_view_ddl(table.schema, view))
     for ref, column in added:
         if ref.name == row["relname"] and ref.schema in (None, row["nspname"]):
             _hand_over(db, key, column)
@@ -1555,9 +1663,9 @@ def ddl_end(plpy, tag: str, table_oids: list) -> None:
 
 
 def _retire_shadowing(db: _Db, tag: str) -> None:
-    """A compat view must never answer for another schema's relation or type of its name: routed
-    roles find selfheal_compat first. One created, renamed or moved since into a schema on a routed
-    role's search_path retires the legacy names that view serves. Temporary objects are one
+    """A compat view must never answer for another relation or type of its name in the schema it
+    serves: routed roles find its compat schema just before that schema. One created, renamed or
+    moved there since retires the legacy names that view serves. Temporary objects are one
     session's own and retire nothing."""
     aliases = _load_aliases(db)
     views = {planner.compat_view_name(a) for a in aliases}
@@ -1567,17 +1675,16 @@ def _retire_shadowing(db: _Db, tag: str) -> None:
     touched = set()
     for alias in aliases:
         view = planner.compat_view_name(alias)
-        others = sorted(f"{schema}.{name}" for schema, name in taken
-                        if name == view and (schema, name) != (alias.schema, alias.table))
-        if not others:
+        if (alias.schema, view) not in taken or view == alias.table:
             continue
-        db.run(planner.drop_view_ddl(view))
+        db.run(planner.drop_view_ddl(alias.schema, view))
         db.one("UPDATE selfheal.alias SET active = false WHERE id = $1", ("int8",), (alias.id,))
         touched.add((alias.schema, alias.table))
+        other = f"{alias.schema}.{view}"
         _timeline(db, tag, alias.schema, alias.table, "legacy name retired", {"name": alias.legacy_name,
-                                                                              "taken_by": others})
+                                                                              "taken_by": [other]})
         _audit_automatic(db, Table(alias.schema, alias.table, ()), "none", "needs_review", alias.legacy_name,
-                         f"{', '.join(others)} now has the name of the compat view {view}, which would answer "
+                         f"{other} now has the name of the compat view {view}, which would answer "
                          f"for it to routed roles: {alias.legacy_name!r} is no longer served", {}, [])
     # A table's other views list its column aliases too: rebuilt, they serve what selfheal.alias says.
     for schema, name in sorted(touched):

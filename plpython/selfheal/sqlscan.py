@@ -95,7 +95,7 @@ def tokenize(sql: str) -> list[Token]:
 
 
 # Words that end a relation list or cannot be an alias.
-_CLAUSE_WORDS = {
+CLAUSE_WORDS = {
     "WHERE", "GROUP", "ORDER", "HAVING", "LIMIT", "OFFSET", "UNION", "INTERSECT", "EXCEPT",
     "ON", "USING", "SET", "RETURNING", "VALUES", "WINDOW", "FOR", "JOIN", "INNER", "LEFT",
     "RIGHT", "FULL", "CROSS", "NATURAL", "OUTER", "LATERAL", "SELECT", "DEFAULT", "FETCH",
@@ -135,7 +135,7 @@ def _read_relation(tokens: list[Token], i: int, in_from: bool) -> tuple[Relation
     while i < n and tokens[i].is_word("ONLY", "LATERAL"):
         i += 1
     if i >= n or not tokens[i].is_name or (
-            tokens[i].kind == "ident" and tokens[i].value.upper() in _CLAUSE_WORDS):
+            tokens[i].kind == "ident" and tokens[i].value.upper() in CLAUSE_WORDS):
         return None, i  # a subquery or nothing: the caller scans on
     parts = [tokens[i].value]
     i += 1
@@ -148,7 +148,7 @@ def _read_relation(tokens: list[Token], i: int, in_from: bool) -> tuple[Relation
     if i < n and tokens[i].is_word("AS"):
         i += 1
     if i < n and tokens[i].is_name and not (
-        tokens[i].kind == "ident" and tokens[i].value.upper() in _CLAUSE_WORDS
+        tokens[i].kind == "ident" and tokens[i].value.upper() in CLAUSE_WORDS
     ):
         alias = tokens[i].value
         i += 1
@@ -488,7 +488,7 @@ def select_list_neighbours(sql: str, column: str) -> tuple[str | None, str | Non
         j, qualifier = i, None
         if j + 2 < len(tokens) and tokens[j].is_name and tokens[j + 1].value == ".":
             qualifier, j = tokens[j].value, j + 2
-        if not tokens[j].is_name or tokens[j].kind == "ident" and tokens[j].value.upper() in _CLAUSE_WORDS:
+        if not tokens[j].is_name or tokens[j].kind == "ident" and tokens[j].value.upper() in CLAUSE_WORDS:
             return None
         items.append((qualifier, tokens[j].value))
         j += 1

@@ -97,4 +97,8 @@ DROP FUNCTION selfheal._ddl_start(text, text);
 
 SELECT pg_catalog.set_config('selfheal.in_event_trigger', 'off', true);
 
-COMMENT ON COLUMN selfheal.alias.source IS 'Evidence: user, hint, normalisation, convention, leftover (an object still named for it), typo, position (the only column left where the name was, or one that keeps it as a word)';
+COMMENT ON COLUMN selfheal.alias.kind IS 'column: a legacy column name; relation: a legacy table name, or the table''s own name shown in its legacy naming style';
+COMMENT ON COLUMN selfheal.alias.style IS 'For relation aliases: how its columns are named (same, pascal, flat); a column''s own rename alias names it in place whatever the style';
+COMMENT ON COLUMN selfheal.alias.source IS 'Evidence: user, rename (the drift timeline saw it), hint, normalisation, style (the table''s whole naming moved to snake_case), current (a new name routed code uses beside the legacy one), convention, leftover (an object still named for it), typo, position (the only column left where the name was, or one that keeps it as a word)';
+COMMENT ON SCHEMA selfheal_compat IS
+  'Trigger functions that keep in-table derived columns in sync; compat views are in selfheal_compat_<schema>';

@@ -583,12 +583,14 @@ INSERT INTO orders (customer_id, channel_id) VALUES (1, 2), (2, 2), (1, 1);
     # --- a search_path set per database -----------------------------------------------------------
     # enable_compat('app') runs after ALTER ROLE app IN DATABASE ... SET search_path, as an
     # administrator following the README would. Expected: the app is routed in that database too
-    # ("puts selfheal_compat first on the role's search_path"), so legacy names are served.
+    # (each schema's compat schema goes just before it on the role's search_path), so legacy names
+    # are served.
     case("perdb-public-legacy-column", "per-database search_path", SERVED, schema=ALBUM, drift=ALBUM_TO_SNAKE,
          role_setup="ALTER ROLE app IN DATABASE {db} SET search_path = public",
          query='SELECT "AlbumId", "Title" FROM album ORDER BY "AlbumId"'),
     case("perdb-compat-first", "per-database search_path", SERVED, schema=ALBUM, drift=ALBUM_TO_SNAKE,
          role_setup="ALTER ROLE app IN DATABASE {db} SET search_path = selfheal_compat, public",
+         note="routed by 0.1.0: its selfheal_compat leaves the path, each schema's compat schema joins it",
          query='SELECT "AlbumId", "Title" FROM album ORDER BY "AlbumId"'),
     case("perdb-public-missing-column", "per-database search_path", SERVED,
          ahead(SHOP, "customers", "is_verified boolean NOT NULL DEFAULT false"),

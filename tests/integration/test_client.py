@@ -230,7 +230,7 @@ def test_a_pooled_connection_opened_before_enable_compat_sees_the_repair(db, lat
     with opened_early as conn:
         # healed for the role's new sessions; this one is routed too, and the retry reads it
         assert conn.execute("SELECT id FROM sessions WHERE service_type_id = 2").fetchall() == [(2,)]
-        assert conn.execute("SHOW search_path").fetchone()[0].startswith("selfheal_compat")
+        assert conn.execute("SHOW search_path").fetchone()[0].startswith("selfheal_compat_")
     with in_transactions as conn:
         runs = 0
         for attempt in selfheal.retrying(conn, attempts=2):

@@ -44,7 +44,7 @@ DO $$
 DECLARE s name;
 BEGIN
   FOR s IN SELECT nspname FROM pg_namespace
-            WHERE nspname NOT LIKE 'pg\\_%' AND nspname NOT IN ('information_schema', 'selfheal', 'selfheal_compat')
+            WHERE nspname NOT LIKE 'pg\\_%' AND nspname NOT LIKE 'selfheal%' AND nspname <> 'information_schema'
   LOOP
     EXECUTE format('GRANT USAGE ON SCHEMA %I TO app', s);
     EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA %I TO app', s);
@@ -53,7 +53,7 @@ BEGIN
 END $$;
 """
 
-USER_SCHEMAS = "n.nspname NOT LIKE 'pg\\_%' AND n.nspname NOT IN ('information_schema', 'selfheal', 'selfheal_compat')"
+USER_SCHEMAS = "n.nspname NOT LIKE 'pg\\_%' AND n.nspname NOT LIKE 'selfheal%' AND n.nspname <> 'information_schema'"
 
 COLUMNS = f"""
 SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod), pg_get_expr(d.adbin, d.adrelid)
@@ -74,9 +74,9 @@ COMPAT = """
 SELECT 'alias', schema_name || '.' || table_name, legacy_name || ' = ' || coalesce(expression, kind)
   FROM selfheal.alias WHERE active
 UNION ALL
-SELECT 'view', c.relname, a.attname
+SELECT 'view', n.nspname || '.' || c.relname, a.attname
   FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
- WHERE n.nspname = 'selfheal_compat' AND c.relkind = 'v' AND a.attnum > 0
+ WHERE n.nspname LIKE 'selfheal\\_compat\\_%' AND c.relkind = 'v' AND a.attnum > 0
  ORDER BY 1, 2, 3
 """
 

@@ -24,7 +24,7 @@ def shape(conn) -> dict:
                                  AND NOT a.attisdropped ORDER BY 1, a.attnum""").fetchall()
     views = conn.execute("""SELECT c.relname, array_agg(a.attname ORDER BY a.attnum)
                               FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
-                             WHERE c.relnamespace = 'selfheal_compat'::regnamespace AND c.relkind = 'v'
+                             WHERE c.relnamespace = 'selfheal_compat_public'::regnamespace AND c.relkind = 'v'
                              GROUP BY 1 ORDER BY 1""").fetchall()
     return {"columns": columns, "views": views}
 
@@ -88,5 +88,5 @@ def test_alembic_revision_upgrades_to_the_same_result(healed):
         module.downgrade()
         for statement in executed:
             copy.execute(statement)
-        assert copy.execute("SELECT count(*) FROM pg_class WHERE relnamespace = 'selfheal_compat'::regnamespace"
+        assert copy.execute("SELECT count(*) FROM pg_class WHERE relnamespace = 'selfheal_compat_public'::regnamespace"
                             ).fetchone() == (0,)

@@ -144,9 +144,9 @@ def test_planning_never_queues_behind_a_lock(sessions):
 
 def test_a_failed_repair_leaves_nothing_half_done(sessions):
     app = sessions.connect()
-    fail_then_heal(app, "SELECT service_type_id FROM sessions")  # creates selfheal_compat.sessions
+    fail_then_heal(app, "SELECT service_type_id FROM sessions")  # creates selfheal_compat_public.sessions
     # Someone builds on the compat view, so it can no longer be dropped and rebuilt.
-    sessions.admin.execute("CREATE VIEW report_view AS SELECT * FROM selfheal_compat.sessions")
+    sessions.admin.execute("CREATE VIEW report_view AS SELECT * FROM selfheal_compat_public.sessions")
     result = fail_then_heal(app, "SELECT review_data FROM sessions")
     assert result["status"] == "failed"
     assert "review_data" not in columns(sessions)  # the ADD COLUMN was rolled back with the view rebuild

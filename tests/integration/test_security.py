@@ -3,7 +3,7 @@
 Each test is one attack, written the way an attacker would try it, and asserts two things:
 the attack fails, and nothing changed. "Nothing" is a snapshot taken before the attack and
 compared after it: role attributes (pg_roles), the columns and rows of the attacked tables,
-selfheal.alias and the compat views in selfheal_compat.
+selfheal.alias and the compat views in the selfheal_compat_<schema> schemas.
 
 Roles are cluster-wide, so every extra role is named after the test's database and dropped
 (with everything it owns there) when the test ends.
@@ -52,8 +52,9 @@ def snapshot(db, tables=(), roles=()) -> dict:
         "rows": {t: rows_digest(db, t) for t in tables},
         "aliases": q("SELECT id, schema_name, table_name, legacy_name, kind, expression, active "
                      "FROM selfheal.alias ORDER BY id").fetchall(),
-        "compat_views": q("SELECT c.relname, pg_get_viewdef(c.oid) FROM pg_class c "
-                          "WHERE c.relnamespace = 'selfheal_compat'::regnamespace AND c.relkind = 'v' "
+        "compat_views": q("SELECT c.relname, pg_get_viewdef(c.oid), n.nspname FROM pg_class c "
+                          "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                          "WHERE n.nspname LIKE 'selfheal\\_compat%%' AND c.relkind = 'v' "
                           "ORDER BY 1").fetchall(),
     }
 
@@ -789,21 +790,24 @@ def test_a_rename_outside_the_scope_cannot_take_over_a_name_routed_roles_use(db,
 
 
 def test_a_compat_view_never_hides_another_schemas_relation(db, healer):
-    """A view in selfheal_compat named like a table or view of a schema a routed role searches
-    would answer for it."""
-    db.admin.execute(f"""CREATE SCHEMA tenant; CREATE TABLE tenant.orders (id int);
+    """A compat view answers for its own schema's names only: the routed role's search_path has
+    tenant first, so tenant.orders and tenant.orderarchive stay what it reads."""
+    db.admin.execute(f"""CREATE SCHEMA tenant; CREATE TABLE tenant.orders (id int); INSERT INTO tenant.orders VALUES (7);
                          CREATE TABLE public.orders (id int PRIMARY KEY, unitprice numeric);
                          CREATE TABLE public.order_archive (id int PRIMARY KEY);
                          CREATE VIEW tenant.orderarchive AS SELECT 1 AS id;
-                         GRANT SELECT ON public.orders, public.order_archive TO {APP_ROLE};
+                         GRANT SELECT ON public.orders, public.order_archive, tenant.orders TO {APP_ROLE};
+                         GRANT SELECT ON tenant.orderarchive TO {APP_ROLE};
                          GRANT USAGE ON SCHEMA tenant TO {APP_ROLE};
-                         ALTER ROLE {APP_ROLE} SET search_path = selfheal_compat, tenant, public""")
-    column = heal_error(healer, 'column "unit_price" does not exist', "SELECT unit_price FROM public.orders")
-    relation = heal_error(healer, 'relation "orderarchive" does not exist', "SELECT * FROM orderarchive",
-                          sqlstate="42P01")
-    assert column["status"] == relation["status"] == "needs_review", (column, relation)
-    assert "would hide tenant.orders" in column["reason"] and "would hide tenant.orderarchive" in relation["reason"]
-    assert snapshot(db)["compat_views"] == []
+                         ALTER ROLE {APP_ROLE} SET search_path = tenant, public;
+                         SELECT selfheal.enable_compat('{APP_ROLE}')""")
+    db.admin.execute("SELECT selfheal.add_alias('public.orders', 'unit_price', 'unitprice')")
+    # Served in public's compat schema, which the routed role searches after tenant.
+    heal_error(healer, 'relation "orderarchive" does not exist', "SELECT * FROM orderarchive", sqlstate="42P01")
+    routed = db.connect()
+    assert routed.execute("SELECT * FROM orders").fetchall() == [(7,)]  # still tenant.orders
+    assert routed.execute("SELECT id FROM orderarchive").fetchall() == [(1,)]
+    assert {v[2] for v in snapshot(db)["compat_views"]} == {"selfheal_compat_public"}
 
 
 def test_a_setting_cannot_switch_off_the_event_triggers(db, roles, compat):
@@ -913,19 +917,24 @@ def test_nobody_leaves_proposals_about_tables_they_may_not_use(db, healer):
     assert db.scalar("SELECT count(*) FROM selfheal.audit WHERE status = 'pending_approval'") == 0
 
 
-def test_a_relation_or_sequence_made_later_in_another_schema_retires_the_legacy_name(compat, roles):
-    """The compat view invoiceline would answer for tenant.invoiceline to the routed role whose
-    search_path has tenant; a schema no routed role searches retires nothing (tested above)."""
+def test_a_relation_made_later_in_another_schema_retires_nothing_and_one_in_the_same_schema_does(compat, roles):
+    """The compat view invoiceline answers for public's names only: a tenant.invoiceline is found
+    first by the routed role whose search_path has tenant first, so nothing needs retiring; a
+    public.invoiceline would be hidden by the view, so the legacy name retires."""
     db = compat
     tenant = roles.create("tenant")
-    db.admin.execute(f"CREATE SCHEMA tenant AUTHORIZATION {tenant}; "
-                     f"ALTER ROLE {APP_ROLE} SET search_path = selfheal_compat, tenant, public")
-    db.connect(user=tenant).execute("CREATE TABLE tenant.invoiceline (id int)")
+    db.admin.execute(f"CREATE SCHEMA tenant AUTHORIZATION {tenant}; GRANT USAGE ON SCHEMA tenant TO {APP_ROLE}; "
+                     f"ALTER ROLE {APP_ROLE} IN DATABASE {db.name} SET search_path = tenant, public; "
+                     f"SELECT selfheal.enable_compat('{APP_ROLE}')")
+    db.connect(user=tenant).execute(f"CREATE TABLE tenant.invoiceline (id int); INSERT INTO tenant.invoiceline "
+                                    f"VALUES (42); GRANT SELECT ON tenant.invoiceline TO {APP_ROLE}")
+    served = db.admin.execute("SELECT legacy_name, active FROM selfheal.alias ORDER BY id").fetchall()
+    assert ("invoiceline", True) in served and ("legacy_id", True) in served
+    assert db.connect().execute("SELECT id FROM invoiceline").fetchall() == [(42,)]
+    db.admin.execute("CREATE SEQUENCE public.invoiceline")
     served = db.admin.execute("SELECT legacy_name, active FROM selfheal.alias ORDER BY id").fetchall()
     assert ("invoiceline", False) in served and ("legacy_id", True) in served
-    assert "invoiceline" not in [v[0] for v in snapshot(db)["compat_views"]]
-    db.connect(user=tenant).execute("CREATE SEQUENCE tenant.invoice_line")
-    assert snapshot(db)["compat_views"] == []  # the column alias view is named invoice_line too
+    assert [v[0] for v in snapshot(db)["compat_views"]] == ["invoice_line"]
 
 
 def test_a_few_rows_with_a_lot_of_toast_are_never_rewritten(in_table):

@@ -16,9 +16,9 @@ SELECT results_eq(
       'Perhaps you meant to reference the column "sessions.service_type".')$$,
   $$VALUES ('healed', 'add_alias')$$, 'x_id beside x becomes an alias');
 SELECT hasnt_column('public', 'sessions', 'service_type_id', 'the table itself is not changed');
-SELECT has_view('selfheal_compat', 'sessions', 'a compat view serves the legacy name');
+SELECT has_view('selfheal_compat_public', 'sessions', 'a compat view serves the legacy name');
 
-SET LOCAL search_path = selfheal_compat, public;  -- what enable_compat does for a role
+SET LOCAL search_path = selfheal_compat_public, public;  -- what enable_compat does for a role
 SELECT results_eq('SELECT id FROM sessions WHERE service_type_id = 1', 'VALUES (1)', 'the failing query now works');
 SELECT results_eq('SELECT service_type, service_type_id FROM sessions ORDER BY id',
                   $$VALUES ('1', 1), ('2', 2), ('3', 3)$$,

@@ -15,7 +15,7 @@ SELECT results_eq(
 SELECT has_column('public', 'credit_packages', 'package_name', 'no evidence: the column is added');
 SELECT ok(selfheal.add_alias('credit_packages', 'package_name', $$'Package ' || credits || ' credits'$$) > 0,
           'add_alias returns its audit id');
-SET LOCAL search_path = selfheal_compat, public;
+SET LOCAL search_path = selfheal_compat_public, public;
 SELECT results_eq('SELECT cp.package_name FROM credit_packages cp', $$VALUES ('Package 10 credits')$$,
                   'the declared expression is served');
 

@@ -8,8 +8,8 @@ SELECT plan(4);
 CREATE TABLE t_ref (id int PRIMARY KEY);
 
 SELECT is((SELECT status FROM selfheal.heal_error('42703', 'column "x"; DROP TABLE t_ref; --" does not exist',
-                                                  'SELECT 1 FROM t_ref')),
-          'refused', 'an injection attempt is refused');
+                                                  'SELECT "x""; DROP TABLE t_ref; --" FROM t_ref')),
+          'refused', 'an injection attempt is refused: it would be a new column, which keeps to [A-Za-z0-9_]');
 SELECT is((SELECT status FROM selfheal.heal_error('42703', 'column "pg_evil" does not exist', 'SELECT 1 FROM t_ref')),
           'refused', 'pg_ names are refused');
 SELECT is((SELECT count(*)::int FROM selfheal.audit WHERE status = 'refused' AND ddl IS NULL), 2,

@@ -26,7 +26,7 @@ CREATE TEMP TABLE invoiceline (x int);
 RESET ROLE;
 
 SELECT is((SELECT count(*)::int FROM selfheal.alias WHERE active), 2, 'every alias is still served');
-SELECT is((SELECT count(*)::int FROM pg_class WHERE relnamespace = 'selfheal_compat'::regnamespace AND relkind = 'v'),
+SELECT is((SELECT count(*)::int FROM pg_class WHERE relnamespace = 'selfheal_compat_public'::regnamespace AND relkind = 'v'),
           2, 'both compat views are still there');
 
 SELECT * FROM finish();

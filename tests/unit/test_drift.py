@@ -46,3 +46,19 @@ def test_rewrite_leaves_strings_and_longer_names_alone():
     expr = "'Package ' || credits || ' credits' || credits_extra"
     assert drift.rewrite(expr, "credits", "amount") == "'Package ' || \"amount\" || ' credits' || credits_extra"
     assert drift.references(expr, "credits") and not drift.references(expr, "amount")
+
+
+def test_a_rename_back_to_an_old_name_retires_its_alias_and_serves_nothing_new():
+    first = drift.compare(BEFORE, Shape("public", "sessions", {1: "id", 2: "kind", 3: "notes"}), [])
+    (served,) = first.added
+    served = Alias("public", "sessions", served.legacy_name, expression=served.expression, source="rename", id=4)
+    back = drift.compare(Shape("public", "sessions", {1: "id", 2: "kind", 3: "notes"}), BEFORE, [served])
+    assert back.added == []  # "kind" lived only between two migrations
+    assert [(a.legacy_name, why) for a, why in back.retired] == [
+        ("service_type", "a real column service_type exists on public.sessions")]
+
+
+def test_a_current_name_beside_its_legacy_one_is_not_retired_by_its_own_column():
+    current = Alias("public", "sessions", "service_type", expression='"service_type"', source="current", id=5)
+    result = drift.compare(BEFORE, Shape("public", "sessions", {**BEFORE.columns, 4: "added"}), [current])
+    assert result.retired == []

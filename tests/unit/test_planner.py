@@ -44,9 +44,9 @@ def test_x_id_beside_text_x_becomes_a_cast_alias_whose_values_are_checked_first(
     assert plan.value_check["source"] == "service_type" and plan.value_check["target"] == "integer"
     assert plan.value_check["rows"] == Policy().value_check_rows
     create = next(d for d in plan.ddl if d.startswith("CREATE VIEW"))
-    assert 'CREATE VIEW "selfheal_compat"."sessions" WITH (security_invoker = true)' in create
+    assert 'CREATE VIEW "selfheal_compat_public"."sessions" WITH (security_invoker = true)' in create
     assert '"service_type",' in create  # the canonical name keeps working
-    assert plan.undo_ddl == ['DROP VIEW IF EXISTS "selfheal_compat"."sessions"']
+    assert plan.undo_ddl == ['DROP VIEW IF EXISTS "selfheal_compat_public"."sessions"']
 
 
 def test_qualified_column_resolves_its_alias_from_the_statement():
@@ -56,8 +56,91 @@ def test_qualified_column_resolves_its_alias_from_the_statement():
 
 
 def test_legacy_spelling_of_a_column_is_an_alias_not_a_copy():
-    plan = missing_column("unitprice", "SELECT UnitPrice FROM invoice_line")
+    plan = missing_column("unitprice", "SELECT UnitPrice, invoice_line_id FROM invoice_line")
     assert plan.action == "add_alias" and plan.alias.expression == '"unit_price"'
+    create = next(d for d in plan.ddl if d.startswith("CREATE VIEW"))
+    # In its column's place: SELECT * gives the legacy shape, not the new name plus the old.
+    assert '"invoice_line_id",\n    "unit_price" AS "unitprice"\n  FROM' in create
+
+
+TRACK = Table("public", "track", (Column("track_id", "integer", 1), Column("unit_price", "numeric(10,2)", 2)),
+              primary_key=("track_id",), attnum_high=2)
+
+
+def test_a_table_whose_whole_naming_moved_is_shown_in_its_legacy_naming():
+    # Chinook's own code: PascalCase without quotes, which PostgreSQL folded to flat names.
+    plan = missing_column("unitprice", "SELECT * FROM Track ORDER BY UnitPrice", catalog=Catalog((TRACK,)))
+    assert plan.action == "add_alias" and plan.status == "apply"
+    assert (plan.alias.kind, plan.alias.legacy_name, plan.alias.style) == ("relation", "track", "flat")
+    create = next(d for d in plan.ddl if d.startswith("CREATE VIEW"))
+    assert '"track_id" AS "trackid",\n    "unit_price" AS "unitprice"\n  FROM' in create
+    assert 'CREATE VIEW "selfheal_compat_public"."track"' in create
+
+
+@pytest.mark.parametrize("statement", [
+    "SELECT * FROM track ORDER BY unitprice",  # written flat: one column may have moved, not the naming
+    'SELECT * FROM track ORDER BY "unitprice"',
+    "SELECT track_id, UnitPrice FROM Track",  # the code uses a new name too
+])
+def test_one_legacy_spelling_alone_is_no_evidence_the_naming_moved(statement):
+    plan = missing_column("unitprice", statement, catalog=Catalog((TRACK,)))
+    assert plan.alias.kind == "column" and plan.alias.expression == '"unit_price"'
+
+
+def test_a_table_named_in_snake_case_by_the_code_mixed_its_naming():
+    plan = missing_column("UnitPrice", 'UPDATE invoice_line SET quantity = 0 WHERE "UnitPrice" > 1')
+    assert plan.alias.kind == "column"
+
+
+def test_naming_is_not_taken_as_moved_when_the_code_also_uses_the_new_names():
+    plan = missing_column("unitprice", "SELECT invoice_line_id, UnitPrice FROM invoice_line")
+    assert plan.alias.kind == "column"
+    mixed = replace(INVOICE_LINE, columns=INVOICE_LINE.columns + (Column("InvoiceDate", "date", 3),))
+    plan = missing_column("unitprice", "SELECT UnitPrice FROM invoice_line", catalog=Catalog((mixed,)))
+    assert plan.alias.kind == "column"  # not snake_case throughout: no naming to move back to
+
+
+def test_an_acronym_the_code_quotes_is_served_as_written():
+    orders = Table("public", "orders", (Column("id", "integer", 1), Column("account_id", "integer", 2)), ("id",))
+    plan = missing_column("AccountID", 'SELECT "AccountID" FROM orders', catalog=Catalog((orders,)))
+    assert plan.alias.kind == "column" and plan.alias.legacy_name == "AccountID"
+    create = next(d for d in plan.ddl if d.startswith("CREATE VIEW"))
+    assert '"id",\n    "account_id" AS "AccountID"\n  FROM' in create
+
+
+def test_a_quoted_legacy_name_with_a_space_is_served():
+    orders = Table("public", "order_details", (Column("id", "integer", 1),), ("id",))
+    plan = planner.plan(Event("42P01", 'relation "Order Details" does not exist', 'SELECT * FROM "Order Details"'),
+                        Catalog((orders,)))
+    assert plan.status == "apply" and plan.alias.legacy_name == "Order Details"
+    assert any(d.startswith('CREATE VIEW "selfheal_compat_public"."Order Details"') for d in plan.ddl)
+    plan = planner.plan(Event("42P01", 'relation "Order\tDetails" does not exist', 'SELECT * FROM "Order\tDetails"'),
+                        Catalog((orders,)))
+    assert plan.status == "refused" and not plan.ddl
+
+
+def test_new_code_of_a_routed_role_gets_the_current_name_beside_the_legacy_one():
+    renamed = Alias("public", "invoice_line", "unitprice", expression='"unit_price"', source="rename", id=1)
+    catalog = Catalog((INVOICE_LINE,), (renamed,))
+    plan = missing_column("unit_price", "SELECT unit_price FROM invoice_line", catalog=catalog)
+    assert plan.status == "apply" and plan.alias.source == "current" and plan.alias.expression == '"unit_price"'
+    create = next(d for d in plan.ddl if d.startswith("CREATE VIEW"))
+    assert '"unit_price" AS "unitprice",\n    "unit_price"\n  FROM' in create  # after the table's own columns
+
+
+def test_the_rest_of_a_statements_legacy_names_are_found_at_once():
+    invoice = Table("public", "invoice", (Column("invoice_id", "integer", 1), Column("total", "numeric", 2)),
+                    ("invoice_id",))
+    catalog = Catalog((INVOICE_LINE, invoice))
+    statement = ("SELECT Invoice.InvoiceId, SUM(InvoiceLine.UnitPrice) AS CalculatedTotal, Invoice.Total AS Total "
+                 "FROM InvoiceLine INNER JOIN Invoice ON InvoiceLine.InvoiceLineId = Invoice.InvoiceId "
+                 "GROUP BY Invoice.InvoiceId, Invoice.Total")
+    found = planner.remaining_legacy_names(Event("42P01", 'relation "invoiceline" does not exist', statement), catalog)
+    assert found == [("42P01", 'relation "invoiceline" does not exist'),
+                     ("42703", "column invoice.invoiceid does not exist")]
+    served = Catalog(catalog.tables, (Alias("public", "invoice_line", "invoiceline", kind="relation", style="flat"),
+                                      Alias("public", "invoice", "invoice", kind="relation", style="flat")))
+    assert planner.remaining_legacy_names(Event("42P01", "x", statement), served) == []
 
 
 def test_legacy_relation_name_gets_a_view_with_legacy_column_names():
@@ -65,7 +148,7 @@ def test_legacy_relation_name_gets_a_view_with_legacy_column_names():
                         CATALOG)
     assert plan.action == "add_alias" and plan.alias.kind == "relation" and plan.alias.style == "pascal"
     create = next(d for d in plan.ddl if d.startswith("CREATE VIEW"))
-    assert '"unit_price" AS "UnitPrice"' in create and '"selfheal_compat"."InvoiceLine"' in create
+    assert '"unit_price" AS "UnitPrice"' in create and '"selfheal_compat_public"."InvoiceLine"' in create
 
 
 def test_missing_table_without_evidence_is_never_created():
@@ -80,7 +163,7 @@ def test_errors_that_are_not_schema_errors_are_never_fixed(state, message):
 
 
 def test_hostile_name_is_refused_without_ddl():
-    plan = missing_column('x"; DROP TABLE sessions; --', "SELECT 1 FROM sessions")
+    plan = missing_column('x"; DROP TABLE sessions; --', 'SELECT "x""; DROP TABLE sessions; --" FROM sessions')
     assert plan.status == "refused" and not plan.ddl
 
 
@@ -146,10 +229,16 @@ def test_write_to_derived_alias_names_the_canonical_column():
     assert plan.status == "needs_review" and "write service_type instead" in plan.reason
 
 
-def test_compat_search_path_prepends_once():
-    assert planner.compat_search_path(None) == '"selfheal_compat", "$user", "public"'
-    assert planner.compat_search_path("app, public") == '"selfheal_compat", "app", "public"'
-    assert planner.compat_search_path('selfheal_compat, public') is None
+def test_compat_search_path_puts_each_schemas_compat_schema_just_before_it_once():
+    assert planner.compat_search_path(None, "app") == \
+        '"selfheal_compat_app", "$user", "selfheal_compat_public", "public"'
+    routed = planner.compat_search_path("tenant_a, public, pg_catalog", "app")
+    assert routed == '"selfheal_compat_tenant_a", "tenant_a", "selfheal_compat_public", "public", "pg_catalog"'
+    assert planner.compat_search_path(routed, "app") is None
+    assert planner.compat_search_path('selfheal_compat, public', "app") == '"selfheal_compat_public", "public"'
+    assert planner.uncompat_search_path(routed) == '"tenant_a", "public", "pg_catalog"'
+    assert planner.uncompat_search_path("public") is None
+    assert planner.compat_schema("x" * 60).startswith("selfheal_compat_") and len(planner.compat_schema("x" * 60)) < 63
 
 
 def test_derived_cast_counts_values_beyond_the_types_bounds_as_unconvertible():
@@ -190,17 +279,29 @@ def test_column_added_by_a_migration_refreshes_a_stale_compat_view():
     plan = missing_column("plan", "SELECT plan FROM sessions", catalog=Catalog((migrated,), (alias,), built_before))
     assert (plan.status, plan.action) == ("apply", "refresh_compat")
     assert '"plan"' in next(d for d in plan.ddl if d.startswith("CREATE VIEW"))
-    current = {"sessions": ("id", "service_type", "plan", "service_type_id")}
+    current = {("public", "sessions"): ("id", "service_type", "plan", "service_type_id")}
     assert missing_column("plan", "SELECT plan FROM sessions",
                           catalog=Catalog((migrated,), (alias,), current)).status == "resolved"
 
 
-def test_same_table_name_in_two_schemas_cannot_share_a_compat_view():
+def test_the_same_table_name_in_two_schemas_gets_a_compat_view_in_each_schemas_own_compat_schema():
     other = Table("billing", "sessions", SESSIONS.columns, ("id",))
     taken = Alias("billing", "sessions", "legacy", expression='"id"')
     plan = missing_column("service_type_id", "SELECT service_type_id FROM public.sessions",
                           catalog=Catalog((SESSIONS, other), (taken,)))
-    assert plan.status == "needs_review" and "billing.sessions" in plan.reason and not plan.ddl
+    assert plan.status == "apply"
+    assert [d for d in plan.ddl if d.startswith("CREATE VIEW")][0].startswith(
+        'CREATE VIEW "selfheal_compat_public"."sessions"')
+
+
+def test_a_legacy_relation_name_never_hides_a_relation_of_its_schema():
+    orders = Table("public", "order_details", (Column("id", "integer", 1),), ("id",))
+    plan = planner.plan(Event("42P01", 'relation "orderdetails" does not exist', "SELECT * FROM orderdetails"),
+                        Catalog((orders,), relations=frozenset({("public", "orderdetails")})))
+    assert plan.status == "needs_review" and "would hide public.orderdetails" in plan.reason
+    elsewhere = Catalog((orders,), relations=frozenset({("tenant_a", "orderdetails")}))
+    assert planner.plan(Event("42P01", 'relation "orderdetails" does not exist', "SELECT * FROM orderdetails"),
+                        elsewhere).status == "apply"
 
 
 def test_a_name_in_two_schemas_is_not_guessed():
@@ -282,7 +383,7 @@ def test_the_default_selfheal_gave_a_column_is_recorded_for_undo():
 def test_the_relations_a_plan_locks_are_its_table_and_the_views_it_drops():
     plan = missing_column("recommendation_data", "SELECT recommendation_data FROM sessions",
                           catalog=Catalog((SESSIONS,), aliases=(Alias("public", "sessions", "legacy", expression='"id"'),)))
-    assert planner.relations_to_lock(plan) == ['"public"."sessions"', '"selfheal_compat"."sessions"']
+    assert planner.relations_to_lock(plan) == ['"public"."sessions"', '"selfheal_compat_public"."sessions"']
     view_only = missing_column("package_name", "SELECT package_name FROM credit_packages",
                                catalog=Catalog((Table("public", "credit_packages",
                                                       (Column("PackageName", "text", 1),)),)))
