@@ -136,4 +136,4 @@ CREATE EVENT TRIGGER selfheal_ddl_end ON ddl_command_end
                  'CREATE TYPE', 'ALTER TYPE', 'CREATE DOMAIN', 'ALTER DOMAIN')
     EXECUTE FUNCTION selfheal.on_ddl_end();
 CREATE EVENT TRIGGER selfheal_sql_drop ON sql_drop
-    WHEN TAG IN ('DROP TABLE') EXECUTE FUNCTION selfheal.on_sql_drop();
+    WHEN TAG IN ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED') EXECUTE FUNCTION selfheal.on_sql_drop();

@@ -127,3 +127,13 @@ def test_a_rename_that_comes_back_serves_no_name_it_held_in_between(db):
     assert db.scalar("SELECT count(*) FROM selfheal.alias WHERE active") == 0
     cur = db.connect().execute("SELECT * FROM accounts")
     assert [c.name for c in cur.description] == ["id", "region"]
+
+
+def test_dropping_a_schema_retires_the_legacy_names_of_its_tables(db):
+    db.admin.execute(TENANTS)
+    db.admin.execute("ALTER TABLE tenant_a.users RENAME COLUMN email TO mail")
+    assert db.scalar("SELECT count(*) FROM selfheal.alias WHERE active AND schema_name = 'tenant_a'") == 1
+    db.admin.execute("DROP SCHEMA tenant_a CASCADE")
+    assert db.scalar("SELECT count(*) FROM selfheal.alias WHERE active") == 0
+    assert db.scalar("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                     "WHERE n.nspname LIKE 'selfheal_compat%' AND c.relkind = 'v'") == 0
