@@ -30,7 +30,7 @@ from selfheal import server
 return server.entry(plpy, server.heal_error, sqlstate, message, statement, hint)
 $$;
 COMMENT ON FUNCTION selfheal.heal_error(text, text, text, text) IS
-  'Records one error a client saw and repairs it now; returns what was done. Pass the statement so aliases can be resolved';
+  'Records one error a client saw and repairs it now; returns what was done, one row per repair: the reported error first, then the other legacy names of its statement healed with it (for a routed role). Pass the statement so aliases can be resolved';
 
 CREATE OR REPLACE FUNCTION selfheal.record_error(sqlstate text, message text, statement text DEFAULT NULL, hint text DEFAULT NULL)
 RETURNS bigint

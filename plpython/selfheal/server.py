@@ -665,7 +665,13 @@ def _follow_ups(db: _Db, policy: Policy, settings: dict, event: Event, row: dict
         sqlstate, message = pending[0]
         tried.add(pending[0])
         follow = replace(event, sqlstate=sqlstate, message=message, hint=None, related_statements=())
-        plan, status, audit_id = _decide_and_apply(db, policy, settings, follow, row, event_id)
+        try:
+            with db.plpy.subtransaction():
+                plan, status, audit_id = _decide_and_apply(db, policy, settings, follow, row, event_id)
+        except Exception as exc:  # noqa: BLE001 - the event itself is healed: a follow-up never undoes it
+            results.append({"event_id": event_id, "status": "failed", "action": "none", "audit_id": None,
+                            "reason": f"{type(exc).__name__}: {exc}"[:1000], "ddl": None, "follow_up": message})
+            break
         results.append({"event_id": event_id, "status": "healed" if status == "applied" else status,
                         "action": plan.action, "reason": plan.reason, "audit_id": audit_id,
                         "ddl": _script(plan.ddl) if status == "applied" else None, "follow_up": message})
