@@ -82,6 +82,14 @@ INSERT INTO album ("Title", "ArtistId") VALUES ('For Those About To Rock', 1), (
 """
 ALBUM_TO_SNAKE = rename_columns("album", {'"AlbumId"': "album_id", '"Title"': "title", '"ArtistId"': "artist_id"})
 
+# Chinook before 2024: PascalCase written without quotes, so PostgreSQL folded it to flat names.
+FLAT_ALBUM = """
+CREATE TABLE album (AlbumId serial PRIMARY KEY, Title text NOT NULL, ArtistId int NOT NULL);
+INSERT INTO album (Title, ArtistId) VALUES ('For Those About To Rock', 1), ('Balls to the Wall', 2),
+  ('Restless and Wild', 2);
+"""
+FLAT_ALBUM_TO_SNAKE = rename_columns("album", {"albumid": "album_id", "artistid": "artist_id"})
+
 ACCOUNT = """
 CREATE TABLE account ("AccountID" serial PRIMARY KEY, "AccountName" text NOT NULL,
                       balance numeric(12,2) NOT NULL DEFAULT 0);
@@ -461,6 +469,21 @@ CASES: list[Case] = [
          drift="ALTER TABLE accounts RENAME COLUMN is_active TO enabled;",
          query="UPDATE accounts SET is_active = false WHERE id = 1",
          note="a write to the old name: a new is_active would take the write while enabled keeps true"),
+    # --- a whole table moved from flat to snake_case (the compat view's legacy naming) -------------
+    case("flat-table-select-star", "legacy naming", SERVED, schema=FLAT_ALBUM, drift=FLAT_ALBUM_TO_SNAKE,
+         query="SELECT * FROM Album ORDER BY AlbumId",
+         note="SELECT * gives the legacy columns in the legacy order, none of the new names"),
+    case("flat-table-write-through", "legacy naming", SERVED, schema=FLAT_ALBUM, drift=FLAT_ALBUM_TO_SNAKE,
+         query="UPDATE Album SET ArtistId = 3 WHERE AlbumId = 2 RETURNING *",
+         check="SELECT * FROM Album ORDER BY AlbumId",
+         note="plain column references: the write lands in artist_id, RETURNING * has the legacy shape"),
+    case("flat-table-typo-beside-legacy-names", "legacy naming", REFUSED, schema=FLAT_ALBUM,
+         drift=FLAT_ALBUM_TO_SNAKE, code_bug=True, query="SELECT Titel FROM Album WHERE AlbumId = 1",
+         note="the typo PostgreSQL reports first is only proposed; no naming is inferred from a typo"),
+    case("flat-table-dropped-column", "legacy naming", REFUSED, schema=FLAT_ALBUM,
+         drift="ALTER TABLE album DROP COLUMN artistid;" + FLAT_ALBUM_TO_SNAKE.split(";")[0] + ";", tracked=True,
+         query="SELECT AlbumId, ArtistId FROM Album ORDER BY AlbumId",
+         note="the dropped column's data is gone: never made up, whatever the table's naming"),
     case("typo-in-orm-list", "typo", REFUSED, schema=ACCOUNTS, code_bug=True,
          query="SELECT id, lgoin, is_active, joined_at FROM accounts ORDER BY id",
          note="the typo sits where login is: proposed as login either way, never a column of its own"),

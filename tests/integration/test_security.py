@@ -1010,3 +1010,23 @@ def test_a_forged_type_declaration_reaches_ddl_only_as_a_known_type(db, healer, 
     db.admin.execute("SELECT selfheal.approve(%s)", (result["audit_id"],))
     assert db.scalar("SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
                      "WHERE attrelid = 'sessions_sec'::regclass AND attname = 'evil'") == "text"
+
+
+def test_a_statements_other_legacy_names_are_healed_only_where_the_role_may_act(db, roles):
+    """One healed error makes selfheal read the rest of the statement: names an attacker adds for
+    tables it may not use, or in a schema outside the scope, are refused like reported errors."""
+    mallory = roles.create("mallory")
+    db.admin.execute(f"""CREATE TABLE album (album_id int PRIMARY KEY, title text); INSERT INTO album VALUES (1, 'a');
+                         CREATE TABLE payroll (pay_id int PRIMARY KEY, amount int);
+                         CREATE SCHEMA hidden; CREATE TABLE hidden.secret_line (secret_line_id int PRIMARY KEY);
+                         GRANT SELECT ON album TO {mallory}; GRANT EXECUTE ON FUNCTION {HEAL_ERROR} TO {mallory};
+                         SELECT selfheal.enable_compat('{mallory}')""")
+    before = snapshot(db, ["public.payroll", "hidden.secret_line"])
+    rows = db.connect(user=mallory).execute(
+        "SELECT status, action, ddl FROM selfheal.heal_error('42703', 'column album.albumid does not exist', "
+        "'SELECT Album.AlbumId, payroll.PayId FROM Album, payroll JOIN secretline ON true')").fetchall()
+    assert rows[0][0] == "healed" and [r[:2] for r in rows[1:]] == [("refused", "refuse")] * 2, rows
+    assert all(ddl is None for _, _, ddl in rows[1:])
+    after = snapshot(db, ["public.payroll", "hidden.secret_line"])
+    assert after["columns"] == before["columns"] and after["roles"] == before["roles"]
+    assert {v[0] for v in after["compat_views"]} == {"album"}

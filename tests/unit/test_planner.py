@@ -141,6 +141,9 @@ def test_the_rest_of_a_statements_legacy_names_are_found_at_once():
     served = Catalog(catalog.tables, (Alias("public", "invoice_line", "invoiceline", kind="relation", style="flat"),
                                       Alias("public", "invoice", "invoice", kind="relation", style="flat")))
     assert planner.remaining_legacy_names(Event("42P01", "x", statement), served) == []
+    typo = "SELECT Invoice.InvoiceId, Invoice.Totl FROM Invoice"
+    assert planner.remaining_legacy_names(Event("42P01", "x", typo), catalog) == [
+        ("42703", "column invoice.invoiceid does not exist")]  # a typo is no legacy spelling: never followed
 
 
 def test_legacy_relation_name_gets_a_view_with_legacy_column_names():
