@@ -672,10 +672,14 @@ def _follow_ups(db: _Db, policy: Policy, settings: dict, event: Event, row: dict
             results.append({"event_id": event_id, "status": "failed", "action": "none", "audit_id": None,
                             "reason": f"{type(exc).__name__}: {exc}"[:1000], "ddl": None, "follow_up": message})
             break
-        results.append({"event_id": event_id, "status": "healed" if status == "applied" else status,
-                        "action": plan.action, "reason": plan.reason, "audit_id": audit_id,
-                        "ddl": _script(plan.ddl) if status == "applied" else None, "follow_up": message})
+        results.append({**_outcome(event_id, plan, status, audit_id), "follow_up": message})
     return results
+
+
+def _outcome(event_id, plan: Plan, status: str, audit_id) -> dict:
+    """What heal_error returns for one repair."""
+    return {"event_id": event_id, "status": "healed" if status == "applied" else status, "action": plan.action,
+            "reason": plan.reason, "audit_id": audit_id, "ddl": _script(plan.ddl) if status == "applied" else None}
 
 
 def _process_events(db: _Db, policy: Policy, settings: dict, rows: list) -> list[dict]:
@@ -685,13 +689,11 @@ def _process_events(db: _Db, policy: Policy, settings: dict, rows: list) -> list
     event = _event_of(first)
     event_id = first["id"]
     plan, status, audit_id = _decide_and_apply(db, policy, settings, event, first, event_id)
-    event_status = "healed" if status == "applied" else status
+    result = _outcome(event_id, plan, status, audit_id)
     db.one("""UPDATE selfheal.error_event
                  SET status = $2, reason = $3, audit_id = $4, attempts = attempts + 1, processed_at = now()
                WHERE id = ANY ($1)""",
-           ("int8[]", "text", "text", "int8"), ([r["id"] for r in rows], event_status, plan.reason, audit_id))
-    result = {"event_id": event_id, "status": event_status, "action": plan.action, "reason": plan.reason,
-              "audit_id": audit_id, "ddl": _script(plan.ddl) if status == "applied" else None}
+           ("int8[]", "text", "text", "int8"), ([r["id"] for r in rows], result["status"], plan.reason, audit_id))
     follow_ups = _follow_ups(db, policy, settings, event, first, event_id) if status in ("applied", "resolved") \
         else []
     return [result] + follow_ups
@@ -1149,7 +1151,7 @@ def refresh_compat(plpy) -> int:
 
         def work(table=table, current=current):
             ddl = planner.rebuild_compat(table, current, current)
-            _lock_nowait(db, [s[len("DROP VIEW IF EXISTS "):] for s in ddl if s.startswith("DROP VIEW IF EXISTS ")])
+            _lock_nowait(db, planner.relations_to_lock(Plan("apply", "refresh", table=table, ddl=ddl)))
             for statement in ddl:
                 db.run(statement)
         try:
