@@ -158,6 +158,7 @@ CREATE TABLE selfheal.alias (
     audit_id    bigint REFERENCES selfheal.audit (id),
     replaces    bigint REFERENCES selfheal.alias (id),
     created_at  timestamptz NOT NULL DEFAULT now(),
+    writable    boolean NOT NULL DEFAULT false,
     CHECK ((kind = 'column') = (expression IS NOT NULL))
 );
 COMMENT ON TABLE selfheal.alias IS 'Legacy names served by the compat views';
@@ -173,6 +174,7 @@ COMMENT ON COLUMN selfheal.alias.active IS 'false once undone or replaced';
 COMMENT ON COLUMN selfheal.alias.audit_id IS 'The audit row that created it';
 COMMENT ON COLUMN selfheal.alias.replaces IS 'The alias of the same name it replaced; undo serves that one again';
 COMMENT ON COLUMN selfheal.alias.created_at IS 'When it was created';
+COMMENT ON COLUMN selfheal.alias.writable IS 'true: the table''s compat views take writes through INSTEAD OF triggers (a derived name lands in its source column; COPY FROM works), approved by an administrator because such a view refuses INSERT ... ON CONFLICT';
 -- One live alias per legacy name and table; lookups go by table.
 CREATE UNIQUE INDEX alias_active_name_idx ON selfheal.alias (schema_name, table_name, kind, legacy_name) WHERE active;
 

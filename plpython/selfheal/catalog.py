@@ -22,7 +22,8 @@ SELECT n.nspname AS schema_name, c.relname AS table_name, ({rows})::float8 AS ro
        (SELECT max(attnum) FROM pg_catalog.pg_attribute WHERE attrelid = c.oid AND attnum > 0) AS attnum_high,
        (SELECT coalesce(json_agg(json_build_object(
                   'name', a.attname, 'type', pg_catalog.format_type(a.atttypid, a.atttypmod),
-                  'attnum', a.attnum, 'default', pg_catalog.pg_get_expr(d.adbin, d.adrelid))
+                  'attnum', a.attnum, 'default', pg_catalog.pg_get_expr(d.adbin, d.adrelid),
+                  'identity', a.attidentity, 'generated', a.attgenerated)
                 ORDER BY a.attnum), '[]')
           FROM pg_catalog.pg_attribute a
           LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
@@ -95,7 +96,7 @@ def tables_from_rows(rows) -> tuple[Table, ...]:
     """Planner facts from the query's rows (dicts, from plpy or psycopg's dict_row)."""
     tables = []
     for r in rows:
-        columns = tuple(Column(c["name"], c["type"], c["attnum"], c["default"]) for c in json.loads(r["columns"]))
+        columns = tuple(Column(c["name"], c["type"], c["attnum"], c["default"], c["identity"], c["generated"]) for c in json.loads(r["columns"]))
         tables.append(Table(r["schema_name"], r["table_name"], columns,
                             primary_key=tuple(json.loads(r["primary_key"])),
                             row_estimate=r["row_estimate"], row_bound=r["row_bound"], total_bytes=r["total_bytes"],

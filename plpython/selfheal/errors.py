@@ -39,6 +39,9 @@ _QUALIFIED_COLUMN = re.compile(
     r'^column (?P<qualifier>' + _IDENT + r')\.(?P<column>' + _IDENT + r') does not exist$'
 )
 _BARE_COLUMN = re.compile(r'^column (?P<column>' + _IDENT + r') does not exist$')
+_USING_COLUMN = re.compile(
+    r'^column (?P<column>".+?") specified in USING clause does not exist in (?P<side>left|right) table$'
+)
 _RELATION = re.compile(
     r'^relation (?:(?P<schema>' + _IDENT + r')\.)?(?P<relation>' + _IDENT + r') does not exist$'
 )
@@ -59,6 +62,18 @@ def parse_view_write(sqlstate: str | None, message: str | None) -> tuple[str, st
     return (_unquote(m.group("column")), _unquote(m.group("view"))) if m else None
 
 
+WRONG_OBJECT_TYPE = "42809"
+_COPY_TO_VIEW = re.compile(r'^cannot copy to view (?P<view>' + _IDENT + r')$')
+
+
+def parse_copy_to_view(sqlstate: str | None, message: str | None) -> str | None:
+    """The view a COPY FROM was refused for: PostgreSQL copies into a view only through a trigger."""
+    if (sqlstate or "").upper() != WRONG_OBJECT_TYPE:
+        return None
+    m = _COPY_TO_VIEW.match((message or "").strip())
+    return _unquote(m.group("view")) if m else None
+
+
 class UnreadableMessage(ValueError):
     """The message does not have a shape selfheal knows (often: lc_messages is not 'C')."""
 
@@ -72,6 +87,7 @@ class MissingName:
     qualifier: str | None = None  # alias or table as written before the dot
     relation: str | None = None  # target relation of INSERT/UPDATE messages
     schema: str | None = None
+    using_side: str | None = None  # 'left' or 'right': the join side a USING column is missing from
     hint_candidates: tuple[tuple[str, str], ...] = field(default_factory=tuple)
 
 
@@ -123,6 +139,9 @@ def parse_missing(sqlstate: str, message: str, hint: str | None = None) -> Missi
         m = _BARE_COLUMN.match(text)
         if m:
             return MissingName("column", _unquote(m.group("column")), hint_candidates=candidates)
+        m = _USING_COLUMN.match(text)
+        if m:
+            return MissingName("column", _unquote(m.group("column")), using_side=m.group("side"))
     elif state == UNDEFINED_TABLE:
         m = _RELATION.match(text)
         if m:

@@ -36,7 +36,9 @@ class Column:
     name: str
     type: str  # format_type() output
     attnum: int = 0
-    default: str | None = None
+    default: str | None = None  # for a generated column, its expression
+    identity: str = ""  # pg_attribute.attidentity: 'a' always, 'd' by default
+    generated: str = ""  # pg_attribute.attgenerated: 's' stored
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,7 @@ class Alias:
     style: str = "same"
     source: str = "user"
     id: int = 0
+    writable: bool = False  # the table's compat views take writes through INSTEAD OF triggers
 
 
 @dataclass(frozen=True)
@@ -239,6 +242,10 @@ def candidate_relation_names(event: Event) -> tuple[set[str], set[str]]:
     names: set[str] = set()
     for ref in sqlscan.relations(event.statement or ""):
         names.add(ref.name)
+    view = errors.parse_copy_to_view(event.sqlstate, event.message) or \
+        (errors.parse_view_write(event.sqlstate, event.message) or (None, None))[1]
+    if view:
+        names.add(view)
     try:
         missing = errors.parse_missing(event.sqlstate, event.message, event.hint)
     except errors.UnreadableMessage:
@@ -365,26 +372,159 @@ def compat_schema_ddl(source_schema: str) -> list[str]:
     return [f"CREATE SCHEMA IF NOT EXISTS {schema}", f"GRANT USAGE ON SCHEMA {schema} TO PUBLIC"]
 
 
-def _create_view(name: str, select: str, table: Table) -> list[str]:
+def _create_view(name: str, outputs: list[tuple[str, str]], table: Table, writable: bool) -> list[str]:
     view = compat_view(table.schema, name)
     # security_invoker: the view must never grant more than the caller has on the table.
-    return [
-        f"CREATE VIEW {view} WITH (security_invoker = true) AS\n  {select}",
+    ddl = [
+        f"CREATE VIEW {view} WITH (security_invoker = true) AS\n  {_view_select(table, outputs)}",
         f"GRANT SELECT, INSERT, UPDATE, DELETE ON {view} TO PUBLIC",
         f"COMMENT ON VIEW {view} IS "
         + quote_literal(f"selfheal compat view over {table.label}; rebuilt by selfheal, do not edit"),
     ]
+    return ddl + (write_trigger_ddl(table, name, outputs) if writable else [])
 
 
 def rebuild_compat(table: Table, before: list[Alias], after: list[Alias]) -> list[str]:
     """DDL that turns the compat views for `before` into those for `after`."""
-    old, new = compat_views(table, before), compat_views(table, after)
+    old, new = compat_view_columns(table, before), compat_view_columns(table, after)
     ddl = [drop_view_ddl(table.schema, name) for name in old]
+    if any(a.writable for a in before):
+        ddl += [f"DROP FUNCTION IF EXISTS {write_function(table, name)}()" for name in old]
     if new:
         ddl += compat_schema_ddl(table.schema)
-    for name, select in new.items():
-        ddl.extend(_create_view(name, select, table))
+    writable = any(a.writable for a in after)
+    for name, outputs in new.items():
+        ddl.extend(_create_view(name, outputs, table, writable))
     return ddl
+
+
+# ---------------------------------------------------------------------------------------
+# Writes through a compat view's derived names
+
+
+_INVERTIBLE = re.compile(r'"((?:[^"]|"")+)"::([a-z ]+)')
+
+
+def write_function(table: Table, view: str) -> str:
+    return f"{quote_ident(compat_schema(table.schema))}.{quote_ident('write_' + _short_hash(f'{table.schema}.{table.name}.{view}'))}"
+
+
+def inverse_of(expression: str | None, table: Table) -> tuple[Column, str] | None:
+    """(source column, type read) when a derived name is a plain cast of one column, whose write
+    is the value cast back: `"service_type"::integer` is written as `(value)::text`."""
+    found = _INVERTIBLE.fullmatch(expression or "")
+    column = table.column(found.group(1).replace('""', '"')) if found else None
+    return (column, found.group(2)) if column is not None else None
+
+
+def write_trigger_ddl(table: Table, view_name: str, outputs: list[tuple[str, str]]) -> list[str]:
+    """An INSTEAD OF INSERT and UPDATE trigger that lands a write through the view in the table:
+    a renamed column as itself, a derived name cast back into its source column (read back to
+    check it round-trips), and any other derived name refused with the column to write instead.
+
+    The view takes the table's defaults, so an omitted column gets the table's default. A view
+    with such triggers refuses INSERT ... ON CONFLICT (PostgreSQL finds no constraint on a view):
+    that is why an administrator approves it. UPDATE needs the primary key in the view."""
+    view = compat_view(table.schema, view_name)
+    fn = write_function(table, view_name)
+    new = {name: f"NEW.{quote_ident(name)}" for name, _ in outputs}
+    old = {name: f"OLD.{quote_ident(name)}" for name, _ in outputs}
+    plain: dict[str, list[str]] = {}
+    derived: dict[str, list[tuple[str, str]]] = {}
+    read_only: list[tuple[str, str]] = []
+    for name, expr in outputs:
+        column, inverse = plain_column(expr), inverse_of(expr, table)
+        if column is not None and table.column(column) is not None:
+            plain.setdefault(column, []).append(name)
+        elif inverse is not None:
+            derived.setdefault(inverse[0].name, []).append((name, inverse[1]))
+        else:
+            read_only.append((name, expr))
+    checks_insert, checks_update, ddl = [], [], []
+    insert_cols, insert_vals, sets = [], [], []
+    by_default: tuple[str, int] | None = None
+    for col in table.columns:
+        if col.name not in plain and col.name not in derived:
+            continue
+        ident = quote_ident(col.name)
+        writers = [(new[n], f"({new[n]})::{col.type}", old[n]) for n, _ in derived.get(col.name, [])] + \
+                  [(new[n], new[n], old[n]) for n in plain.get(col.name, [])]
+        if col.identity == "a" or col.generated:
+            for value, _, before in writers:
+                checks_insert.append(_raise_if(f"{value} IS NOT NULL", f"column {col.name} can only be DEFAULT"))
+                checks_update.append(_raise_if(f"{value} IS DISTINCT FROM {before}",
+                                               f"column {col.name} can only be updated to DEFAULT"))
+            continue
+        for name, read_type in derived.get(col.name, []):
+            round_trip = f"{new[name]} IS NOT NULL AND ({new[name]})::{col.type}::{read_type} IS DISTINCT FROM {new[name]}"
+            message = quote_literal(f"{_percent(name)} = % does not read back the same through {_percent(col.name)}")
+            for checks in (checks_insert, checks_update):
+                checks.append(f"IF {round_trip} THEN RAISE EXCEPTION {message}, {new[name]} "
+                              "USING ERRCODE = 'data_exception'; END IF;")
+        for (a, a_value, a_old), (b, b_value, b_old) in zip(writers, writers[1:]):
+            why = f"two names of column {col.name} were given different values"
+            checks_insert.append(_raise_if(f"{a} IS NOT NULL AND {b} IS NOT NULL AND {a_value} IS DISTINCT FROM {b_value}", why))
+            checks_update.append(_raise_if(f"{a} IS DISTINCT FROM {a_old} AND {b} IS DISTINCT FROM {b_old} "
+                                           f"AND {a_value} IS DISTINCT FROM {b_value}", why))
+        fallback = [col.default] if col.default and len(writers) > 1 else []
+        insert_cols.append(ident)
+        insert_vals.append(f"COALESCE({', '.join([v for _, v, _ in writers] + fallback)})"
+                           if len(writers) > 1 else writers[0][1])
+        changed = " ".join(f"WHEN {value} IS DISTINCT FROM {before} THEN {converted}"
+                           for value, converted, before in writers)
+        sets.append(f"{ident} = CASE {changed} ELSE {ident} END")
+        if col.identity == "d" and len(writers) == 1 and by_default is None:
+            by_default = (writers[0][0], len(insert_cols) - 1)  # left out when NULL: the table numbers it
+        for name in plain.get(col.name, []):
+            if col.default and len(writers) == 1:
+                ddl.append(f"ALTER VIEW {view} ALTER COLUMN {quote_ident(name)} SET DEFAULT {col.default}")
+    for name, expr in read_only:
+        sources = sorted({t.value for t in sqlscan.tokenize(expr) if t.kind == "quoted"})
+        why = f"{name} is derived as {expr} and cannot be written; write {', '.join(sources) or 'the table'} instead"
+        checks_insert.append(_raise_if(f"{new[name]} IS NOT NULL", why, "feature_not_supported"))
+        checks_update.append(_raise_if(f"{new[name]} IS DISTINCT FROM {old[name]}", why, "feature_not_supported"))
+    returning = f"RETURNING {', '.join(expr for _, expr in outputs)} INTO {', '.join(new[n] for n, _ in outputs)}"
+    keys = [plain[k][0] for k in table.primary_key if k in plain]
+    updatable = bool(table.primary_key) and len(keys) == len(table.primary_key)
+    where = " AND ".join(f"{quote_ident(k)} = {old[plain[k][0]]}" for k in table.primary_key) if updatable else ""
+
+    def insert(cols: list[str], vals: list[str]) -> list[str]:
+        values = f"({', '.join(cols)}) VALUES ({', '.join(vals)})" if cols else "DEFAULT VALUES"
+        return [f"    INSERT INTO {table.qualified} {values}", f"      {returning};"]
+
+    body = ["BEGIN", "  IF TG_OP = 'INSERT' THEN", *("    " + c for c in checks_insert)]
+    if by_default is None:
+        body += insert(insert_cols, insert_vals)
+    else:  # an identity column takes the table's next number only where it is left out
+        value, at = by_default
+        body += [f"    IF {value} IS NULL THEN", *insert(insert_cols[:at] + insert_cols[at + 1:],
+                                                       insert_vals[:at] + insert_vals[at + 1:]),
+                 "    ELSE", *insert(insert_cols, insert_vals), "    END IF;"]
+    if updatable:
+        body += ["  ELSE", *("    " + c for c in checks_update),
+                 f"    UPDATE {table.qualified} SET {', '.join(sets)}", f"      WHERE {where}", f"      {returning};"]
+    body += ["  END IF;", "  RETURN NEW;", "END"]
+    text, tag = "\n".join(body), "$selfheal$"
+    while tag in text:  # a served name may hold any character, a dollar quote's tag too
+        tag = f"$selfheal_{_short_hash(tag + text)}$"
+    events = "INSERT OR UPDATE" if updatable else "INSERT"
+    return [
+        f"CREATE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp "
+        f"AS {tag}\n{text}\n{tag}",
+        f"COMMENT ON FUNCTION {fn}() IS "
+        + quote_literal(f"selfheal: writes through compat view {view_name} land in {table.label}; rebuilt by selfheal"),
+        f"CREATE TRIGGER selfheal_write INSTEAD OF {events} ON {view} FOR EACH ROW EXECUTE FUNCTION {fn}()",
+        *ddl,
+    ]
+
+
+def _raise_if(condition: str, message: str, errcode: str = "data_exception") -> str:
+    return f"IF {condition} THEN RAISE EXCEPTION {quote_literal(_percent(message))} USING ERRCODE = '{errcode}'; END IF;"
+
+
+def _percent(text: str) -> str:
+    """Text that RAISE prints as written: % is its placeholder."""
+    return text.replace("%", "%%")
 
 
 # ---------------------------------------------------------------------------------------
@@ -405,7 +545,10 @@ def plan(event: Event, catalog: Catalog, policy: Policy = Policy(), approved: bo
 def _decide(event: Event, catalog: Catalog, policy: Policy) -> Plan:
     view_write = errors.parse_view_write(event.sqlstate, event.message)
     if view_write:
-        return _plan_view_write(*view_write, catalog)
+        return _plan_view_write(*view_write, catalog, policy)
+    copy_to = errors.parse_copy_to_view(event.sqlstate, event.message)
+    if copy_to:
+        return _plan_copy_to_view(copy_to, catalog, policy)
     if not errors.is_schema_error(event.sqlstate):
         kind = errors.classify(event.sqlstate)
         return Plan(
@@ -474,8 +617,21 @@ def remaining_legacy_names(event: Event, catalog: Catalog) -> list[tuple[str, st
                 found.append((errors.UNDEFINED_TABLE, f'relation "{ref.name}" does not exist'))
             continue
         scope.append((ref, table, exposed_names(table, ref.name, catalog)))
-    relation_names = {n for ref, _, _ in scope for n in (ref.name, ref.alias) if n}
+    relation_names = {n for ref, _, _ in scope for n in (ref.name, ref.alias) if n} | sqlscan.scope_names(statement)
     tokens = sqlscan.tokenize(statement)
+    in_using = {k for i, tok in enumerate(tokens) if tok.is_word("USING") and i + 1 < len(tokens)
+                and tokens[i + 1].value == "(" for k in range(i + 2, sqlscan.matching_paren(tokens, i + 1))}
+
+    sources_of: dict[str, list[sqlscan.RelationRef]] = {}
+
+    def unserved(candidates, name: str) -> bool:
+        """No relation here serves the name, and exactly one has a column it is a spelling of."""
+        if any(name in exposed for _, _, exposed in candidates):
+            return False
+        key = naming.fold_key(name)
+        owners = [ref for ref, table, _ in candidates if any(naming.fold_key(c.name) == key for c in table.columns)]
+        return len(owners) == 1
+
     for i, tok in enumerate(tokens):
         if not tok.is_name or tok.value in relation_names or '"' in tok.value or "." in tok.value \
                 or (tok.kind == "ident" and tok.value.upper() in _NOT_COLUMNS):
@@ -484,19 +640,22 @@ def remaining_legacy_names(event: Event, catalog: Catalog) -> list[tuple[str, st
         before = tokens[i - 1] if i else None
         if after in ("(", ".") or (before is not None and before.is_word("AS")):
             continue  # a function, a qualifier or an output name
-        qualifier = tokens[i - 2].value if before is not None and before.value == "." and i >= 2 else None
-        candidates = [(ref, table, exposed) for ref, table, exposed in scope
-                      if qualifier is None or qualifier == (ref.alias or ref.name)]
-        if any(tok.value in exposed for _, _, exposed in candidates):
-            continue
-        key = naming.fold_key(tok.value)
-        owners = [ref for ref, table, _ in candidates if any(naming.fold_key(c.name) == key for c in table.columns)]
-        if len(owners) != 1:
-            continue
-        message = f"column {qualifier}.{tok.value} does not exist" if qualifier else \
-            f'column "{tok.value}" does not exist'
-        if (errors.UNDEFINED_COLUMN, message) not in found:
-            found.append((errors.UNDEFINED_COLUMN, message))
+        if i in in_using:  # PostgreSQL looks the name up in each side of the join
+            left, right = sqlscan.using_sides(statement, tok.value)
+            messages = [f'column "{tok.value}" specified in USING clause does not exist in {side} table'
+                        for side, refs in (("left", left), ("right", right))
+                        if unserved([entry for entry in scope if entry[0] in refs], tok.value)]
+        else:
+            qualifier = tokens[i - 2].value if before is not None and before.value == "." and i >= 2 else None
+            if qualifier and qualifier not in sources_of:
+                sources_of[qualifier] = sqlscan.qualifier_sources(statement, qualifier)
+            sources = sources_of[qualifier] if qualifier else None
+            candidates = [entry for entry in scope if sources is None or entry[0] in sources]
+            messages = [f"column {qualifier}.{tok.value} does not exist" if qualifier
+                        else f'column "{tok.value}" does not exist'] if unserved(candidates, tok.value) else []
+        for message in messages:
+            if (errors.UNDEFINED_COLUMN, message) not in found:
+                found.append((errors.UNDEFINED_COLUMN, message))
     return found
 
 
@@ -557,18 +716,33 @@ def _resolve_relation(catalog: Catalog, name: str, schema: str | None = None) ->
     raise _NotFound(Plan("needs_review", f"relation {name!r} named in the statement was not found"))
 
 
+def statement_refs(missing: errors.MissingName, statement: str) -> list[sqlscan.RelationRef]:
+    """The relations of the statement a missing name can belong to: the one named, the ones a
+    qualifier reads through (alias, CTE, subquery), a USING join's side, or all of them."""
+    if missing.kind == "relation":
+        return [sqlscan.RelationRef(missing.name, missing.schema)]
+    if missing.relation:
+        return [sqlscan.RelationRef(missing.relation)]
+    if missing.qualifier:
+        return sqlscan.qualifier_sources(statement, missing.qualifier)
+    if missing.using_side:
+        left, right = sqlscan.using_sides(statement, missing.name)
+        return left if missing.using_side == "left" else right
+    return sqlscan.relations(statement)
+
+
 def _target_table(missing: errors.MissingName, event: Event, catalog: Catalog) -> Table:
     if missing.relation:
         return _resolve_relation(catalog, missing.relation)
     statement = event.statement or ""
-    if missing.qualifier:
-        ref = sqlscan.resolve_qualifier(statement, missing.qualifier)
-        if ref is None:
-            if not statement:
-                raise _review(f"no statement was reported, so {missing.qualifier!r} cannot be resolved")
-            raise _review(f"{missing.qualifier!r} is not an alias or table in the statement")
-        return _resolve_relation(catalog, ref.name, ref.schema)
-    refs = sqlscan.relations(statement)
+    refs = statement_refs(missing, statement)
+    if missing.qualifier and len(refs) == 1:
+        return _resolve_relation(catalog, refs[0].name, refs[0].schema)
+    if missing.qualifier and not refs:
+        if not statement:
+            raise _review(f"no statement was reported, so {missing.qualifier!r} cannot be resolved")
+        raise _review(f"{missing.qualifier!r} is not an alias, table, CTE or subquery of the statement that "
+                      "passes the relation's columns through")
     if not refs:
         raise _review("the statement was not reported or names no table, so the table is unknown")
     tables, serving = [], []
@@ -1077,12 +1251,19 @@ def routed(path: str | None) -> bool:
 DEFAULT_SEARCH_PATH = '"$user", public'
 
 
-def _plan_view_write(column: str, view: str, catalog: Catalog) -> Plan:
-    """A write to a derived alias: nothing to repair, but say which column to write instead."""
+def _plan_view_write(column: str, view: str, catalog: Catalog, policy: Policy) -> Plan:
+    """A write to a derived alias: a plain cast is written back into its source column once an
+    administrator approves the view's write triggers; otherwise say which column to write."""
     for alias in catalog.aliases:
         if alias.kind == "column" and alias.legacy_name == column and (
                 alias.table == view or any(r.legacy_name == view and r.table == alias.table
                                            for r in catalog.aliases if r.kind == "relation")):
+            table = next(iter(catalog.find(alias.table, alias.schema)), None)
+            inverse = inverse_of(alias.expression, table) if table else None
+            if inverse is not None and not alias.writable:
+                return _plan_writable(table, alias, catalog, policy,
+                                      f"{column!r} is {alias.expression}: a write to it can land in "
+                                      f"{table.label}.{inverse[0].name} as the value cast back to {inverse[0].type}")
             sources = sorted({t.value for t in sqlscan.tokenize(alias.expression or "") if t.kind == "quoted"})
             canonical = ", ".join(sources) or "the columns it is computed from"
             return Plan("needs_review",
@@ -1091,6 +1272,35 @@ def _plan_view_write(column: str, view: str, catalog: Catalog) -> Plan:
                         evidence={"alias": column, "expression": alias.expression, "canonical": sources})
     return Plan("not_schema", f"write to computed column {column!r} of view {view!r}; not selfheal's",
                 action="classify", evidence={"class": "feature not supported"})
+
+
+def _plan_copy_to_view(view: str, catalog: Catalog, policy: Policy) -> Plan:
+    """COPY FROM into a name a compat view serves: PostgreSQL copies into a view only through an
+    INSTEAD OF INSERT trigger."""
+    serving = [(table, alias) for table in catalog.tables for alias in catalog.table_aliases(table)[:1]
+               if view in compat_views(table, catalog.table_aliases(table))]
+    if not serving:
+        return Plan("not_schema", f"COPY into view {view!r}, which is not a selfheal compat view; not selfheal's",
+                    action="classify", evidence={"class": "wrong object type"})
+    if len(serving) > 1:
+        return Plan("needs_review", f"compat views named {view!r} serve " + ", ".join(t.label for t, _ in serving)
+                    + "; COPY into the table itself")
+    table, alias = serving[0]
+    if any(a.writable for a in catalog.table_aliases(table)):
+        return Plan("resolved", f"the compat views of {table.label} already take writes")
+    return _plan_writable(table, alias, catalog, policy,
+                          f"COPY FROM into {view!r} needs the compat view to take writes: rows land in {table.label}")
+
+
+def _plan_writable(table: Table, alias: Alias, catalog: Catalog, policy: Policy, reason: str) -> Plan:
+    """The table's compat views made writable through INSTEAD OF triggers: always proposed, since
+    such a view refuses INSERT ... ON CONFLICT, which the app may use elsewhere."""
+    evidence = {"risk": [f"with write triggers, INSERT ... ON CONFLICT through the compat views of {table.label} "
+                         "fails (PostgreSQL finds no constraint on a view); run upserts as an unrouted role"]}
+    if not table.primary_key:
+        evidence["risk"].append(f"{table.label} has no primary key, so UPDATE through its compat views stays "
+                                "as it is and only INSERT and COPY take the trigger")
+    return _plan_alias(table, replace(alias, writable=True, id=0), catalog, policy, reason, evidence)
 
 
 def _short_hash(text: str) -> str:

@@ -74,8 +74,8 @@ def load_policy(db: _Db) -> tuple[Policy, dict]:
 def _load_aliases(db: _Db, active: bool = True) -> tuple[Alias, ...]:
     return tuple(
         Alias(r["schema_name"], r["table_name"], r["legacy_name"], kind=r["kind"],
-              expression=r["expression"], style=r["style"], source=r["source"], id=r["id"])
-        for r in db.rows("SELECT id, schema_name, table_name, legacy_name, kind, expression, style, source "
+              expression=r["expression"], style=r["style"], source=r["source"], id=r["id"], writable=r["writable"])
+        for r in db.rows("SELECT id, schema_name, table_name, legacy_name, kind, expression, style, source, writable "
                          "FROM selfheal.alias WHERE active = $1 ORDER BY id", ("bool",), (active,))
     )
 
@@ -257,14 +257,8 @@ def _verifier(db: _Db, event: Event, role: str | None):
     if not role:
         return None
     statement = event.statement or ""
-    if missing.kind == "relation":
-        refs = [sqlscan.RelationRef(missing.name, missing.schema)]
-    elif missing.relation:
-        refs = [sqlscan.RelationRef(missing.relation)]
-    elif missing.qualifier:
-        refs = [sqlscan.resolve_qualifier(statement, missing.qualifier) or sqlscan.RelationRef(missing.qualifier)]
-    else:
-        refs = sqlscan.relations(statement)
+    refs = planner.statement_refs(missing, statement) or (
+        [sqlscan.RelationRef(missing.qualifier)] if missing.qualifier else [])
 
     def verify(plan: Plan) -> None:
         # Read only here, once DDL has run: most events (business errors, refusals) never get here.
@@ -348,11 +342,11 @@ def _record_alias(db: _Db, alias: Alias, audit_id: int) -> None:
                       "RETURNING id",
                       ("text", "text", "text", "text"), (alias.schema, alias.table, alias.legacy_name, alias.kind))
     db.one("""INSERT INTO selfheal.alias (schema_name, table_name, legacy_name, kind, expression, style,
-                                           source, audit_id, replaces)
-              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
-           ("text", "text", "text", "text", "text", "text", "text", "int8", "int8"),
+                                           source, audit_id, replaces, writable)
+              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)""",
+           ("text", "text", "text", "text", "text", "text", "text", "int8", "int8", "bool"),
            (alias.schema, alias.table, alias.legacy_name, alias.kind, alias.expression, alias.style,
-            alias.source, audit_id, replaced["id"] if replaced else None))
+            alias.source, audit_id, replaced["id"] if replaced else None, alias.writable))
 
 
 def apply_plan(db: _Db, settings: dict, event_id, replan, verify=None) -> tuple[Plan, str, int | None]:

@@ -114,7 +114,7 @@ class RelationRef:
     alias: str | None = None
 
 
-def _matching_paren(tokens: list[Token], i: int) -> int:
+def matching_paren(tokens: list[Token], i: int) -> int:
     depth = 0
     for j in range(i, len(tokens)):
         if tokens[j].value == "(" and tokens[j].kind == "punct":
@@ -143,7 +143,7 @@ def _read_relation(tokens: list[Token], i: int, in_from: bool) -> tuple[Relation
         parts.append(tokens[i + 1].value)
         i += 2
     if in_from and i < n and tokens[i].value == "(":
-        return None, _matching_paren(tokens, i) + 1
+        return None, matching_paren(tokens, i) + 1
     alias = None
     if i < n and tokens[i].is_word("AS"):
         i += 1
@@ -160,10 +160,10 @@ _FROM_ENDS = ("WHERE", "GROUP", "HAVING", "ORDER", "LIMIT", "OFFSET", "UNION", "
               "WINDOW", "RETURNING", "SET", "FOR", "FETCH", "VALUES", "SELECT")
 
 
-def relations(sql: str) -> list[RelationRef]:
-    """Every relation a statement names after FROM, JOIN, UPDATE, INTO or in a FROM list."""
-    tokens = tokenize(sql)
-    found: list[RelationRef] = []
+def _relation_spans(tokens: list[Token]) -> list[tuple[RelationRef, int, int]]:
+    """(ref, index of the token that introduced it, parenthesis depth) of each relation named
+    after FROM, JOIN, UPDATE, INTO or in a FROM list."""
+    found: list[tuple[RelationRef, int, int]] = []
     depth, from_depth, i = 0, None, 0
     while i < len(tokens):
         tok = tokens[i]
@@ -178,9 +178,10 @@ def relations(sql: str) -> list[RelationRef]:
         if starts or continues:
             if tok.is_word("FROM", "JOIN"):
                 from_depth = depth
-            ref, i = _read_relation(tokens, i + 1, in_from=from_depth == depth)
+            ref, after = _read_relation(tokens, i + 1, in_from=from_depth == depth)
             if ref:
-                found.append(ref)
+                found.append((ref, i, depth))
+            i = after
             continue
         if from_depth == depth and tok.is_word(*_FROM_ENDS):
             from_depth = None
@@ -188,16 +189,152 @@ def relations(sql: str) -> list[RelationRef]:
     return found
 
 
+def relations(sql: str) -> list[RelationRef]:
+    """Every table or view a statement names after FROM, JOIN, UPDATE, INTO or in a FROM list.
+    A name the statement's own WITH defines is a CTE, not a relation, and is left out."""
+    tokens = tokenize(sql)
+    ctes = {name for name, (_, _, kind, _) in _derived_scopes(tokens).items() if kind == "cte"}
+    return [ref for ref, _, _ in _relation_spans(tokens) if ref.schema is not None or ref.name not in ctes]
+
+
+def _derived_scopes(tokens: list[Token]) -> dict[str, tuple[int, int, str, bool]]:
+    """Name -> (open, close, kind, passes) of each scope a statement defines over a query of its
+    own: a CTE (`WITH name AS (query)`, kind "cte") or a subquery in FROM (`(query) [AS] name`,
+    kind "subquery"). `passes` says its columns are its relations' own: the query selects `*`
+    and the scope renames none of them (`name(a, b)`)."""
+    found: dict[str, tuple[int, int, str, bool]] = {}
+    cte_ends: set[int] = set()
+    for i, tok in enumerate(tokens):
+        if tok.is_word("WITH") or (tok.kind == "punct" and tok.value == "," and i - 1 in cte_ends):
+            j = i + 1
+            if j < len(tokens) and tokens[j].is_word("RECURSIVE"):
+                j += 1
+            if j >= len(tokens) or not tokens[j].is_name:
+                continue
+            k, renamed = j + 1, False
+            if k < len(tokens) and tokens[k].value == "(" and tokens[k].kind == "punct":
+                k, renamed = matching_paren(tokens, k) + 1, True
+            if k >= len(tokens) or not tokens[k].is_word("AS"):
+                continue
+            k += 1
+            while k < len(tokens) and tokens[k].is_word("NOT", "MATERIALIZED"):
+                k += 1
+            if k < len(tokens) and tokens[k].value == "(" and tokens[k].kind == "punct":
+                close = matching_paren(tokens, k)
+                cte_ends.add(close)
+                found.setdefault(tokens[j].value, (k, close, "cte", not renamed and _passes_every_column(tokens, k, close)))
+        elif tok.kind == "punct" and tok.value == "(" and i + 1 < len(tokens) and tokens[i + 1].is_word("SELECT") \
+                and i > 0 and (tokens[i - 1].is_word("FROM", "JOIN", "LATERAL") or tokens[i - 1].value == ","):
+            close = matching_paren(tokens, i)
+            j = close + 1
+            if j < len(tokens) and tokens[j].is_word("AS"):
+                j += 1
+            if j < len(tokens) and tokens[j].is_name and not (
+                    tokens[j].kind == "ident" and tokens[j].value.upper() in CLAUSE_WORDS):
+                renamed = j + 1 < len(tokens) and tokens[j + 1].value == "("
+                found.setdefault(tokens[j].value, (i, close, "subquery",
+                                                   not renamed and _passes_every_column(tokens, i, close)))
+    return found
+
+
+def _passes_every_column(tokens: list[Token], open_: int, close: int) -> bool:
+    """Whether a scope's query selects `*` or `x.*`: then its columns are its relations' own."""
+    body = tokens[open_ + 1:close]
+    depth = 0
+    for k, tok in enumerate(body):
+        if tok.kind == "punct" and tok.value in "()":
+            depth += 1 if tok.value == "(" else -1
+        elif depth == 0 and tok.is_word("FROM"):
+            return False
+        elif depth == 0 and tok.kind == "op" and tok.value == "*" and k > 0 and (
+                body[k - 1].is_word("SELECT", "DISTINCT", "ALL") or body[k - 1].value in (",", ".")):
+            return True
+    return False
+
+
+def qualifier_sources(sql: str, qualifier: str) -> list[RelationRef]:
+    """The relations a qualifier (`q.column`) reads a column from: the relation it aliases or
+    names, or the relations a CTE or subquery of that name passes all their columns through.
+    Empty when the statement does not say."""
+    tokens = tokenize(sql)
+    scopes = _derived_scopes(tokens)
+    spans = [ref for ref, _, _ in _relation_spans(tokens)]
+
+    named = [ref for ref in spans if ref.alias == qualifier]
+    if not named and scopes.get(qualifier, (0, 0, "", False))[2] == "subquery":
+        return _unique(_passed_through(tokens, scopes, qualifier, frozenset()))
+    named = named or [ref for ref in spans if ref.alias is None and ref.name == qualifier]
+    return _through_scopes(tokens, scopes, named)
+
+
+def _passed_through(tokens: list[Token], scopes: dict, name: str, seen: frozenset[str]) -> list[RelationRef]:
+    open_, close, _, passes = scopes[name]
+    if not passes:
+        return []
+    inner = [ref for ref, _, _ in _relation_spans(tokens[open_ + 1:close])]
+    return _through_scopes(tokens, scopes, inner, seen | {name})
+
+
+def _through_scopes(tokens: list[Token], scopes: dict, refs: list[RelationRef],
+                    seen: frozenset[str] = frozenset()) -> list[RelationRef]:
+    """The relations behind refs, a CTE's name replaced by what its query passes through."""
+    found: list[RelationRef] = []
+    for ref in refs:
+        if ref.schema is None and scopes.get(ref.name, (0, 0, "", False))[2] == "cte":
+            if ref.name not in seen:  # a recursive CTE's reference to itself reads no table
+                found += _passed_through(tokens, scopes, ref.name, seen)
+        else:
+            found.append(ref)
+    return _unique(found)
+
+
+def _unique(refs: list[RelationRef]) -> list[RelationRef]:
+    return list(dict.fromkeys(refs))
+
+
+def scope_names(sql: str) -> set[str]:
+    """The names of the CTEs and subqueries a statement defines."""
+    return set(_derived_scopes(tokenize(sql)))
+
+
 def resolve_qualifier(sql: str, qualifier: str) -> RelationRef | None:
-    """The relation an alias (or a bare table name) stands for in this statement."""
-    refs = relations(sql)
-    for ref in refs:
-        if ref.alias == qualifier:
-            return ref
-    for ref in refs:
-        if ref.alias is None and ref.name == qualifier:
-            return ref
-    return None
+    """The one relation an alias, a bare table name, a CTE or a subquery stands for here."""
+    found = qualifier_sources(sql, qualifier)
+    return found[0] if len(found) == 1 else None
+
+
+def using_sides(sql: str, column: str) -> tuple[list[RelationRef], list[RelationRef]]:
+    """(left, right) relations of the join whose USING list names `column`: PostgreSQL looks
+    for it in each side. Empty lists when the statement has no such join."""
+    tokens = tokenize(sql)
+    spans = _relation_spans(tokens)
+    depths = {i: depth for i, _, depth in _outside_parens(tokens)}
+    for i, tok, depth in _outside_parens(tokens):
+        if not (tok.is_word("USING") and i + 1 < len(tokens) and tokens[i + 1].value == "("):
+            continue
+        close = matching_paren(tokens, i + 1)
+        if not any(t.is_name and t.value == column for t in tokens[i + 2:close]):
+            continue
+        joins = [k for k in range(i) if tokens[k].is_word("JOIN") and depths[k] == depth]
+        froms = [k for k in range(i) if tokens[k].is_word("FROM") and depths[k] == depth]
+        if not joins or not froms:
+            break
+        join, start = joins[-1], froms[-1]
+        scopes = _derived_scopes(tokens)
+        left = [ref for ref, at, d in spans if d == depth and start <= at < join]
+        right = [ref for ref, at, d in spans if d == depth and at == join]
+        return _through_scopes(tokens, scopes, left), _through_scopes(tokens, scopes, right)
+    return [], []
+
+
+def _outside_parens(tokens: list[Token]):
+    """(index, token, parenthesis depth) of each token that is not a parenthesis."""
+    depth = 0
+    for i, tok in enumerate(tokens):
+        if tok.kind == "punct" and tok.value in "()":
+            depth += 1 if tok.value == "(" else -1
+            continue
+        yield i, tok, depth
 
 
 def _literal_type(tokens: list[Token], i: int) -> str | None:
@@ -216,7 +353,7 @@ def _literal_type(tokens: list[Token], i: int) -> str | None:
     if end is not None:  # a driver's parameter says its type only by a cast: %s::jsonb
         return _cast_after(tokens, end)
     if tok.is_word("CAST") and i + 1 < len(tokens) and tokens[i + 1].value == "(":
-        close = _matching_paren(tokens, i + 1)
+        close = matching_paren(tokens, i + 1)
         if close - 2 > i and tokens[close - 2].is_word("AS"):
             return CAST_TYPES.get(tokens[close - 1].value)
     if tok.kind == "number":
@@ -319,7 +456,7 @@ def _insert_value_type(tokens: list[Token], column: str) -> str | None:
             j += 1
         if j >= len(tokens):
             return None
-        close = _matching_paren(tokens, j)
+        close = matching_paren(tokens, j)
         names = [t.value for t in tokens[j + 1:close] if t.is_name]
         if column not in names or close + 2 >= len(tokens) or not tokens[close + 1].is_word("VALUES"):
             return None
@@ -432,11 +569,7 @@ def command(sql: str) -> tuple[str | None, RelationRef | None]:
     """(verb, target) of the top-level command: INSERT/UPDATE/DELETE/MERGE with the table it
     writes, or SELECT with no target. A WITH clause's bodies are skipped: they sit in parentheses."""
     tokens = tokenize(sql)
-    depth = 0
-    for i, tok in enumerate(tokens):
-        if tok.kind == "punct" and tok.value in "()":
-            depth += 1 if tok.value == "(" else -1
-            continue
+    for i, tok, depth in _outside_parens(tokens):
         if depth or not tok.is_word(*_COMMANDS):
             continue
         verb = tok.value.upper()

@@ -97,6 +97,8 @@ DROP FUNCTION selfheal._ddl_start(text, text);
 
 SELECT pg_catalog.set_config('selfheal.in_event_trigger', 'off', true);
 
+ALTER TABLE selfheal.alias ADD COLUMN writable boolean NOT NULL DEFAULT false;
+COMMENT ON COLUMN selfheal.alias.writable IS 'true: the table''s compat views take writes through INSTEAD OF triggers (a derived name lands in its source column; COPY FROM works), approved by an administrator because such a view refuses INSERT ... ON CONFLICT';
 COMMENT ON COLUMN selfheal.alias.kind IS 'column: a legacy column name; relation: a legacy table name, or the table''s own name shown in its legacy naming style';
 COMMENT ON COLUMN selfheal.alias.style IS 'For relation aliases: how its columns are named (same, pascal, flat); a column''s own rename alias names it in place whatever the style';
 COMMENT ON COLUMN selfheal.alias.source IS 'Evidence: user, rename (the drift timeline saw it), hint, normalisation, style (the table''s whole naming moved to snake_case), current (a new name routed code uses beside the legacy one), convention, leftover (an object still named for it), typo, position (the only column left where the name was, or one that keeps it as a word)';

@@ -49,7 +49,7 @@ def test_qualified_alias_is_resolved_and_add_alias_declares_its_meaning(seeded):
     assert seeded.connect().execute(statement).fetchall() == [("Package 10 credits",), ("Package 50 credits",)]
 
 
-def test_insert_through_a_derived_name_fails_clearly_naming_the_canonical_column(seeded):
+def test_insert_through_a_derived_name_is_only_proposed_and_writes_nothing(seeded):
     app = seeded.connect()
     fail_then_heal(app, "SELECT service_type_id FROM sessions")
     statement = "INSERT INTO sessions(service_type_id) VALUES (3)"
@@ -57,9 +57,10 @@ def test_insert_through_a_derived_name_fails_clearly_naming_the_canonical_column
         app.execute(statement)
     assert "service_type_id" in str(info.value)
     result = report(app, info.value, statement)
-    assert result["status"] == "needs_review"
-    assert "write service_type instead" in result["reason"]
+    assert result["status"] == "pending_approval", result
+    assert "service_type as the value cast back" in result["reason"] and "ON CONFLICT" in result["reason"]
     assert seeded.scalar("SELECT count(*) FROM sessions") == 3  # nothing was written
+    assert seeded.scalar("SELECT count(*) FROM pg_trigger WHERE tgname = 'selfheal_write'") == 0
 
 
 def test_errors_that_are_not_schema_errors_are_recorded_and_never_fixed(seeded):

@@ -21,6 +21,12 @@ def test_reads_the_three_42703_shapes(message, expected):
     assert found.kind == "column"
 
 
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_reads_a_using_column_missing_from_one_side_of_a_join(side):
+    found = errors.parse_missing("42703", f'column "Customer Id" specified in USING clause does not exist in {side} table')
+    assert (found.kind, found.name, found.using_side, found.qualifier) == ("column", "Customer Id", side, None)
+
+
 def test_reads_a_missing_relation_with_and_without_schema():
     assert errors.parse_missing("42P01", 'relation "invoiceline" does not exist').name == "invoiceline"
     found = errors.parse_missing("42P01", 'relation "app.InvoiceLine" does not exist')

@@ -146,6 +146,31 @@ def test_the_rest_of_a_statements_legacy_names_are_found_at_once():
         ("42703", "column invoice.invoiceid does not exist")]  # a typo is no legacy spelling: never followed
 
 
+def test_a_using_name_is_followed_up_on_each_side_of_its_join_and_a_cte_qualifier_through_its_query():
+    invoice = Table("public", "invoice", (Column("invoice_id", "integer", 1), Column("customer_id", "integer", 2)),
+                    ("invoice_id",))
+    customer = Table("public", "customer", (Column("customer_id", "integer", 1),), ("customer_id",))
+    statement = 'SELECT count(*) FROM invoice JOIN customer USING ("CustomerId")'
+    event = Event("42703", 'column "CustomerId" specified in USING clause does not exist in left table', statement)
+    catalog = Catalog((invoice, customer))
+    assert planner.remaining_legacy_names(event, catalog) == [
+        ("42703", 'column "CustomerId" specified in USING clause does not exist in left table'),
+        ("42703", 'column "CustomerId" specified in USING clause does not exist in right table')]
+    left_served = Catalog(catalog.tables, (Alias("public", "invoice", "CustomerId", expression='"customer_id"',
+                                                 source="rename"),))
+    assert planner.remaining_legacy_names(event, left_served) == [
+        ("42703", 'column "CustomerId" specified in USING clause does not exist in right table')]
+    plan = planner.plan(Event("42703", 'column "CustomerId" specified in USING clause does not exist in right table',
+                              statement), left_served)
+    assert plan.status == "apply" and plan.table.name == "customer" and plan.alias.legacy_name == "CustomerId"
+    cte = "WITH t AS (SELECT * FROM customer) SELECT t.CustomerId FROM t"
+    assert planner.remaining_legacy_names(Event("42703", "x", cte), catalog) == [
+        ("42703", "column t.customerid does not exist")]
+    renamed = "WITH t AS (SELECT customer_id AS id FROM customer) SELECT t.CustomerId FROM t"
+    assert planner.remaining_legacy_names(Event("42703", "x", renamed), catalog) == []
+    assert planner.plan(Event("42703", "column t.customerid does not exist", renamed), catalog).status == "needs_review"
+
+
 def test_legacy_relation_name_gets_a_view_with_legacy_column_names():
     plan = planner.plan(Event("42P01", 'relation "InvoiceLine" does not exist', 'SELECT * FROM "InvoiceLine"'),
                         CATALOG)
@@ -225,11 +250,30 @@ def test_declared_alias_shadows_a_real_column_and_replaces_its_namesake():
     assert create.count('"package_name"') == 1
 
 
-def test_write_to_derived_alias_names_the_canonical_column():
+def test_a_write_to_a_cast_is_proposed_as_write_triggers_and_any_other_derived_name_is_read_only():
     alias = Alias("public", "sessions", "service_type_id", expression=planner.derived_cast("service_type", "text", "integer")[0])
-    plan = planner.plan(Event("0A000", 'cannot insert into column "service_type_id" of view "sessions"',
-                              "INSERT INTO sessions(service_type_id) VALUES (3)"), Catalog((SESSIONS,), (alias,)))
+    event = Event("0A000", 'cannot insert into column "service_type_id" of view "sessions"',
+                  "INSERT INTO sessions(service_type_id) VALUES (3)")
+    plan = planner.plan(event, Catalog((SESSIONS,), (alias,)))
+    assert plan.status == "pending_approval" and plan.alias.writable and "ON CONFLICT" in plan.reason
+    function = next(d for d in plan.ddl if d.startswith("CREATE FUNCTION"))
+    assert '(NEW."service_type_id")::text' in function
+    assert any(d.startswith("CREATE TRIGGER selfheal_write INSTEAD OF INSERT OR UPDATE") for d in plan.ddl)
+    assert any(d.startswith("DROP FUNCTION IF EXISTS") for d in plan.undo_ddl)
+    computed = Alias("public", "sessions", "kind_label", expression='upper("service_type")')
+    plan = planner.plan(Event("0A000", 'cannot insert into column "kind_label" of view "sessions"',
+                              "INSERT INTO sessions(kind_label) VALUES ('x')"), Catalog((SESSIONS,), (computed,)))
     assert plan.status == "needs_review" and "write service_type instead" in plan.reason
+
+
+def test_copy_into_a_compat_view_is_proposed_as_write_triggers_and_a_users_own_view_is_left_alone():
+    alias = Alias("public", "sessions", "kind", expression='"service_type"', source="rename")
+    plan = planner.plan(Event("42809", 'cannot copy to view "sessions"', "COPY sessions FROM STDIN"),
+                        Catalog((SESSIONS,), (alias,)))
+    assert plan.status == "pending_approval" and plan.alias.writable
+    other = planner.plan(Event("42809", 'cannot copy to view "report"', "COPY report FROM STDIN"),
+                         Catalog((SESSIONS,), (alias,)))
+    assert other.status == "not_schema"
 
 
 def test_compat_search_path_puts_each_schemas_compat_schema_just_before_it_once():

@@ -140,3 +140,34 @@ def test_declared_types_are_read_back_and_only_known_types_count():
     assert sqlscan.declared_types("SELECT 1 /* selfheal:declared x=bool; DROP TABLE t */") == {}
     assert sqlscan.declared_types("SELECT 1 /* selfheal:declared x=timestamptz */") == {
         "x": "timestamp with time zone"}
+
+
+@pytest.mark.parametrize("sql, qualifier, expected", [
+    ("WITH t AS (SELECT * FROM track) SELECT t.trackid FROM t", "t", ["track"]),
+    ("WITH a AS (SELECT * FROM track), b AS (SELECT a.* FROM a) SELECT b.x FROM b", "b", ["track"]),
+    ("WITH t AS MATERIALIZED (SELECT * FROM app.track) SELECT x.id FROM t AS x", "x", ["track"]),
+    ("SELECT s.albumid FROM (SELECT * FROM track) AS s", "s", ["track"]),
+    ("SELECT s.albumid FROM (SELECT DISTINCT * FROM track t JOIN album a ON true) s", "s", ["track", "album"]),
+    ("WITH RECURSIVE t AS (SELECT * FROM track UNION ALL SELECT * FROM t) SELECT t.id FROM t", "t", ["track"]),
+    # A scope whose query names its columns, or renames them, passes no relation's column through.
+    ("SELECT s.a FROM (SELECT track_id AS a FROM track) s", "s", []),
+    ("WITH t(a) AS (SELECT * FROM track) SELECT t.a FROM t", "t", []),
+    ("SELECT s.n FROM (SELECT count(*) AS n FROM track) s", "s", []),
+])
+def test_a_qualifier_reads_through_ctes_and_subqueries_that_pass_every_column(sql, qualifier, expected):
+    assert [ref.name for ref in sqlscan.qualifier_sources(sql, qualifier)] == expected
+
+
+def test_a_cte_is_no_relation_of_the_statement():
+    sql = "WITH track AS (SELECT * FROM public.track) SELECT * FROM track JOIN album USING (id)"
+    assert [(r.schema, r.name) for r in sqlscan.relations(sql)] == [("public", "track"), (None, "album")]
+
+
+def test_using_names_the_two_sides_of_its_own_join():
+    sql = ('SELECT * FROM invoice i JOIN customer c USING ("CustomerId") '
+           "JOIN (SELECT 1) x ON true JOIN employee e USING (employeeid)")
+    left, right = sqlscan.using_sides(sql, "CustomerId")
+    assert [r.name for r in left] == ["invoice"] and [r.name for r in right] == ["customer"]
+    left, right = sqlscan.using_sides(sql, "employeeid")
+    assert [r.name for r in left] == ["invoice", "customer"] and [r.name for r in right] == ["employee"]
+    assert sqlscan.using_sides(sql, "nothing") == ([], [])
