@@ -502,7 +502,9 @@ def write_trigger_ddl(table: Table, view_name: str, outputs: list[tuple[str, str
                  "    ELSE", *insert(insert_cols, insert_vals), "    END IF;"]
     if updatable:
         body += ["  ELSE", *("    " + c for c in checks_update),
-                 f"    UPDATE {table.qualified} SET {', '.join(sets)}", f"      WHERE {where}", f"      {returning};"]
+                 f"    UPDATE {table.qualified} SET {', '.join(sets)}", f"      WHERE {where}", f"      {returning};",
+                 "    IF NOT FOUND THEN", "      RETURN NULL;  -- the caller may not update it (row security), or it is gone",
+                 "    END IF;"]
     body += ["  END IF;", "  RETURN NEW;", "END"]
     text, tag = "\n".join(body), "$selfheal$"
     while tag in text:  # a served name may hold any character, a dollar quote's tag too

@@ -126,3 +126,17 @@ def test_identity_and_generated_columns_are_left_to_the_table(db, identity):
     else:
         with pytest.raises(psycopg.Error, match="DEFAULT"):
             app.execute("INSERT INTO tickets (id, state_id) VALUES (40, 4)")
+
+
+def test_an_update_the_table_refuses_by_row_security_counts_no_row_and_changes_nothing(derived):
+    derived.admin.execute("""ALTER TABLE sessions ENABLE ROW LEVEL SECURITY;
+                             CREATE POLICY everyone_reads ON sessions FOR SELECT USING (true);
+                             CREATE POLICY everyone_inserts ON sessions FOR INSERT WITH CHECK (true);
+                             CREATE POLICY not_the_first ON sessions FOR UPDATE USING (id <> 1)""")
+    app = derived.connect()
+    approve_write_triggers(derived, app, "INSERT INTO sessions (service_type_id) VALUES (4)")
+    app = derived.connect()
+    assert app.execute("UPDATE sessions SET service_type_id = 9 WHERE id = 1").rowcount == 0
+    assert app.execute("UPDATE sessions SET service_type_id = 9 WHERE id = 2").rowcount == 1
+    assert derived.admin.execute("SELECT id, service_type FROM sessions ORDER BY id").fetchall() == [
+        (1, "1"), (2, "9"), (3, "3")]
