@@ -96,7 +96,8 @@ def tables_from_rows(rows) -> tuple[Table, ...]:
     """Planner facts from the query's rows (dicts, from plpy or psycopg's dict_row)."""
     tables = []
     for r in rows:
-        columns = tuple(Column(c["name"], c["type"], c["attnum"], c["default"], c["identity"], c["generated"]) for c in json.loads(r["columns"]))
+        columns = tuple(Column(c["name"], c["type"], c["attnum"], c["default"], c["identity"], c["generated"])
+                        for c in json.loads(r["columns"]))
         tables.append(Table(r["schema_name"], r["table_name"], columns,
                             primary_key=tuple(json.loads(r["primary_key"])),
                             row_estimate=r["row_estimate"], row_bound=r["row_bound"], total_bytes=r["total_bytes"],

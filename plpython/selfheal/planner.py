@@ -406,7 +406,8 @@ _INVERTIBLE = re.compile(r'"((?:[^"]|"")+)"::([a-z ]+)')
 
 
 def write_function(table: Table, view: str) -> str:
-    return f"{quote_ident(compat_schema(table.schema))}.{quote_ident('write_' + _short_hash(f'{table.schema}.{table.name}.{view}'))}"
+    name = "write_" + _short_hash(f"{table.schema}.{table.name}.{view}")
+    return f"{quote_ident(compat_schema(table.schema))}.{quote_ident(name)}"
 
 
 def inverse_of(expression: str | None, table: Table) -> tuple[Column, str] | None:
@@ -463,7 +464,8 @@ def write_trigger_ddl(table: Table, view_name: str, outputs: list[tuple[str, str
                               "USING ERRCODE = 'data_exception'; END IF;")
         for (a, a_value, a_old), (b, b_value, b_old) in zip(writers, writers[1:]):
             why = f"two names of column {col.name} were given different values"
-            checks_insert.append(_raise_if(f"{a} IS NOT NULL AND {b} IS NOT NULL AND {a_value} IS DISTINCT FROM {b_value}", why))
+            checks_insert.append(_raise_if(f"{a} IS NOT NULL AND {b} IS NOT NULL "
+                                           f"AND {a_value} IS DISTINCT FROM {b_value}", why))
             checks_update.append(_raise_if(f"{a} IS DISTINCT FROM {a_old} AND {b} IS DISTINCT FROM {b_old} "
                                            f"AND {a_value} IS DISTINCT FROM {b_value}", why))
         fallback = [col.default] if col.default and len(writers) > 1 else []
@@ -503,7 +505,8 @@ def write_trigger_ddl(table: Table, view_name: str, outputs: list[tuple[str, str
     if updatable:
         body += ["  ELSE", *("    " + c for c in checks_update),
                  f"    UPDATE {table.qualified} SET {', '.join(sets)}", f"      WHERE {where}", f"      {returning};",
-                 "    IF NOT FOUND THEN", "      RETURN NULL;  -- the caller may not update it (row security), or it is gone",
+                 "    IF NOT FOUND THEN",
+                 "      RETURN NULL;  -- the caller may not update it (row security), or it is gone",
                  "    END IF;"]
     body += ["  END IF;", "  RETURN NEW;", "END"]
     text, tag = "\n".join(body), "$selfheal$"
