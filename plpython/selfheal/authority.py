@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from . import sqlscan
+from . import errors, sqlscan
 from .planner import Catalog, Event, Plan, Policy, Table
 
 PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE")
 _WRITES = {"INSERT": ("INSERT",), "UPDATE": ("UPDATE",), "DELETE": ("DELETE",),
-           "MERGE": ("INSERT", "UPDATE", "DELETE")}
+           "MERGE": ("INSERT", "UPDATE", "DELETE"), "COPY": ("INSERT",)}
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,8 @@ def required_privileges(event: Event, table: Table, catalog: Catalog) -> tuple[s
         return _WRITES[verb]
     if not event.statement and "of relation" in (event.message or ""):
         return ("INSERT", "UPDATE")  # PostgreSQL's shape for INSERT and UPDATE targets
+    if not event.statement and errors.parse_copy_to_view(event.sqlstate, event.message):
+        return ("INSERT",)
     return ("SELECT",)
 
 

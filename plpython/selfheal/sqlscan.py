@@ -562,12 +562,13 @@ def replace_column(expression: str, column: str, replacement: str) -> str:
     return "".join(pieces)
 
 
-_COMMANDS = ("SELECT", "INSERT", "UPDATE", "DELETE", "MERGE", "VALUES", "TABLE")
+_COMMANDS = ("SELECT", "INSERT", "UPDATE", "DELETE", "MERGE", "VALUES", "TABLE", "COPY")
 
 
 def command(sql: str) -> tuple[str | None, RelationRef | None]:
-    """(verb, target) of the top-level command: INSERT/UPDATE/DELETE/MERGE with the table it
-    writes, or SELECT with no target. A WITH clause's bodies are skipped: they sit in parentheses."""
+    """(verb, target) of the top-level command: INSERT/UPDATE/DELETE/MERGE, or COPY ... FROM,
+    with the table it writes, or SELECT with no target. A WITH clause's bodies are skipped: they
+    sit in parentheses."""
     tokens = tokenize(sql)
     for i, tok, depth in _outside_parens(tokens):
         if depth or not tok.is_word(*_COMMANDS):
@@ -575,6 +576,12 @@ def command(sql: str) -> tuple[str | None, RelationRef | None]:
         verb = tok.value.upper()
         if verb in ("VALUES", "TABLE"):
             return "SELECT", None
+        if verb == "COPY":
+            ref, after = _read_relation(tokens, i + 1, in_from=False)
+            if after < len(tokens) and tokens[after].value == "(":
+                after = matching_paren(tokens, after) + 1
+            loads = ref is not None and after < len(tokens) and tokens[after].is_word("FROM")
+            return ("COPY", ref) if loads else ("SELECT", None)
         if verb == "SELECT":
             return verb, None
         j = i + 1

@@ -25,6 +25,8 @@ def test_the_statement_decides_which_privilege_is_needed():
     assert needed("INSERT INTO other (a) SELECT note FROM items") == ("SELECT",)  # items is only read
     assert authority.required_privileges(Event("42703", 'column "a" of relation "items" does not exist'),
                                          ITEMS, CATALOG) == ("INSERT", "UPDATE")
+    assert needed("COPY items (note) FROM STDIN") == ("INSERT",) and needed("COPY items TO STDOUT") == ("SELECT",)
+    assert authority.required_privileges(Event("42809", 'cannot copy to view "items"'), ITEMS, CATALOG) == ("INSERT",)
 
 
 def test_a_role_that_may_run_the_statement_gets_the_plan():

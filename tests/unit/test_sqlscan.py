@@ -90,6 +90,9 @@ def test_command_finds_the_verb_and_the_table_written_past_a_with_clause():
     assert verb == "UPDATE" and (ref.schema, ref.name) == ("app", "t")
     assert sqlscan.command("DELETE FROM t")[1].name == "t" and sqlscan.command('INSERT INTO "T" VALUES (1)')[1].name == "T"
     assert sqlscan.command("DO $$ BEGIN END $$") == (None, None)
+    verb, ref = sqlscan.command("COPY app.t (a, b) FROM STDIN WITH (FORMAT csv)")
+    assert verb == "COPY" and (ref.schema, ref.name) == ("app", "t")
+    assert sqlscan.command("COPY t TO STDOUT") == sqlscan.command("COPY (SELECT 1) TO STDOUT") == ("SELECT", None)
 
 
 def test_names_identifier_ignores_strings_comments_and_dollar_quotes():
