@@ -89,6 +89,11 @@ INSERT INTO album (Title, ArtistId) VALUES ('For Those About To Rock', 1), ('Bal
   ('Restless and Wild', 2);
 """
 FLAT_ALBUM_TO_SNAKE = rename_columns("album", {"albumid": "album_id", "artistid": "artist_id"})
+FLAT_STORE = FLAT_ALBUM + """
+CREATE TABLE artist (ArtistId int PRIMARY KEY, Name text NOT NULL);
+INSERT INTO artist VALUES (1, 'AC/DC'), (2, 'Accept');
+"""
+FLAT_STORE_TO_SNAKE = FLAT_ALBUM_TO_SNAKE + rename_columns("artist", {"artistid": "artist_id"})
 
 ACCOUNT = """
 CREATE TABLE account ("AccountID" serial PRIMARY KEY, "AccountName" text NOT NULL,
@@ -484,6 +489,25 @@ CASES: list[Case] = [
          drift="ALTER TABLE album DROP COLUMN artistid;" + FLAT_ALBUM_TO_SNAKE.split(";")[0] + ";", tracked=True,
          query="SELECT AlbumId, ArtistId FROM Album ORDER BY AlbumId",
          note="the dropped column's data is gone: never made up, whatever the table's naming"),
+    # --- legacy names reached through a scope: CTE, subquery, USING -------------------------------
+    case("cte-flat-table", "scopes", SERVED, schema=FLAT_ALBUM, drift=FLAT_ALBUM_TO_SNAKE,
+         query="WITH a AS (SELECT * FROM Album) SELECT a.AlbumId, a.Title FROM a ORDER BY a.AlbumId",
+         note="the CTE selects *: its names are the table's, served in one round"),
+    case("subquery-flat-table", "scopes", SERVED, schema=FLAT_ALBUM, drift=FLAT_ALBUM_TO_SNAKE,
+         query="SELECT s.ArtistId, count(*) FROM (SELECT * FROM Album) AS s GROUP BY s.ArtistId ORDER BY 1"),
+    case("using-flat-tables", "scopes", SERVED, schema=FLAT_STORE, drift=FLAT_STORE_TO_SNAKE,
+         query="SELECT Title, Name FROM Album JOIN Artist USING (ArtistId) ORDER BY Title",
+         note="the USING name is healed on both sides of the join"),
+    case("cte-typo", "scopes", REFUSED, schema=FLAT_ALBUM, drift=FLAT_ALBUM_TO_SNAKE, code_bug=True,
+         query="WITH a AS (SELECT * FROM Album) SELECT a.Titel FROM a WHERE a.AlbumId = 1",
+         note="a typo behind a CTE is only proposed, like anywhere else"),
+    case("subquery-dropped-column", "scopes", REFUSED, schema=FLAT_ALBUM, tracked=True,
+         drift="ALTER TABLE album DROP COLUMN artistid;" + FLAT_ALBUM_TO_SNAKE.split(";")[0] + ";",
+         query="SELECT s.AlbumId, s.ArtistId FROM (SELECT * FROM Album) s ORDER BY 1",
+         note="the dropped column's data is gone: never made up behind a subquery"),
+    case("subquery-renames-its-columns", "scopes", REFUSED, schema=FLAT_ALBUM, drift=FLAT_ALBUM_TO_SNAKE, code_bug=True,
+         query="SELECT s.AlbumId FROM (SELECT album_id AS id, Title FROM Album) s",
+         note="the subquery names its own columns, so s.AlbumId is no name of the table's"),
     case("typo-in-orm-list", "typo", REFUSED, schema=ACCOUNTS, code_bug=True,
          query="SELECT id, lgoin, is_active, joined_at FROM accounts ORDER BY id",
          note="the typo sits where login is: proposed as login either way, never a column of its own"),

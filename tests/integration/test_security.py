@@ -1030,3 +1030,62 @@ def test_a_statements_other_legacy_names_are_healed_only_where_the_role_may_act(
     after = snapshot(db, ["public.payroll", "hidden.secret_line"])
     assert after["columns"] == before["columns"] and after["roles"] == before["roles"]
     assert {v[0] for v in after["compat_views"]} == {"album"}
+
+
+def test_a_forged_write_or_copy_error_never_makes_a_table_writable_through_its_views(db, roles):
+    """Write triggers are only ever proposed, and only for a role that may write the table; once
+    approved they still write as the caller, so a role that may only read still cannot write."""
+    mallory = roles.create("mallory")
+    db.admin.execute(f"""CREATE TABLE sessions (id serial PRIMARY KEY, service_type text NOT NULL);
+                         INSERT INTO sessions (service_type) VALUES ('1');
+                         GRANT SELECT ON sessions TO {mallory}, {APP_ROLE};
+                         GRANT EXECUTE ON FUNCTION {HEAL_ERROR} TO {mallory}, {APP_ROLE};
+                         SELECT selfheal.enable_compat('{mallory}'); SELECT selfheal.enable_compat('{APP_ROLE}')""")
+    assert heal_error(db.connect(), 'column "service_type_id" does not exist',
+                      "SELECT service_type_id FROM sessions")["status"] == "healed"
+    before = snapshot(db, ["public.sessions"], [mallory])
+    app = db.connect(user=mallory)
+    forged = [heal_error(app, 'cannot insert into column "service_type_id" of view "sessions"',
+                         "INSERT INTO sessions (service_type_id) VALUES (2)", "0A000"),
+              heal_error(app, 'cannot copy to view "sessions"', "COPY sessions FROM STDIN", "42809")]
+    assert_refused(db, forged[0])
+    assert (forged[1]["status"], forged[1]["ddl"]) == ("refused", None), forged[1]
+    assert "lacks INSERT" in forged[1]["reason"]
+    # The same refusal is counted on the first one's audit row.
+    assert db.admin.execute("SELECT status, repeats FROM selfheal.audit WHERE status = 'refused'").fetchall() == [
+        ("refused", 2)]
+    assert snapshot(db, ["public.sessions"], [mallory]) == before
+    assert db.scalar("SELECT count(*) FROM pg_trigger WHERE tgname = 'selfheal_write'") == 0
+
+
+def test_a_cte_over_a_table_the_role_may_not_read_heals_nothing(db, roles):
+    mallory = roles.create("mallory")
+    db.admin.execute(f"""CREATE TABLE payroll (pay_id int PRIMARY KEY, amount int); INSERT INTO payroll VALUES (1, 9);
+                         GRANT EXECUTE ON FUNCTION {HEAL_ERROR} TO {mallory};
+                         SELECT selfheal.enable_compat('{mallory}')""")
+    before = snapshot(db, ["public.payroll"], [mallory])
+    result = heal_error(db.connect(user=mallory), "column t.payid does not exist",
+                        "WITH t AS (SELECT * FROM payroll) SELECT t.PayId FROM t")
+    assert_refused(db, result)
+    assert snapshot(db, ["public.payroll"], [mallory]) == before
+
+
+def test_making_a_large_tables_views_writable_never_rewrites_the_table(db):
+    db.admin.execute(f"""CREATE TABLE sessions (id serial PRIMARY KEY, service_type text NOT NULL);
+                         INSERT INTO sessions (service_type) SELECT (g % 7)::text FROM generate_series(1, 200000) g;
+                         ANALYZE sessions;
+                         GRANT SELECT, INSERT, UPDATE ON sessions TO {APP_ROLE};
+                         GRANT USAGE ON SEQUENCE sessions_id_seq TO {APP_ROLE};
+                         GRANT EXECUTE ON FUNCTION {HEAL_ERROR} TO {APP_ROLE};
+                         SELECT selfheal.enable_compat('{APP_ROLE}')""")
+    app = db.connect()
+    assert heal_error(app, 'column "service_type_id" does not exist',
+                      "SELECT service_type_id FROM sessions")["status"] == "healed"
+    file_before = db.scalar("SELECT pg_relation_filenode('sessions')")
+    proposal = heal_error(app, 'cannot insert into column "service_type_id" of view "sessions"',
+                          "INSERT INTO sessions (service_type_id) VALUES (4)", "0A000")
+    assert proposal["status"] == "pending_approval", proposal
+    db.admin.execute("SELECT selfheal.approve(%s)", (proposal["audit_id"],))
+    assert db.scalar("SELECT pg_relation_filenode('sessions')") == file_before
+    db.connect().execute("INSERT INTO sessions (service_type_id) VALUES (4)")
+    assert db.scalar("SELECT count(*) FROM sessions") == 200001
