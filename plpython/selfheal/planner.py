@@ -405,6 +405,11 @@ def rebuild_compat(table: Table, before: list[Alias], after: list[Alias]) -> lis
 _INVERTIBLE = re.compile(r'"((?:[^"]|"")+)"::([a-z ]+)')
 
 
+def quoted_names(expression: str | None) -> list[str]:
+    """The quoted identifiers an alias expression reads: the columns to write instead of it."""
+    return sorted({t.value for t in sqlscan.tokenize(expression or "") if t.kind == "quoted"})
+
+
 def write_function(table: Table, view: str) -> str:
     name = "write_" + _short_hash(f"{table.schema}.{table.name}.{view}")
     return f"{quote_ident(compat_schema(table.schema))}.{quote_ident(name)}"
@@ -481,8 +486,8 @@ def write_trigger_ddl(table: Table, view_name: str, outputs: list[tuple[str, str
             if col.default and len(writers) == 1:
                 ddl.append(f"ALTER VIEW {view} ALTER COLUMN {quote_ident(name)} SET DEFAULT {col.default}")
     for name, expr in read_only:
-        sources = sorted({t.value for t in sqlscan.tokenize(expr) if t.kind == "quoted"})
-        why = f"{name} is derived as {expr} and cannot be written; write {', '.join(sources) or 'the table'} instead"
+        instead = ", ".join(quoted_names(expr)) or "the table"
+        why = f"{name} is derived as {expr} and cannot be written; write {instead} instead"
         checks_insert.append(_raise_if(f"{new[name]} IS NOT NULL", why, "feature_not_supported"))
         checks_update.append(_raise_if(f"{new[name]} IS DISTINCT FROM {old[name]}", why, "feature_not_supported"))
     returning = f"RETURNING {', '.join(expr for _, expr in outputs)} INTO {', '.join(new[n] for n, _ in outputs)}"
@@ -627,7 +632,8 @@ def remaining_legacy_names(event: Event, catalog: Catalog) -> list[tuple[str, st
     in_using = {k for i, tok in enumerate(tokens) if tok.is_word("USING") and i + 1 < len(tokens)
                 and tokens[i + 1].value == "(" for k in range(i + 2, sqlscan.matching_paren(tokens, i + 1))}
 
-    sources_of: dict[str, list[sqlscan.RelationRef]] = {}
+    sources_of: dict[str, list[sqlscan.RelationRef]] = {}  # each scanned once per statement
+    sides_of: dict[str, tuple[list[sqlscan.RelationRef], list[sqlscan.RelationRef]]] = {}
 
     def unserved(candidates, name: str) -> bool:
         """No relation here serves the name, and exactly one has a column it is a spelling of."""
@@ -646,7 +652,9 @@ def remaining_legacy_names(event: Event, catalog: Catalog) -> list[tuple[str, st
         if after in ("(", ".") or (before is not None and before.is_word("AS")):
             continue  # a function, a qualifier or an output name
         if i in in_using:  # PostgreSQL looks the name up in each side of the join
-            left, right = sqlscan.using_sides(statement, tok.value)
+            if tok.value not in sides_of:
+                sides_of[tok.value] = sqlscan.using_sides(statement, tok.value)
+            left, right = sides_of[tok.value]
             messages = [f'column "{tok.value}" specified in USING clause does not exist in {side} table'
                         for side, refs in (("left", left), ("right", right))
                         if unserved([entry for entry in scope if entry[0] in refs], tok.value)]
@@ -1269,7 +1277,7 @@ def _plan_view_write(column: str, view: str, catalog: Catalog, policy: Policy) -
                 return _plan_writable(table, alias, catalog, policy,
                                       f"{column!r} is {alias.expression}: a write to it can land in "
                                       f"{table.label}.{inverse[0].name} as the value cast back to {inverse[0].type}")
-            sources = sorted({t.value for t in sqlscan.tokenize(alias.expression or "") if t.kind == "quoted"})
+            sources = quoted_names(alias.expression)
             canonical = ", ".join(sources) or "the columns it is computed from"
             return Plan("needs_review",
                         f"{column!r} on {alias.schema}.{alias.table} is read-only: it is derived from "
@@ -1282,18 +1290,18 @@ def _plan_view_write(column: str, view: str, catalog: Catalog, policy: Policy) -
 def _plan_copy_to_view(view: str, catalog: Catalog, policy: Policy) -> Plan:
     """COPY FROM into a name a compat view serves: PostgreSQL copies into a view only through an
     INSTEAD OF INSERT trigger."""
-    serving = [(table, alias) for table in catalog.tables for alias in catalog.table_aliases(table)[:1]
-               if view in compat_views(table, catalog.table_aliases(table))]
+    serving = [(table, aliases) for table in catalog.tables for aliases in [catalog.table_aliases(table)]
+               if view in compat_views(table, aliases)]
     if not serving:
         return Plan("not_schema", f"COPY into view {view!r}, which is not a selfheal compat view; not selfheal's",
                     action="classify", evidence={"class": "wrong object type"})
     if len(serving) > 1:
         return Plan("needs_review", f"compat views named {view!r} serve " + ", ".join(t.label for t, _ in serving)
                     + "; COPY into the table itself")
-    table, alias = serving[0]
-    if any(a.writable for a in catalog.table_aliases(table)):
+    table, aliases = serving[0]
+    if any(a.writable for a in aliases):
         return Plan("resolved", f"the compat views of {table.label} already take writes")
-    return _plan_writable(table, alias, catalog, policy,
+    return _plan_writable(table, aliases[0], catalog, policy,
                           f"COPY FROM into {view!r} needs the compat view to take writes: rows land in {table.label}")
 
 
