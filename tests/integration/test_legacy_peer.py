@@ -28,19 +28,23 @@ def load(db, script: Path) -> None:
     db.admin.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {LEGACY_ROLE}; ANALYZE")
 
 
-def psql(db, query: str) -> tuple[int, str]:
+def psql(db, query: str, role: str = LEGACY_ROLE) -> tuple[int, str]:
     """One query as the legacy role, as the project's fixture ran it: (exit status, output)."""
-    done = subprocess.run(["psql", "-XqA", "-d", db.cluster.dsn(db.name, LEGACY_ROLE), "-c", query],
+    done = subprocess.run(["psql", "-XqA", "-d", db.cluster.dsn(db.name, role), "-c", query],
                           text=True, capture_output=True, env=db.cluster.env)
     return done.returncode, done.stdout
 
 
+def login_role(cluster, role: str) -> str:
+    with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
+            conn.execute(f"CREATE ROLE {role} LOGIN")
+    return role
+
+
 @pytest.fixture
 def legacy_role(log_cluster):
-    with psycopg.connect(log_cluster.dsn(), autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (LEGACY_ROLE,)).fetchone():
-            conn.execute(f"CREATE ROLE {LEGACY_ROLE} LOGIN")
-    return LEGACY_ROLE
+    return login_role(log_cluster, LEGACY_ROLE)
 
 
 @pytest.fixture
@@ -72,5 +76,4 @@ def test_chinooks_own_legacy_fixture_passes_unchanged_after_one_heal_round(old_d
     assert differ == [], f"{len(differ)} of 35 queries differ from the old database: {differ[:3]}"
     # Nothing was copied or added: every repair is a compat view, catalog only.
     assert new_database.scalar("SELECT count(*) FROM selfheal.audit WHERE action = 'add_column'") == 0
-    print(new_database.admin.execute("SELECT id, status, action, table_name, column_name, reason FROM selfheal.audit ORDER BY id").fetchall())
     assert new_database.scalar("SELECT count(*) FROM selfheal.audit WHERE status NOT IN ('applied')") == 0
