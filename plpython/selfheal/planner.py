@@ -402,12 +402,10 @@ def rebuild_compat(table: Table, before: list[Alias], after: list[Alias]) -> lis
 # Writes through a compat view's derived names
 
 
-_INVERTIBLE = re.compile(r'"((?:[^"]|"")+)"::([a-z ]+)')
-
-
-def quoted_names(expression: str | None) -> list[str]:
-    """The quoted identifiers an alias expression reads: the columns to write instead of it."""
-    return sorted({t.value for t in sqlscan.tokenize(expression or "") if t.kind == "quoted"})
+def source_columns(expression: str | None, table: Table) -> list[str]:
+    """The table's columns an alias expression reads, quoted or not: the columns to write instead."""
+    return sorted({t.value for t in sqlscan.tokenize(expression or "")
+                   if t.kind in ("quoted", "ident") and table.column(t.value) is not None})
 
 
 def write_function(table: Table, view: str) -> str:
@@ -417,10 +415,18 @@ def write_function(table: Table, view: str) -> str:
 
 def inverse_of(expression: str | None, table: Table) -> tuple[Column, str] | None:
     """(source column, type read) when a derived name is a plain cast of one column, whose write
-    is the value cast back: `"service_type"::integer` is written as `(value)::text`."""
-    found = _INVERTIBLE.fullmatch(expression or "")
-    column = table.column(found.group(1).replace('""', '"')) if found else None
-    return (column, found.group(2)) if column is not None else None
+    is the value cast back: `"service_type"::integer`, or `(service_type::integer)` as an
+    administrator declares it, is written as `(value)::text`."""
+    tokens = sqlscan.tokenize(expression or "")
+    while len(tokens) > 2 and tokens[0].value == "(" and sqlscan.matching_paren(tokens, 0) == len(tokens) - 1:
+        tokens = tokens[1:-1]
+    if len(tokens) > 3 and tokens[0].value == "(" and tokens[2].value == ")":
+        tokens = tokens[1:2] + tokens[3:]
+    if (len(tokens) < 3 or tokens[0].kind not in ("quoted", "ident") or tokens[1].kind != "cast"
+            or any(t.kind != "ident" for t in tokens[2:])):
+        return None
+    column = table.column(tokens[0].value)
+    return (column, " ".join(t.value for t in tokens[2:])) if column is not None else None
 
 
 def write_trigger_ddl(table: Table, view_name: str, outputs: list[tuple[str, str]]) -> list[str]:
@@ -486,7 +492,7 @@ def write_trigger_ddl(table: Table, view_name: str, outputs: list[tuple[str, str
             if col.default and len(writers) == 1:
                 ddl.append(f"ALTER VIEW {view} ALTER COLUMN {quote_ident(name)} SET DEFAULT {col.default}")
     for name, expr in read_only:
-        instead = ", ".join(quoted_names(expr)) or "the table"
+        instead = ", ".join(source_columns(expr, table)) or "the table"
         why = f"{name} is derived as {expr} and cannot be written; write {instead} instead"
         checks_insert.append(_raise_if(f"{new[name]} IS NOT NULL", why, "feature_not_supported"))
         checks_update.append(_raise_if(f"{new[name]} IS DISTINCT FROM {old[name]}", why, "feature_not_supported"))
@@ -1277,7 +1283,7 @@ def _plan_view_write(column: str, view: str, catalog: Catalog, policy: Policy) -
                 return _plan_writable(table, alias, catalog, policy,
                                       f"{column!r} is {alias.expression}: a write to it can land in "
                                       f"{table.label}.{inverse[0].name} as the value cast back to {inverse[0].type}")
-            sources = quoted_names(alias.expression)
+            sources = source_columns(alias.expression, table) if table else []
             canonical = ", ".join(sources) or "the columns it is computed from"
             return Plan("needs_review",
                         f"{column!r} on {alias.schema}.{alias.table} is read-only: it is derived from "

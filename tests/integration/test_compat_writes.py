@@ -48,6 +48,19 @@ def test_an_approved_derived_name_takes_inserts_and_updates_into_its_source_colu
     assert derived.scalar("SELECT count(*) FROM pg_proc WHERE proname LIKE 'write\\_%'") == 0
 
 
+def test_a_cast_an_administrator_declares_takes_writes_once_approved(db):
+    db.admin.execute(SEED)
+    db.admin.execute("SELECT selfheal.add_alias('sessions', 'service_type_id', 'service_type::integer')")
+    app = db.connect()
+    approve_write_triggers(db, app, "INSERT INTO sessions (service_type_id) VALUES (4)")
+    db.connect().execute("INSERT INTO sessions (service_type_id) VALUES (4)")
+    assert db.scalar("SELECT service_type FROM sessions WHERE id = 4") == "4"
+    db.admin.execute("SELECT selfheal.add_alias('sessions', 'kind_label', 'upper(service_type)')")
+    with pytest.raises(pgerr.FeatureNotSupported) as info:
+        db.connect().execute("INSERT INTO sessions (kind_label) VALUES ('x')")
+    assert "write service_type instead" in str(info.value)
+
+
 def test_two_names_of_one_column_with_different_values_are_refused_and_nothing_is_written(derived):
     app = derived.connect()
     approve_write_triggers(derived, app, "INSERT INTO sessions (service_type_id) VALUES (4)")

@@ -266,6 +266,20 @@ def test_a_write_to_a_cast_is_proposed_as_write_triggers_and_any_other_derived_n
     assert plan.status == "needs_review" and "write service_type instead" in plan.reason
 
 
+def test_an_alias_an_administrator_declares_as_a_cast_is_written_back_too():
+    # add_alias stores `service_type::integer` as `(service_type::integer)`: unquoted, in parentheses.
+    column = SESSIONS.column("service_type")
+    for expression in ("(service_type::integer)", '(("service_type")::integer)', "(Service_Type :: integer)"):
+        assert planner.inverse_of(expression, SESSIONS) == (column, "integer"), expression
+    for expression in ("(service_type::integer + 1)", "(upper(service_type))::text", "(nosuch::integer)",
+                       "(service_type)", "service_type::varchar(3)"):
+        assert planner.inverse_of(expression, SESSIONS) is None, expression
+    declared = Alias("public", "sessions", "kind_label", expression="(upper(service_type) || 'x')", source="user")
+    plan = planner.plan(Event("0A000", 'cannot insert into column "kind_label" of view "sessions"',
+                              "INSERT INTO sessions(kind_label) VALUES ('x')"), Catalog((SESSIONS,), (declared,)))
+    assert plan.status == "needs_review" and "write service_type instead" in plan.reason
+
+
 def test_copy_into_a_compat_view_is_proposed_as_write_triggers_and_a_users_own_view_is_left_alone():
     alias = Alias("public", "sessions", "kind", expression='"service_type"', source="rename")
     plan = planner.plan(Event("42809", 'cannot copy to view "sessions"', "COPY sessions FROM STDIN"),
