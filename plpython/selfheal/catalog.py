@@ -70,10 +70,11 @@ ROW_ESTIMATE = """SELECT coalesce(sum(CASE WHEN l.reltuples > 0 AND l.relpages >
                              ELSE pages.now * floor((pages.size - 24) / 28) END), 0)
           FROM (SELECT t.relid FROM pg_catalog.pg_partition_tree(c.oid) t WHERE t.isleaf
                 UNION SELECT c.oid WHERE c.relkind = 'r') leaf
-          JOIN pg_catalog.pg_class l ON l.oid = leaf.relid
-          CROSS JOIN LATERAL (SELECT pg_catalog.current_setting('block_size')::float8 AS size) blocks
-          CROSS JOIN LATERAL (SELECT pg_catalog.pg_relation_size(l.oid) / blocks.size AS now,
-                                     blocks.size) pages"""
+          -- Sizes are read per leaf: a lateral over pg_class l read them for every relation in
+          -- the database (1.6 ms of a 2.4 ms query in a new database).
+          CROSS JOIN LATERAL (SELECT pg_catalog.pg_relation_size(leaf.relid) / blocks.size AS now, blocks.size
+                                FROM (SELECT pg_catalog.current_setting('block_size')::float8 AS size) blocks) pages
+          JOIN pg_catalog.pg_class l ON l.oid = leaf.relid"""
 
 
 # What a rewrite costs is bounded from the files alone, whatever ANALYZE last saw: every page

@@ -1019,27 +1019,38 @@ def _plan_column(missing: errors.MissingName, event: Event, catalog: Catalog, po
 
 def _legacy_convention(table: Table, name: str, renamed: Column, statements: list[str],
                        catalog: Catalog) -> str | None:
-    """'flat' when the evidence says the whole table moved from unquoted PascalCase (which
-    PostgreSQL folds to flat names, as Chinook's AlbumId became albumid) to snake_case: the code
-    writes `name` in mixed case without quotes, the table name not in snake_case, and no column
-    in snake_case where the naming differs; every column is snake_case and reads back one-to-one.
-    A table that mixed conventions ("UnitPrice" beside invoice_line_id) gets no such view."""
-    if naming.legacy_style(name, renamed.name) != "flat" or "_" not in renamed.name:
+    """The naming the whole table had before it moved to snake_case, when the evidence says so:
+    - 'flat': the code writes `name` in mixed case without quotes (Chinook's AlbumId, which
+      PostgreSQL folded to albumid);
+    - 'pascal': the code quotes it in PascalCase ("AlbumId"), and spells every name it quotes
+      that way ("CustomerID" beside it says the naming was not regular);
+    and in both, the table name not in snake_case, no column in snake_case where the naming
+    differs, every column snake_case and reading back one-to-one. A table that mixed
+    conventions ("UnitPrice" beside invoice_line_id) gets no such view."""
+    style = naming.legacy_style(name, renamed.name)
+    if style not in ("flat", "pascal") or "_" not in renamed.name:
         return None
-    written_as = re.findall(rf'(?<![\w"$]){re.escape(name)}(?![\w"$])', statements[0], re.I)
-    if not written_as or not all(any(ch.isupper() for ch in w[1:]) for w in written_as):
-        return None  # written flat, or quoted: one column may have moved, not the naming
+    if style == "flat":
+        written_as = re.findall(rf'(?<![\w"$]){re.escape(name)}(?![\w"$])', statements[0], re.I)
+        if not written_as or not all(any(ch.isupper() for ch in w[1:]) for w in written_as):
+            return None  # written flat, or quoted: one column may have moved, not the naming
     if any(a.kind == "column" and a.source == "current" for a in catalog.table_aliases(table)):
         return None  # code of a routed role already uses the new names
     names = [c.name for c in table.columns]
-    styled = [naming.apply_style("flat", n) for n in names]
+    styled = [naming.apply_style(style, n) for n in names]
     taken = set(names)
     if any(n != naming.snake_case(n) for n in names) or len(set(styled)) != len(styled) \
             or any(f != n and f in taken for n, f in zip(names, styled)):
         return None  # not snake_case throughout, or two columns would read as one name
     moved = {n for n, f in zip(names, styled) if n != f} | ({table.name} if "_" in table.name else set())
-    written = {t.value for statement in statements for t in sqlscan.tokenize(statement) if t.is_name}
-    return None if written & moved else "flat"
+    tokens = [t for statement in statements for t in sqlscan.tokenize(statement) if t.is_name]
+    if {t.value for t in tokens} & moved:
+        return None
+    styled_by_key = {naming.fold_key(f): f for f in styled}
+    if style == "pascal" and any(styled_by_key.get(naming.fold_key(t.value), t.value) != t.value
+                                 for t in tokens if t.kind == "quoted"):
+        return None  # an acronym ("CustomerID") or another spelling: the naming was not regular
+    return style
 
 
 def _leftover_source(table: Table, name: str) -> tuple[str, str] | None:

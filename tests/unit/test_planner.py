@@ -77,6 +77,23 @@ def test_a_table_whose_whole_naming_moved_is_shown_in_its_legacy_naming():
     assert 'CREATE VIEW "selfheal_compat_public"."track"' in create
 
 
+def test_a_table_whose_quoted_pascal_case_naming_moved_is_shown_in_it_whole():
+    # Code that quotes its PascalCase names ("TrackId") on a table now snake_case throughout.
+    plan = missing_column("UnitPrice", 'SELECT * FROM track ORDER BY "UnitPrice", "TrackId"', catalog=Catalog((TRACK,)))
+    assert (plan.alias.kind, plan.alias.legacy_name, plan.alias.style) == ("relation", "track", "pascal")
+    create = next(d for d in plan.ddl if d.startswith("CREATE VIEW"))
+    assert '"track_id" AS "TrackId",\n    "unit_price" AS "UnitPrice"\n  FROM' in create
+
+
+@pytest.mark.parametrize("statement", [
+    'SELECT "UnitPrice", "TrackID" FROM track',  # an acronym: the old naming was not regular
+    'SELECT "UnitPrice", track_id FROM track',  # the code uses a new name too
+])
+def test_quoted_pascal_case_with_an_irregular_or_new_name_beside_it_gets_one_alias(statement):
+    plan = missing_column("UnitPrice", statement, catalog=Catalog((TRACK,)))
+    assert plan.alias.kind == "column" and plan.alias.expression == '"unit_price"'
+
+
 @pytest.mark.parametrize("statement", [
     "SELECT * FROM track ORDER BY unitprice",  # written flat: one column may have moved, not the naming
     'SELECT * FROM track ORDER BY "unitprice"',
@@ -162,7 +179,8 @@ def test_a_using_name_is_followed_up_on_each_side_of_its_join_and_a_cte_qualifie
         ("42703", 'column "CustomerId" specified in USING clause does not exist in right table')]
     plan = planner.plan(Event("42703", 'column "CustomerId" specified in USING clause does not exist in right table',
                               statement), left_served)
-    assert plan.status == "apply" and plan.table.name == "customer" and plan.alias.legacy_name == "CustomerId"
+    assert plan.status == "apply" and plan.table.name == "customer"
+    assert '"customer_id" AS "CustomerId"' in next(d for d in plan.ddl if d.startswith("CREATE VIEW"))
     cte = "WITH t AS (SELECT * FROM customer) SELECT t.CustomerId FROM t"
     assert planner.remaining_legacy_names(Event("42703", "x", cte), catalog) == [
         ("42703", "column t.customerid does not exist")]
