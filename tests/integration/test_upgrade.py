@@ -1,46 +1,27 @@
 """ALTER EXTENSION selfheal UPDATE from each released version: an upgraded database has the same
 routines, triggers, tables and privileges as a new one, and keeps its history.
 
-Each released install script is kept as it was released in tests/fixtures/released/ (0.1.0:
-commit 5205061's sql/*.sql, concatenated), and put beside the current one in the server's
-extension directory for the length of the test (as root, as `make install` does).
+Each released install script is put beside the current one for the length of the test
+(tests/released.py).
 """
 
 from __future__ import annotations
-
-import shutil
-import subprocess
-from pathlib import Path
 
 import psycopg
 import pytest
 
 from selfheal import errors
 
-RELEASED_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "released"
-RELEASED = sorted(p.name[len("selfheal--"):-len(".sql")] for p in RELEASED_DIR.glob("selfheal--*.sql"))
+from ..released import RELEASED, installed_script
+
 assert RELEASED, "no released install script to upgrade from"
-
-
-def released_install_script(version: str) -> str:
-    # Its Python is never imported here: the test calls no routine of the old version.
-    return (RELEASED_DIR / f"selfheal--{version}.sql").read_text().replace(
-        "@PYTHON_LIB_DIR@", f"/nonexistent/selfheal/{version}")
 
 
 @pytest.fixture(params=RELEASED)
 def released(request):
-    version = request.param
-    sharedir = subprocess.run(["pg_config", "--sharedir"], check=True, capture_output=True, text=True).stdout.strip()
-    script = Path(sharedir) / "extension" / f"selfheal--{version}.sql"
-    kept = script.with_suffix(".sql.kept")
-    if script.exists():
-        shutil.move(script, kept)
-    script.write_text(released_install_script(version))
-    yield version
-    script.unlink()
-    if kept.exists():
-        shutil.move(kept, script)
+    # Its Python is never imported here: the test calls no routine of the old version.
+    with installed_script(request.param, f"/nonexistent/selfheal/{request.param}") as version:
+        yield version
 
 
 CATALOG = {
