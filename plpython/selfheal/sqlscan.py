@@ -271,8 +271,21 @@ def _passed_through(tokens: list[Token], scopes: dict, name: str, seen: frozense
     open_, close, _, passes = scopes[name]
     if not passes:
         return []
-    inner = [ref for ref, _, _ in _relation_spans(tokens[open_ + 1:close])]
+    inner = [ref for ref, _, _ in _relation_spans(tokens[open_ + 1:_first_branch_end(tokens, open_, close)])]
     return _through_scopes(tokens, scopes, inner, seen | {name})
+
+
+def _first_branch_end(tokens: list[Token], open_: int, close: int) -> int:
+    """Where a scope's first SELECT ends: a UNION, INTERSECT or EXCEPT takes its column names
+    from its first branch alone, so only that branch's relations name the scope's columns."""
+    depth = 0
+    for k in range(open_ + 1, close):
+        tok = tokens[k]
+        if tok.kind == "punct" and tok.value in "()":
+            depth += 1 if tok.value == "(" else -1
+        elif depth == 0 and tok.is_word("UNION", "INTERSECT", "EXCEPT"):
+            return k
+    return close
 
 
 def _through_scopes(tokens: list[Token], scopes: dict, refs: list[RelationRef],

@@ -499,6 +499,10 @@ CASES: list[Case] = [
     case("cte-flat-table", "scopes", SERVED, schema=FLAT_ALBUM, drift=FLAT_ALBUM_TO_SNAKE,
          query="WITH a AS (SELECT * FROM Album) SELECT a.AlbumId, a.Title FROM a ORDER BY a.AlbumId",
          note="the CTE selects *: its names are the table's, served in one round"),
+    case("cte-union-flat-table", "scopes", SERVED, schema=FLAT_ALBUM, drift=FLAT_ALBUM_TO_SNAKE,
+         query="WITH a AS (SELECT * FROM Album WHERE ArtistId = 1 UNION ALL SELECT * FROM Album WHERE AlbumId = 3) "
+               "SELECT a.AlbumId, a.Title FROM a ORDER BY a.AlbumId",
+         note="a UNION takes its names from its first branch"),
     case("subquery-flat-table", "scopes", SERVED, schema=FLAT_ALBUM, drift=FLAT_ALBUM_TO_SNAKE,
          query="SELECT s.ArtistId, count(*) FROM (SELECT * FROM Album) AS s GROUP BY s.ArtistId ORDER BY 1"),
     case("using-flat-tables", "scopes", SERVED, schema=FLAT_STORE, drift=FLAT_STORE_TO_SNAKE,

@@ -152,6 +152,9 @@ def test_declared_types_are_read_back_and_only_known_types_count():
     ("SELECT s.albumid FROM (SELECT * FROM track) AS s", "s", ["track"]),
     ("SELECT s.albumid FROM (SELECT DISTINCT * FROM track t JOIN album a ON true) s", "s", ["track", "album"]),
     ("WITH RECURSIVE t AS (SELECT * FROM track UNION ALL SELECT * FROM t) SELECT t.id FROM t", "t", ["track"]),
+    # A set operation's column names are its first branch's.
+    ("WITH t AS (SELECT * FROM album UNION ALL SELECT * FROM track) SELECT t.albumid FROM t", "t", ["album"]),
+    ("SELECT s.x FROM (SELECT * FROM (SELECT * FROM track) u EXCEPT SELECT * FROM album) s", "s", ["track"]),
     # A scope whose query names its columns, or renames them, passes no relation's column through.
     ("SELECT s.a FROM (SELECT track_id AS a FROM track) s", "s", []),
     ("WITH t(a) AS (SELECT * FROM track) SELECT t.a FROM t", "t", []),
