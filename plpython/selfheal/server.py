@@ -1706,14 +1706,34 @@ def ddl_dropped(plpy, schemas: list, names: list) -> None:
         "SELECT 1 AS x FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
         "WHERE n.nspname = $1 AND c.relname = $2", ("text", "text"), (schema, name))}
     with _event_trigger_guard():
-        for alias in _load_aliases(db):
-            if (alias.schema, alias.table) in dropped:
-                db.one("UPDATE selfheal.alias SET active = false WHERE id = $1", ("int8",), (alias.id,))
-                _timeline(db, "DROP TABLE", alias.schema, alias.table, "alias broken", {"alias": alias.legacy_name})
-                gone = Table(alias.schema, alias.table, ())  # only its names: the table no longer exists
-                plan = Plan("needs_review", f"alias {alias.legacy_name!r} no longer served: its table "
-                            f"{alias.schema}.{alias.table} was dropped", table=gone, column=alias.legacy_name)
-                _insert_audit(db, plan, plan.status, None)
+        aliases = [a for a in _load_aliases(db) if (a.schema, a.table) in dropped]
+        _drop_write_functions(db, aliases)
+        for alias in aliases:
+            db.one("UPDATE selfheal.alias SET active = false WHERE id = $1", ("int8",), (alias.id,))
+            _timeline(db, "DROP TABLE", alias.schema, alias.table, "alias broken", {"alias": alias.legacy_name})
+            gone = Table(alias.schema, alias.table, ())  # only its names: the table no longer exists
+            plan = Plan("needs_review", f"alias {alias.legacy_name!r} no longer served: its table "
+                        f"{alias.schema}.{alias.table} was dropped", table=gone, column=alias.legacy_name)
+            _insert_audit(db, plan, plan.status, None)
+
+
+def _drop_write_functions(db: _Db, aliases: list[Alias]) -> None:
+    """The write-trigger functions of a dropped table's compat views (PostgreSQL dropped the
+    views, not the functions). Never fails the application's DROP TABLE: one left behind is
+    harmless, as it is never called."""
+    by_table: dict[tuple[str, str], list[Alias]] = {}
+    for alias in aliases:
+        by_table.setdefault((alias.schema, alias.table), []).append(alias)
+    for (schema, name), its_aliases in by_table.items():
+        if not any(a.writable for a in its_aliases):
+            continue
+        gone = Table(schema, name, ())
+        for view in planner.compat_view_columns(gone, its_aliases):
+            try:
+                with db.plpy.subtransaction():
+                    db.run(f"DROP FUNCTION IF EXISTS {planner.write_function(gone, view)}()")
+            except db.plpy.SPIError as exc:
+                db.plpy.warning(f"selfheal: a write function of dropped {schema}.{name} stays: {exc}")
 
 
 # ---------------------------------------------------------------------------------------

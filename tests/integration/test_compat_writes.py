@@ -153,3 +153,11 @@ def test_an_update_the_table_refuses_by_row_security_counts_no_row_and_changes_n
     assert app.execute("UPDATE sessions SET service_type_id = 9 WHERE id = 2").rowcount == 1
     assert derived.admin.execute("SELECT id, service_type FROM sessions ORDER BY id").fetchall() == [
         (1, "1"), (2, "9"), (3, "3")]
+
+
+def test_dropping_the_table_drops_its_write_functions_too(derived):
+    approve_write_triggers(derived, derived.connect(), "INSERT INTO sessions (service_type_id) VALUES (4)")
+    assert derived.scalar("SELECT count(*) FROM pg_proc WHERE proname LIKE 'write\\_%'") == 1
+    derived.admin.execute("DROP TABLE sessions")
+    assert derived.scalar("SELECT count(*) FROM pg_proc WHERE proname LIKE 'write\\_%'") == 0
+    assert derived.scalar("SELECT count(*) FROM selfheal.alias WHERE table_name = 'sessions' AND active") == 0
