@@ -269,7 +269,7 @@ COMMENT ON TABLE selfheal.rejection IS 'Repairs an administrator rejected or und
 COMMENT ON COLUMN selfheal.rejection.schema_name IS 'Schema of the table';
 COMMENT ON COLUMN selfheal.rejection.table_name IS 'Table';
 COMMENT ON COLUMN selfheal.rejection.name IS 'The column or legacy name the repair was about';
-COMMENT ON COLUMN selfheal.rejection.action IS 'add_column or add_alias';
+COMMENT ON COLUMN selfheal.rejection.action IS 'add_column, add_alias, or add_alias writes (a compat view''s write triggers)';
 COMMENT ON COLUMN selfheal.rejection.audit_id IS 'The proposal or change that was rejected or undone: pass it to selfheal.approve';
 COMMENT ON COLUMN selfheal.rejection.decided_by IS 'The reject or undo audit row';
 COMMENT ON COLUMN selfheal.rejection.created_at IS 'When it was decided';

@@ -7,6 +7,7 @@ asks for a plan, applies its DDL under a lock and records it in the audit.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass, field, replace
 
@@ -694,7 +695,8 @@ def _gate(plan: Plan, policy: Policy, catalog: Catalog, approved: bool) -> Plan:
     if plan.status != "apply" or plan.action == "refresh_compat" or approved:
         return plan
     table = plan.table
-    rejected = catalog.rejected.get((table.schema, table.name, plan.column, plan.action)) if table else None
+    rejected = catalog.rejected.get((table.schema, table.name, plan.column, decision_action(plan.action, plan.evidence))
+                                    ) if table else None
     if rejected:
         return replace(plan, status="refused", reason=f"an administrator rejected or undid this repair (audit "
                        f"{rejected}); selfheal.approve({rejected}) applies it", evidence={**plan.evidence,
@@ -1325,12 +1327,21 @@ def _plan_copy_to_view(view: str, catalog: Catalog, policy: Policy) -> Plan:
 def _plan_writable(table: Table, alias: Alias, catalog: Catalog, policy: Policy, reason: str) -> Plan:
     """The table's compat views made writable through INSTEAD OF triggers: always proposed, since
     such a view refuses INSERT ... ON CONFLICT, which the app may use elsewhere."""
-    evidence = {"risk": [f"with write triggers, INSERT ... ON CONFLICT through the compat views of {table.label} "
+    evidence = {"write_triggers": True,
+                "risk": [f"with write triggers, INSERT ... ON CONFLICT through the compat views of {table.label} "
                          "fails (PostgreSQL finds no constraint on a view); run upserts as an unrouted role"]}
     if not table.primary_key:
         evidence["risk"].append(f"{table.label} has no primary key, so UPDATE through its compat views stays "
                                 "as it is and only INSERT and COPY take the trigger")
     return _plan_alias(table, replace(alias, writable=True, id=0), catalog, policy, reason, evidence)
+
+
+def decision_action(action: str, evidence: dict | str | None) -> str:
+    """What a rejection is kept under: a view's write triggers apart from serving its names, so
+    rejecting the writes never stops the name being read."""
+    if isinstance(evidence, str):
+        evidence = json.loads(evidence)
+    return f"{action} writes" if (evidence or {}).get("write_triggers") else action
 
 
 def _short_hash(text: str) -> str:

@@ -1212,7 +1212,8 @@ def _record_rejection(db: _Db, change: dict, audit_id: int, decided_by: int) -> 
               ON CONFLICT (schema_name, table_name, name, action)
               DO UPDATE SET audit_id = EXCLUDED.audit_id, decided_by = EXCLUDED.decided_by, created_at = now()""",
            ("text", "text", "text", "text", "int8", "int8"),
-           (change["schema_name"], change["table_name"], change["column_name"], change["action"], audit_id, decided_by))
+           (change["schema_name"], change["table_name"], change["column_name"],
+            planner.decision_action(change["action"], change["evidence"]), audit_id, decided_by))
 
 
 _DECIDABLE = ("pending_approval", "observed")
@@ -1275,7 +1276,8 @@ def approve(plpy, audit_id: int) -> int:
     db.one("UPDATE selfheal.audit SET decided_by = $2 WHERE id = $1 AND status <> 'applied'",
            ("int8", "int8"), (audit_id, applied_id))
     db.one("DELETE FROM selfheal.rejection WHERE schema_name = $1 AND table_name = $2 AND name = $3 AND action = $4",
-           ("text", "text", "text", "text"), (row["schema_name"], row["table_name"], row["column_name"], row["action"]))
+           ("text", "text", "text", "text"), (row["schema_name"], row["table_name"], row["column_name"],
+                                               planner.decision_action(row["action"], row["evidence"])))
     db.one("UPDATE selfheal.error_event SET status = 'healed', audit_id = $2, processed_at = now() "
            "WHERE audit_id = $1 AND status IN ('pending_approval', 'observed', 'refused')",
            ("int8", "int8"), (audit_id, applied_id))

@@ -161,3 +161,19 @@ def test_dropping_the_table_drops_its_write_functions_too(derived):
     derived.admin.execute("DROP TABLE sessions")
     assert derived.scalar("SELECT count(*) FROM pg_proc WHERE proname LIKE 'write\\_%'") == 0
     assert derived.scalar("SELECT count(*) FROM selfheal.alias WHERE table_name = 'sessions' AND active") == 0
+
+
+def test_rejecting_the_write_triggers_never_stops_the_name_being_read(derived):
+    app = derived.connect()
+    result = fail_then_heal(app, "INSERT INTO sessions (service_type_id) VALUES (4)", pgerr.FeatureNotSupported)
+    derived.admin.execute("SELECT selfheal.reject(%s, 'no writes through legacy names')", (result["audit_id"],))
+    # The migration drops and re-creates the table: its read alias must be found again.
+    derived.admin.execute("DROP TABLE sessions; CREATE TABLE sessions (id serial PRIMARY KEY, service_type text)")
+    derived.admin.execute("INSERT INTO sessions (service_type) VALUES ('5'); GRANT SELECT, INSERT ON sessions TO app")
+    app = derived.connect()
+    assert fail_then_heal(app, "SELECT service_type_id FROM sessions")["status"] == "healed"
+    assert derived.connect().execute("SELECT service_type_id FROM sessions").fetchall() == [(5,)]
+    # The writes stay rejected.
+    again = fail_then_heal(derived.connect(), "INSERT INTO sessions (service_type_id) VALUES (6)",
+                           pgerr.FeatureNotSupported)
+    assert again["status"] == "refused" and str(result["audit_id"]) in again["reason"]
