@@ -55,7 +55,7 @@ def main() -> None:
             started = time.perf_counter()
             result, _, _ = scan.scan(tmp, conn)
             elapsed = time.perf_counter() - started
-        print(f"\n| files | SQL texts | wrong names | not parsed | seconds | files/s |")
+        print("\n| files | SQL texts | wrong names | not parsed | seconds | files/s |")
         print("|---|---|---|---|---|---|")
         print(f"| {result.files:,} | {result.snippets:,} | {len(result.findings):,} | {len(result.unparsable):,} | "
               f"{elapsed:.2f} | {result.files / elapsed:,.0f} |")
