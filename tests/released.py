@@ -26,12 +26,12 @@ def installed_script(version: str, python_lib_dir: str):
     kept = script.with_suffix(".sql.kept")
     if script.exists():
         shutil.move(script, kept)
-    script.write_text((RELEASED_DIR / f"selfheal--{version}.sql").read_text().replace(
-        "@PYTHON_LIB_DIR@", python_lib_dir))
     try:
+        script.write_text((RELEASED_DIR / f"selfheal--{version}.sql").read_text().replace(
+            "@PYTHON_LIB_DIR@", python_lib_dir))
         yield version
     finally:
-        script.unlink()
+        script.unlink(missing_ok=True)
         if kept.exists():
             shutil.move(kept, script)
 

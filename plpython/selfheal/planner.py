@@ -405,8 +405,11 @@ def rebuild_compat(table: Table, before: list[Alias], after: list[Alias]) -> lis
 
 def source_columns(expression: str | None, table: Table) -> list[str]:
     """The table's columns an alias expression reads, quoted or not: the columns to write instead."""
-    return sorted({t.value for t in sqlscan.tokenize(expression or "")
-                   if t.kind in ("quoted", "ident") and table.column(t.value) is not None})
+    tokens = sqlscan.tokenize(expression or "")
+    return sorted({t.value for i, t in enumerate(tokens)
+                   if t.kind in ("quoted", "ident") and table.column(t.value) is not None
+                   and not (i + 1 < len(tokens) and tokens[i + 1].value == "(")  # a function
+                   and not (i > 0 and tokens[i - 1].kind == "cast")})  # a type
 
 
 def write_function(table: Table, view: str) -> str:
@@ -426,8 +429,15 @@ def inverse_of(expression: str | None, table: Table) -> tuple[Column, str] | Non
     if (len(tokens) < 3 or tokens[0].kind not in ("quoted", "ident") or tokens[1].kind != "cast"
             or any(t.kind != "ident" for t in tokens[2:])):
         return None
+    type_read = " ".join(t.value for t in tokens[2:])
+    if len(tokens) > 3 and type_read not in MULTI_WORD_TYPES:
+        return None  # `flag::boolean OR enabled`, `x::text COLLATE c`: more than a cast
     column = table.column(tokens[0].value)
-    return (column, " ".join(t.value for t in tokens[2:])) if column is not None else None
+    return (column, type_read) if column is not None else None
+
+
+MULTI_WORD_TYPES = frozenset({"double precision", "character varying", "bit varying", "timestamp with time zone",
+                              "timestamp without time zone", "time with time zone", "time without time zone"})
 
 
 def write_trigger_ddl(table: Table, view_name: str, outputs: list[tuple[str, str]]) -> list[str]:
@@ -1024,8 +1034,10 @@ def _legacy_convention(table: Table, name: str, renamed: Column, statements: lis
     """The naming the whole table had before it moved to snake_case, when the evidence says so:
     - 'flat': the code writes `name` in mixed case without quotes (Chinook's AlbumId, which
       PostgreSQL folded to albumid);
-    - 'pascal': the code quotes it in PascalCase ("AlbumId"), and spells every name it quotes
-      that way ("CustomerID" beside it says the naming was not regular);
+    - 'pascal': the code quotes it in PascalCase ("AlbumId"), spells every name it quotes that
+      way ("CustomerID" beside it says the naming was not regular), and quotes a one-word column
+      so too ("Title") if the table has any: `name` is no evidence of "Name", and restyling it
+      would break code that reads `name` and change the keys `SELECT *` gives it;
     and in both, the table name not in snake_case, no column in snake_case where the naming
     differs, every column snake_case and reading back one-to-one. A table that mixed
     conventions ("UnitPrice" beside invoice_line_id) gets no such view."""
@@ -1052,6 +1064,9 @@ def _legacy_convention(table: Table, name: str, renamed: Column, statements: lis
     if style == "pascal" and any(styled_by_key.get(naming.fold_key(t.value), t.value) != t.value
                                  for t in tokens if t.kind == "quoted"):
         return None  # an acronym ("CustomerID") or another spelling: the naming was not regular
+    one_word = {f for n, f in zip(names, styled) if "_" not in n}
+    if style == "pascal" and one_word and not one_word & {t.value for t in tokens if t.kind == "quoted"}:
+        return None
     return style
 
 

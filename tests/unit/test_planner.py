@@ -85,6 +85,15 @@ def test_a_table_whose_quoted_pascal_case_naming_moved_is_shown_in_it_whole():
     assert '"track_id" AS "TrackId",\n    "unit_price" AS "UnitPrice"\n  FROM' in create
 
 
+def test_a_one_word_column_is_restyled_only_when_the_code_quotes_one_so():
+    named = replace(TRACK, columns=TRACK.columns + (Column("name", "text", 3),))
+    plan = missing_column("UnitPrice", 'SELECT "UnitPrice" FROM track WHERE name > \'\'', catalog=Catalog((named,)))
+    assert plan.alias.kind == "column"  # `name` may be read as it is: no evidence for "Name"
+    plan = missing_column("UnitPrice", 'SELECT "UnitPrice", "Name" FROM track', catalog=Catalog((named,)))
+    assert (plan.alias.kind, plan.alias.style) == ("relation", "pascal")
+    assert '"name" AS "Name"' in next(d for d in plan.ddl if d.startswith("CREATE VIEW"))
+
+
 @pytest.mark.parametrize("statement", [
     'SELECT "UnitPrice", "TrackID" FROM track',  # an acronym: the old naming was not regular
     'SELECT "UnitPrice", track_id FROM track',  # the code uses a new name too
@@ -289,13 +298,17 @@ def test_an_alias_an_administrator_declares_as_a_cast_is_written_back_too():
     column = SESSIONS.column("service_type")
     for expression in ("(service_type::integer)", '(("service_type")::integer)', "(Service_Type :: integer)"):
         assert planner.inverse_of(expression, SESSIONS) == (column, "integer"), expression
+    assert planner.inverse_of('"service_type"::double precision', SESSIONS) == (column, "double precision")
     for expression in ("(service_type::integer + 1)", "(upper(service_type))::text", "(nosuch::integer)",
-                       "(service_type)", "service_type::varchar(3)"):
+                       "(service_type)", "service_type::varchar(3)", "(service_type::boolean OR enabled)",
+                       "(service_type::integer IS NULL)", '(service_type::text COLLATE "C")'):
         assert planner.inverse_of(expression, SESSIONS) is None, expression
     declared = Alias("public", "sessions", "kind_label", expression="(upper(service_type) || 'x')", source="user")
     plan = planner.plan(Event("0A000", 'cannot insert into column "kind_label" of view "sessions"',
                               "INSERT INTO sessions(kind_label) VALUES ('x')"), Catalog((SESSIONS,), (declared,)))
     assert plan.status == "needs_review" and "write service_type instead" in plan.reason
+    odd = replace(SESSIONS, columns=SESSIONS.columns + (Column("upper", "text", 9), Column("text", "text", 10)))
+    assert planner.source_columns("(upper(service_type)::text)", odd) == ["service_type"]
 
 
 def test_copy_into_a_compat_view_is_proposed_as_write_triggers_and_a_users_own_view_is_left_alone():
