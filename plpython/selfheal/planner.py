@@ -390,7 +390,7 @@ def rebuild_compat(table: Table, before: list[Alias], after: list[Alias]) -> lis
     old, new = compat_view_columns(table, before), compat_view_columns(table, after)
     ddl = [drop_view_ddl(table.schema, name) for name in old]
     if any(a.writable for a in before):
-        ddl += [f"DROP FUNCTION IF EXISTS {write_function(table, name)}()" for name in old]
+        ddl += drop_write_functions_ddl(table, old)
     if new:
         ddl += compat_schema_ddl(table.schema)
     writable = any(a.writable for a in after)
@@ -410,6 +410,10 @@ def source_columns(expression: str | None, table: Table) -> list[str]:
                    if t.kind in ("quoted", "ident") and table.column(t.value) is not None
                    and not (i + 1 < len(tokens) and tokens[i + 1].value == "(")  # a function
                    and not (i > 0 and tokens[i - 1].kind == "cast")})  # a type
+
+
+def drop_write_functions_ddl(table: Table, views) -> list[str]:
+    return [f"DROP FUNCTION IF EXISTS {write_function(table, view)}()" for view in views]
 
 
 def write_function(table: Table, view: str) -> str:
@@ -1060,13 +1064,14 @@ def _legacy_convention(table: Table, name: str, renamed: Column, statements: lis
     tokens = [t for statement in statements for t in sqlscan.tokenize(statement) if t.is_name]
     if {t.value for t in tokens} & moved:
         return None
-    styled_by_key = {naming.fold_key(f): f for f in styled}
-    if style == "pascal" and any(styled_by_key.get(naming.fold_key(t.value), t.value) != t.value
-                                 for t in tokens if t.kind == "quoted"):
-        return None  # an acronym ("CustomerID") or another spelling: the naming was not regular
-    one_word = {f for n, f in zip(names, styled) if "_" not in n}
-    if style == "pascal" and one_word and not one_word & {t.value for t in tokens if t.kind == "quoted"}:
-        return None
+    if style == "pascal":
+        quoted = {t.value for t in tokens if t.kind == "quoted"}
+        styled_by_key = {naming.fold_key(f): f for f in styled}
+        if any(styled_by_key.get(naming.fold_key(q), q) != q for q in quoted):
+            return None  # an acronym ("CustomerID") or another spelling: the naming was not regular
+        one_word = {f for n, f in zip(names, styled) if "_" not in n}
+        if one_word and not one_word & quoted:
+            return None
     return style
 
 

@@ -1730,10 +1730,10 @@ def _drop_write_functions(db: _Db, aliases: list[Alias]) -> None:
         if not any(a.writable for a in its_aliases):
             continue
         gone = Table(schema, name, ())
-        for view in planner.compat_view_columns(gone, its_aliases):
+        for ddl in planner.drop_write_functions_ddl(gone, planner.compat_view_columns(gone, its_aliases)):
             try:
                 with db.plpy.subtransaction():
-                    db.run(f"DROP FUNCTION IF EXISTS {planner.write_function(gone, view)}()")
+                    db.run(ddl)
             except db.plpy.SPIError as exc:
                 db.plpy.warning(f"selfheal: a write function of dropped {schema}.{name} stays: {exc}")
 
