@@ -1089,3 +1089,36 @@ def test_making_a_large_tables_views_writable_never_rewrites_the_table(db):
     assert db.scalar("SELECT pg_relation_filenode('sessions')") == file_before
     db.connect().execute("INSERT INTO sessions (service_type_id) VALUES (4)")
     assert db.scalar("SELECT count(*) FROM sessions") == 200001
+
+
+def test_a_role_that_may_not_read_a_table_cannot_restyle_its_views(db, roles):
+    """A forged statement that quotes the table's names in PascalCase would show the whole table
+    renamed to routed roles: only a role that may read it can cause that."""
+    mallory = roles.create("mallory")
+    db.admin.execute(f"""CREATE TABLE track (track_id int PRIMARY KEY, unit_price numeric, name text);
+                         INSERT INTO track VALUES (1, 0.99, 'a');
+                         GRANT SELECT ON track TO {APP_ROLE};
+                         GRANT EXECUTE ON FUNCTION {HEAL_ERROR} TO {mallory};
+                         SELECT selfheal.enable_compat('{mallory}'); SELECT selfheal.enable_compat('{APP_ROLE}')""")
+    before = snapshot(db, ["public.track"], [mallory])
+    result = heal_error(db.connect(user=mallory), 'column "UnitPrice" does not exist',
+                        'SELECT "TrackId", "UnitPrice", "Name" FROM track')
+    assert_refused(db, result)
+    assert snapshot(db, ["public.track"], [mallory]) == before
+    assert db.connect().execute("SELECT track_id, name FROM track").fetchall() == [(1, "a")]
+
+
+def test_showing_a_large_table_in_its_legacy_naming_never_rewrites_it(db):
+    db.admin.execute(f"""CREATE TABLE track (track_id int PRIMARY KEY, unit_price numeric NOT NULL, name text);
+                         INSERT INTO track SELECT g, 0.99, 'n' || g FROM generate_series(1, 200000) g;
+                         ANALYZE track;
+                         GRANT SELECT ON track TO {APP_ROLE}; GRANT EXECUTE ON FUNCTION {HEAL_ERROR} TO {APP_ROLE};
+                         SELECT selfheal.enable_compat('{APP_ROLE}')""")
+    file_before = db.scalar("SELECT pg_relation_filenode('track')")
+    statement = 'SELECT "TrackId", "Name" FROM track WHERE "UnitPrice" > 0 ORDER BY "TrackId" LIMIT 1'
+    result = heal_error(db.connect(), 'column "TrackId" does not exist', statement)
+    assert result["status"] == "healed", result
+    assert db.scalar("SELECT pg_relation_filenode('track')") == file_before
+    app = db.connect()
+    assert app.execute(statement).fetchall() == [(1, "n1")]
+    assert [c.name for c in app.execute("SELECT * FROM track LIMIT 0").description] == ["TrackId", "UnitPrice", "Name"]
