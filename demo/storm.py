@@ -16,7 +16,7 @@ from collections import Counter
 
 import psycopg
 
-from selfheal import cli
+from selfheal import report
 from tests.pgcluster import LOGGING, Cluster
 
 SCHEMA = """
@@ -119,12 +119,12 @@ def main() -> None:
             time.sleep(0.5)
             admin.execute("SELECT heal()")
 
-            rows = cli.fetch_report(admin)
+            rows = report.fetch_report(admin)
             print("\n== Before / After, per error signature (SELECT * FROM selfheal.report())\n")
-            print(cli.render_text(rows))
-            bucket = cli.pick_bucket(rows)
+            print(report.render_text(rows))
+            bucket = report.pick_bucket(rows)
             with open(args.html, "w", encoding="utf-8") as fh:
-                fh.write(cli.render_html(rows, cli.fetch_timeline(admin, bucket), bucket, "selfheal demo: the seed's story"))
+                fh.write(report.render_html(rows, report.fetch_timeline(admin, bucket), bucket, "selfheal demo: the seed's story"))
             print(f"Wrote {args.html}: the same table and a timeline of errors before and after each repair.")
     finally:
         cluster.stop()

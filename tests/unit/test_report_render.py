@@ -2,7 +2,7 @@
 
 from datetime import datetime, timedelta, timezone
 
-from selfheal import cli
+from selfheal import report
 
 T0 = datetime(2026, 11, 24, 5, 0, tzinfo=timezone.utc)
 
@@ -22,7 +22,7 @@ TIMELINE = [(T0 + timedelta(minutes=m), ROWS[m % 2]["signature"], 5) for m in ra
 
 
 def test_text_report_has_a_row_per_signature_and_the_summary():
-    text = cli.render_text(ROWS)
+    text = report.render_text(ROWS)
     lines = text.splitlines()
     assert lines[0].split() == ["error", "signature", "status", "before", "after", "time", "to", "heal", "audit", "id"]
     assert "healed" in lines[2] and lines[2].rstrip().endswith("400 ms         1")
@@ -31,23 +31,23 @@ def test_text_report_has_a_row_per_signature_and_the_summary():
 
 
 def test_empty_report_says_so():
-    assert "no errors recorded" in cli.render_text([row("(all errors)", "summary", None, None)])
+    assert "no errors recorded" in report.render_text([row("(all errors)", "summary", None, None)])
 
 
 def test_html_is_self_contained_with_chart_repair_marks_and_escaped_text():
     hostile = row('42703: column "<script>x</script>" does not exist', "healed", 1, 0, T0, 7, 100)
-    page = cli.render_html([hostile] + ROWS, TIMELINE, 60, "selfheal report: app")
+    page = report.render_html([hostile] + ROWS, TIMELINE, 60, "selfheal report: app")
     assert page.startswith("<!doctype html>") and "<svg" in page and "repairs #7, #1" in page
     assert "<script>" not in page and "&lt;script&gt;" in page
     assert "http" not in page  # nothing fetched from elsewhere
 
 
 def test_bucket_gives_about_forty_points():
-    assert cli.pick_bucket(ROWS) == 60  # 30 minutes -> one-minute buckets
+    assert report.pick_bucket(ROWS) == 60  # 30 minutes -> one-minute buckets
 
 
 def test_errors_left_for_review_include_those_after_selfheal_decided():
     rows = [row("P0001: Cost calculation error", "needs review", 10, 7), row("(all errors)", "summary", 10, 7)]
-    text = cli.render_text(rows)
+    text = report.render_text(rows)
     assert "Left for review (never repaired automatically): 17 errors in 1 signatures." in text
     assert "7 occurred after selfheal repaired or decided about their cause" in text
