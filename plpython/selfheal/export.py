@@ -26,7 +26,8 @@ SELECT a.id, a.schema_name, a.table_name, a.column_name, a.reason, a.ddl,
  ORDER BY a.id
 """
 
-_VIEWS_SQL = """
+# Raw: LIKE must get \_ (a literal underscore), and "\_" is no Python escape.
+_VIEWS_SQL = r"""
 SELECT n.nspname, c.relname, pg_catalog.pg_get_viewdef(c.oid, true) AS definition,
        pg_catalog.obj_description(c.oid, 'pg_class') AS comment
   FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
