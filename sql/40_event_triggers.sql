@@ -41,6 +41,18 @@ server.entry(plpy, server.ddl_dropped, schemas, tables)
 $$;
 COMMENT ON FUNCTION selfheal._ddl_dropped(text[], text[]) IS 'After DROP TABLE: aliases of dropped tables are marked broken';
 
+CREATE OR REPLACE FUNCTION selfheal._drop_extension_start(query text) RETURNS void
+LANGUAGE plpython3u
+-- Called only by the on_drop_extension shim, with the running statement, which it only scans.
+SET search_path = pg_catalog, pg_temp
+AS $$
+import sys; '@PYTHON_LIB_DIR@' in sys.path or sys.path.insert(0, '@PYTHON_LIB_DIR@')
+from selfheal import server
+server.entry(plpy, server.drop_extension, query)
+$$;
+COMMENT ON FUNCTION selfheal._drop_extension_start(text) IS
+  'Before DROP EXTENSION selfheal: unroutes routed roles, drops the compat schemas and sync triggers selfheal made at run time, and marks the log as handled';
+
 CREATE OR REPLACE FUNCTION selfheal._concerns(query text) RETURNS boolean
 LANGUAGE sql STABLE
 -- Called by the shims, which run as the extension's owner.
@@ -123,10 +135,26 @@ END
 $$;
 COMMENT ON FUNCTION selfheal.on_sql_drop() IS 'Event trigger shim for sql_drop';
 
+CREATE OR REPLACE FUNCTION selfheal.on_drop_extension() RETURNS event_trigger
+LANGUAGE plpgsql
+-- SECURITY DEFINER: the compat schemas and role routing belong to selfheal's owner, who is the
+-- only one who may drop the extension anyway. Only PostgreSQL can call it, as an event trigger.
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF pg_catalog.strpos(pg_catalog.lower(pg_catalog.current_query()), 'selfheal') > 0 THEN
+        PERFORM selfheal._drop_extension_start(pg_catalog.current_query());
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION selfheal.on_drop_extension() IS 'Event trigger shim for ddl_command_start of DROP EXTENSION';
+
 -- Dropped first: this file also brings an older version's triggers up to date.
 DROP EVENT TRIGGER IF EXISTS selfheal_ddl_start;
 DROP EVENT TRIGGER IF EXISTS selfheal_ddl_end;
 DROP EVENT TRIGGER IF EXISTS selfheal_sql_drop;
+DROP EVENT TRIGGER IF EXISTS selfheal_drop_extension;
 CREATE EVENT TRIGGER selfheal_ddl_start ON ddl_command_start
     WHEN TAG IN ('ALTER TABLE', 'DROP TABLE') EXECUTE FUNCTION selfheal.on_ddl_start();
 CREATE EVENT TRIGGER selfheal_ddl_end ON ddl_command_end
@@ -137,3 +165,5 @@ CREATE EVENT TRIGGER selfheal_ddl_end ON ddl_command_end
     EXECUTE FUNCTION selfheal.on_ddl_end();
 CREATE EVENT TRIGGER selfheal_sql_drop ON sql_drop
     WHEN TAG IN ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED') EXECUTE FUNCTION selfheal.on_sql_drop();
+CREATE EVENT TRIGGER selfheal_drop_extension ON ddl_command_start
+    WHEN TAG IN ('DROP EXTENSION') EXECUTE FUNCTION selfheal.on_drop_extension();

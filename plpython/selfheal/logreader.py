@@ -11,12 +11,17 @@ from __future__ import annotations
 import csv
 import io
 import json
+import mmap
 import os
 import re
 from dataclasses import dataclass, field
 from typing import Iterator
 
 CHUNK_BYTES = 1 << 20
+
+# Logged by DROP EXTENSION selfheal: a re-created selfheal reads its database's entries after the
+# last such line only, so what the dropped one handled is never repaired again.
+DROP_MARKER = "selfheal: extension dropped; errors logged before this line were handled"
 EXTENSIONS = {"jsonlog": ".json", "csvlog": ".csv"}
 
 # csvlog columns in PostgreSQL 15 (see "Using CSV-Format Log Output").
@@ -282,13 +287,54 @@ def read_file(path: str, start: int, log_format: str, budget: int, result: ReadR
     return offset
 
 
+def _marker_fields(raw: bytes, log_format: str) -> tuple[str, str, str] | None:
+    """(message, database, user) of a LOG record, or None."""
+    try:
+        if log_format == "jsonlog":
+            entry = json.loads(raw)
+            fields = (entry.get("error_severity"), entry.get("message"), entry.get("dbname"), entry.get("user"))
+        else:
+            row = next(csv.reader(io.StringIO(raw.decode("utf-8"))))
+            entry = dict(zip(_CSV_FIELDS, row))
+            fields = (entry["error_severity"], entry["message"], entry["database_name"], entry["user_name"])
+    except (ValueError, UnicodeDecodeError, csv.Error, StopIteration, KeyError, AttributeError):
+        return None
+    return fields[1:] if fields[0] == "LOG" else None
+
+
+def after_last_drop(path: str, log_format: str, database: str | None, trusted_users: frozenset) -> int:
+    """The offset just after the last DROP_MARKER that a trusted role (a superuser: only the
+    extension's owner can drop it) logged for this database; 0 when there is none. Searched
+    backwards through the mapped file, so a long log costs a byte search, not a parse."""
+    needle = DROP_MARKER.encode()
+    try:
+        with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            end = len(data)
+            while (hit := data.rfind(needle, 0, end)) >= 0:
+                start = data.rfind(b"\n", 0, hit) + 1  # the message sits on its record's first line
+                stop = next(_FORMATS[log_format][0](data[start:start + CHUNK_BYTES]), None)
+                fields = stop and _marker_fields(data[start:start + stop].rstrip(b"\r\n"), log_format)
+                if fields and fields[0] == DROP_MARKER and fields[1] == database and fields[2] in trusted_users:
+                    return start + stop
+                end = start
+    except (OSError, ValueError):  # ValueError: an empty file cannot be mapped
+        pass
+    return 0
+
+
 def read_new_errors(directory: str, log_format: str, bookmark: Bookmark, current: str | None,
-                    budget: int = 64 << 20, database: str | None = None) -> ReadResult:
-    """Every ERROR entry written since the bookmark, and the bookmark to store afterwards."""
+                    budget: int = 64 << 20, database: str | None = None,
+                    trusted_users: frozenset = frozenset()) -> ReadResult:
+    """Every ERROR entry written since the bookmark, and the bookmark to store afterwards.
+
+    The first read starts after the last time selfheal was dropped from this database."""
     if log_format not in EXTENSIONS:
         raise LogReadError(f"log format {log_format!r} is not one selfheal reads (jsonlog, csvlog)")
     files = list_log_files(directory, log_format)
     reads = plan_reads(files, bookmark, current)
+    if bookmark.since is None:
+        reads = [(f, after_last_drop(os.path.join(directory, f.name), log_format, database, trusted_users))
+                 for f, _ in reads]
     since = bookmark.since if bookmark.since is not None else min((f.mtime for f, _ in reads), default=None)
     present = {f.name for f in files}
     positions = {name: p for name, p in bookmark.positions.items() if name in present}

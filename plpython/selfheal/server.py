@@ -776,8 +776,10 @@ def read_log(db: _Db, settings: dict) -> dict:
     bookmark = logreader.Bookmark.from_json({"positions": json.loads(mark["positions"]), "since": mark["since"]})
     budget = int(float(settings.get("log_read_max_mb", "64")) * (1 << 20))
     try:
-        result = logreader.read_new_errors(directory, log_format, bookmark, current and os.path.basename(current),
-                                           budget, db.one("SELECT current_database() AS d")["d"])
+        result = logreader.read_new_errors(
+            directory, log_format, bookmark, current and os.path.basename(current), budget,
+            db.one("SELECT current_database() AS d")["d"],
+            frozenset(r["rolname"] for r in db.rows("SELECT rolname FROM pg_catalog.pg_roles WHERE rolsuper")))
     except logreader.LogReadError as exc:
         db.one("UPDATE selfheal.log_bookmark SET last_problem = $2, updated_at = now() WHERE log_format = $1",
                ("text", "text"), (log_format, str(exc)))
@@ -1736,6 +1738,90 @@ def _drop_write_functions(db: _Db, aliases: list[Alias]) -> None:
                     db.run(ddl)
             except db.plpy.SPIError as exc:
                 db.plpy.warning(f"selfheal: a write function of dropped {schema}.{name} stays: {exc}")
+
+
+# ---------------------------------------------------------------------------------------
+# DROP EXTENSION: what selfheal made at run time is not part of the extension, so it goes first
+
+# Relations, routines and types selfheal made at run time in its compat schemas; extension
+# members (selfheal_compat's own) are PostgreSQL's to drop.
+_RUNTIME_OBJECTS = """
+SELECT n.nspname, o.kind, o.ident
+  FROM pg_catalog.pg_namespace n
+ CROSS JOIN LATERAL (
+       SELECT CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' ELSE 'TABLE' END AS kind,
+              pg_catalog.format('%I.%I', n.nspname, c.relname) AS ident, c.oid AS objid,
+              'pg_catalog.pg_class'::regclass AS classid
+         FROM pg_catalog.pg_class c
+        WHERE c.relnamespace = n.oid AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+       UNION ALL
+       SELECT CASE p.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END,
+              pg_catalog.format('%I.%I(%s)', n.nspname, p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid)),
+              p.oid, 'pg_catalog.pg_proc'::regclass
+         FROM pg_catalog.pg_proc p WHERE p.pronamespace = n.oid) o
+ WHERE (n.nspname = 'selfheal_compat' OR n.nspname LIKE 'selfheal\\_compat\\_%')
+   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                    WHERE d.classid = o.classid AND d.objid = o.objid AND d.deptype = 'e')
+ ORDER BY o.kind DESC, o.ident
+"""
+
+# Triggers on the app's tables that call a function selfheal made (in-table derived columns).
+_SYNC_TRIGGERS = """
+SELECT pg_catalog.format('%I', t.tgname) AS trigger, t.tgrelid::regclass::text AS relation
+  FROM pg_catalog.pg_trigger t
+  JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid
+  JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+ WHERE (n.nspname = 'selfheal_compat' OR n.nspname LIKE 'selfheal\\_compat\\_%')
+   AND NOT t.tgisinternal
+   AND t.tgrelid NOT IN (SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace cn
+                            ON cn.oid = c.relnamespace WHERE cn.nspname LIKE 'selfheal\\_compat\\_%')
+"""
+
+def drop_extension(plpy, query: str) -> None:
+    """Before DROP EXTENSION selfheal: unroute every routed role, drop the sync triggers on the
+    app's tables and every compat schema with what selfheal made in it, and mark the log so a
+    re-created selfheal never repairs what this one already handled. Columns selfheal added
+    stay: they hold the app's data. The drop is one transaction, so a failure here changes
+    nothing."""
+    names, cascade = sqlscan.dropped_extensions(query)
+    if "selfheal" not in names:
+        return
+    db = _Db(plpy)
+    _, settings = load_policy(db)
+    behaviour = " CASCADE" if cascade else ""
+    with _event_trigger_guard():
+        for role in sorted({r["role"] for r in _search_path_settings(db)
+                            if r["role"] and planner.routed(r["path"])}):
+            plpy.notice(f"selfheal: {disable_compat(plpy, role)}")
+        triggers = db.rows(_SYNC_TRIGGERS)
+        objects = db.rows(_RUNTIME_OBJECTS)
+        schemas = [r["nspname"] for r in db.rows(
+            "SELECT nspname FROM pg_catalog.pg_namespace WHERE nspname LIKE 'selfheal\\_compat\\_%' ORDER BY 1")]
+
+        def work():
+            _lock_nowait(db, sorted({t["relation"] for t in triggers}
+                                    | {o["ident"] for o in objects if o["kind"] != "FUNCTION"}))
+            for t in triggers:
+                db.run(f"DROP TRIGGER {t['trigger']} ON {t['relation']}")
+            for kind in ("VIEW", "MATERIALIZED VIEW", "TABLE", "FUNCTION", "PROCEDURE"):
+                idents = [o["ident"] for o in objects if o["kind"] == kind]
+                if idents:
+                    db.run(f"DROP {kind} {', '.join(idents)}{behaviour}")
+            if schemas:
+                db.run(f"DROP SCHEMA {', '.join(planner.quote_ident(s) for s in schemas)}{behaviour}")
+        try:
+            _with_lock_retries(db, settings, work)
+        except _Retry as exc:
+            raise RuntimeError(f"DROP EXTENSION selfheal stopped, nothing was changed: a compat view or a table "
+                               f"with a sync trigger is in use ({exc}); try again") from None
+        except plpy.SPIError as exc:
+            detail = getattr(exc, "detail", None)
+            raise RuntimeError(f"DROP EXTENSION selfheal stopped, nothing was changed: {exc}"
+                               + (f" ({detail})" if detail else "")
+                               + "; drop or redefine those objects first, or add CASCADE to drop them too") from None
+    plpy.log(logreader.DROP_MARKER)
+    plpy.notice("selfheal: the schema selfheal stays, empty, as PostgreSQL keeps an extension's own schema; "
+                "DROP SCHEMA selfheal removes it")
 
 
 # ---------------------------------------------------------------------------------------

@@ -718,3 +718,27 @@ def ddl_added_columns(sql: str) -> list[tuple[RelationRef, str]]:
                     found.append((RelationRef(ref.name, ref.schema), tokens[j].value))
             i += 1
     return found
+
+
+def dropped_extensions(sql: str) -> tuple[set[str], bool]:
+    """(extensions every DROP EXTENSION statement in sql names, whether any says CASCADE).
+
+    current_query() is the whole string a client sent, which may hold several statements."""
+    names: set[str] = set()
+    cascade = False
+    tokens = tokenize(sql)
+    for i, tok in enumerate(tokens):
+        if not (tok.is_word("DROP") and i + 1 < len(tokens) and tokens[i + 1].is_word("EXTENSION")
+                and (i == 0 or tokens[i - 1].value == ";")):
+            continue
+        j = i + 2
+        if j + 1 < len(tokens) and tokens[j].is_word("IF") and tokens[j + 1].is_word("EXISTS"):
+            j += 2
+        while j < len(tokens) and tokens[j].is_name:
+            names.add(tokens[j].value)
+            j += 1
+            if j >= len(tokens) or tokens[j].value != ",":
+                break
+            j += 1
+        cascade = cascade or (j < len(tokens) and tokens[j].is_word("CASCADE"))
+    return names, cascade

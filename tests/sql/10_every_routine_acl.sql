@@ -20,6 +20,7 @@ SELECT results_eq(
            ('selfheal._ddl_dropped(text[],text[])', false, ''),
            ('selfheal._ddl_end(text,oid[])', false, ''),
            ('selfheal._ddl_start(text)', false, ''),
+           ('selfheal._drop_extension_start(text)', false, ''),
            ('selfheal.add_alias(regclass,text,text,boolean)', false, ''),
            ('selfheal.approve(bigint)', false, ''),
            ('selfheal.backfill(integer)', false, ''),
@@ -31,6 +32,7 @@ SELECT results_eq(
            ('selfheal.logging_advice()', false, ''),
            ('selfheal.on_ddl_end()', true, ''),
            ('selfheal.on_ddl_start()', true, ''),
+           ('selfheal.on_drop_extension()', true, ''),
            ('selfheal.on_sql_drop()', true, ''),
            ('selfheal.record_error(text,text,text,text)', true, ''),
            ('selfheal.refresh_compat()', false, ''),
@@ -41,7 +43,7 @@ SELECT results_eq(
            ('selfheal.undo(bigint,boolean)', false, ''),
            ('selfheal.unschedule()', false, ''),
            ('selfheal.watch(interval,integer)', false, '')$$,
-  'every routine: only its owner may execute it until an administrator grants more; four run as definer');
+  'every routine: only its owner may execute it until an administrator grants more; seven run as definer (the event trigger shims and what app roles call)');
 
 SELECT is(
   (SELECT count(*)::int FROM pg_proc p

@@ -4,7 +4,7 @@ BEGIN;
 SET LOCAL client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS selfheal CASCADE;
-SELECT plan(8);
+SELECT plan(9);
 
 CREATE ROLE tap_intruder;
 GRANT CREATE ON SCHEMA public TO tap_intruder;
@@ -21,6 +21,8 @@ SELECT throws_ok($$SELECT selfheal._ddl_end('CREATE TABLE', ARRAY['invoice_line'
                  '_ddl_end cannot be called');
 SELECT throws_ok($$SELECT selfheal._ddl_dropped(ARRAY['public'], ARRAY['invoice_line'])$$, '42501', NULL,
                  '_ddl_dropped cannot be called');
+SELECT throws_ok($$SELECT selfheal._drop_extension_start('DROP EXTENSION selfheal')$$, '42501', NULL,
+                 '_drop_extension_start cannot be called');
 SELECT throws_ok($$SELECT selfheal.on_ddl_start()$$, '42501', NULL, 'nor can an event trigger shim');
 CREATE TEMP TABLE invoiceline (x int);
 RESET ROLE;

@@ -209,3 +209,26 @@ def test_context_is_kept_so_errors_from_inside_functions_can_be_told_apart(tmp_p
 def test_clean_text_removes_what_postgresql_cannot_store():
     assert logreader.clean_text("a\x00b\udc80c", 100) == "ab?c"
     assert logreader.clean_text("abcdef", 3) == "abc" and logreader.clean_text(None, 3) is None
+
+
+def marker(user="postgres", db="app"):
+    return json_line(logreader.DROP_MARKER, state="00000", db=db, severity="LOG", user=user)
+
+
+def test_a_first_read_starts_after_the_last_drop_of_selfheal_from_this_database(tmp_path):
+    (tmp_path / "a.json").write_bytes(json_line("old") + marker() + json_line("between") + marker(db="other")
+                                      + marker(user="app") + json_line("new"))
+    result = read(tmp_path, database="app", trusted_users=frozenset({"postgres"}))
+    # Another database's drop and a marker forged by a role that cannot drop selfheal do not count.
+    assert [e.message for e in result.errors] == ["between", "new"]
+    later = read(tmp_path, bookmark=Bookmark({}, 0.0), database="app", trusted_users=frozenset({"postgres"}))
+    assert [e.message for e in later.errors] == ["old", "between", "new"]  # only the first read looks for it
+
+
+def test_a_csvlog_drop_marker_whose_statement_spans_lines(tmp_path):
+    drop = (b'2026-11-24 05:03:00.000 UTC,"postgres","app",8958,"[local]",6b051a5a.22fe,2,"DROP EXTENSION",'
+            b'2026-11-24 05:02:18 UTC,3/4,0,LOG,00000,"' + logreader.DROP_MARKER.encode() + b'",,,,,,'
+            b'"DROP EXTENSION selfheal;\nSELECT 1",,,"psql","client backend",,0\n')
+    (tmp_path / "a.csv").write_bytes(CSV_LINE + drop + CSV_LINE.replace(b"nope", b"later"))
+    result = read(tmp_path, "csvlog", database="app", trusted_users=frozenset({"postgres"}))
+    assert [e.message for e in result.errors] == ['column "later" does not exist']

@@ -177,3 +177,14 @@ def test_using_names_the_two_sides_of_its_own_join():
     left, right = sqlscan.using_sides(sql, "employeeid")
     assert [r.name for r in left] == ["invoice", "customer"] and [r.name for r in right] == ["employee"]
     assert sqlscan.using_sides(sql, "nothing") == ([], [])
+
+
+@pytest.mark.parametrize("sql, names, cascade", [
+    ("DROP EXTENSION selfheal", {"selfheal"}, False),
+    ('drop extension if exists foo, "selfheal" cascade;', {"foo", "selfheal"}, True),
+    ("DROP EXTENSION foo; -- selfheal", {"foo"}, False),
+    ("SELECT 'DROP EXTENSION selfheal'", set(), False),
+    ("DROP EXTENSION foo; DROP EXTENSION SelfHeal RESTRICT", {"foo", "selfheal"}, False),
+])
+def test_the_extensions_a_drop_names(sql, names, cascade):
+    assert sqlscan.dropped_extensions(sql) == (names, cascade)
