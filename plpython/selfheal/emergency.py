@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from psycopg.rows import dict_row
 
-from . import catalog, errors, naming, planner
+from . import catalog, errors, export, naming, planner
 from .logreader import LogError
 from .planner import Catalog, Column, Event, Plan, Policy, quote_ident
 
@@ -77,19 +77,21 @@ def _errors(count: int) -> str:
 def _render(conn, fixed, skipped, aliases, tables, routed, others, database) -> str:
     out = [f"-- selfheal emergency fixes for database {database}, planned from its log against the live catalog.",
            "-- Review, then run: psql $DATABASE_URL < emergency_fixes.sql   (safe to run more than once)",
-           "SET lock_timeout = '5s';", "BEGIN;", ""]
+           "BEGIN;", *[f"{s};" for s in export.timeouts([])], ""]
     for plan, count in fixed:
         out.append(f"-- {plan.reason} ({_errors(count)})")
         out.append(f"--   evidence: {', '.join(f'{k}: {v}' for k, v in sorted(plan.evidence.items()))}")
-        if plan.action == "add_column":
-            out += [f"{s};" for s in plan.ddl if s.startswith(("ALTER TABLE", "COMMENT ON COLUMN"))]
+        if plan.action == "add_column":  # a missing column: Policy() keeps derived names in views
+            col_type = plan.evidence["added_as"]["type"]
+            out += [f"{export.add_column(s, col_type) if s.startswith('ALTER TABLE') else s};"
+                    for s in plan.ddl if s.startswith(("ALTER TABLE", "COMMENT ON COLUMN"))]
         out.append("")
     if aliases:
         out.append("-- Legacy names are served by views in selfheal_compat_<schema> to the roles routed below.")
         for key in sorted({(a.schema, a.table) for a in aliases}):
             mine = [a for a in aliases if (a.schema, a.table) == key]
             for view in planner.compat_views(tables[key], mine):
-                out.append(f"{planner.drop_view_ddl(key[0], view)};")
+                out.append(f"{export.drop_compat_view(planner.drop_view_ddl(key[0], view))};")
             out += [f"{s};" for s in planner.rebuild_compat(tables[key], [], mine)]
         for role in sorted(routed):
             current = conn.execute(

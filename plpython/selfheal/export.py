@@ -8,6 +8,7 @@ after an alias was removed still carried it in an earlier row's DDL).
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 
 from .planner import COMPAT_SCHEMA, quote_ident, quote_literal
@@ -46,6 +47,60 @@ SELECT r.rolname, s.setting, d.setdatabase <> 0 AS in_database
 """
 
 
+# The timeouts a migration sets first in its transaction; timeouts() says why in the script.
+LOCK_TIMEOUT = "2s"
+CATALOG_TIMEOUT = "10s"
+REWRITE_TIMEOUT = "30s"
+
+SYNCED = "column + sync trigger + batched backfill"
+
+
+def timeouts(rewrites: list[str]) -> list[str]:
+    """SET LOCAL lock_timeout and statement_timeout, with why. `rewrites`: the tables a STORED
+    generated column copies; every other statement of a repair changes the catalog only."""
+    lock = ("-- lock_timeout: never wait behind a long transaction while every query on the table waits behind\n"
+            "-- this one; on a timeout the whole transaction rolls back: run it again later.\n"
+            f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+    if rewrites:
+        why = (f"-- statement_timeout: a STORED generated column copies {', '.join(rewrites)} under ACCESS "
+               "EXCLUSIVE,\n-- seconds for the small table selfheal chose it for; a larger one here is cancelled, "
+               "not locked longer.")
+        return [lock, f"{why}\nSET LOCAL statement_timeout = '{REWRITE_TIMEOUT}'"]
+    why = "-- statement_timeout: each statement changes the catalog only, in milliseconds once it holds its lock."
+    return [lock, f"{why}\nSET LOCAL statement_timeout = '{CATALOG_TIMEOUT}'"]
+
+
+def keeping(statement: str, warnings: dict[str, str]) -> str:
+    """The statement under one squawk-ignore comment naming each warning it keeps, and why.
+    One comment: squawk reads only the line just before the statement."""
+    if not warnings:
+        return statement
+    return f"-- squawk-ignore {', '.join(warnings)} -- {'; '.join(warnings.values())}\n{statement}"
+
+
+# Types squawk advises against, kept: a repair gives a column the type the application reads.
+_TYPE_WARNINGS = ((r"integer\b", "prefer-bigint-over-int"), (r"smallint\b", "prefer-bigint-over-smallint"),
+                  (r"timestamp(\(\d+\))? without time zone", "prefer-timestamp-tz"),
+                  (r"character varying\(", "prefer-text-field"),
+                  (r'(character\b(?! varying)|"char")', "ban-char-field"))
+
+
+def add_column(statement: str, col_type: str, stored: bool = False) -> str:
+    """An ADD COLUMN selfheal made, with the squawk warnings it keeps."""
+    warnings = {rule: f"{col_type} is the type the application reads"
+                for pattern, rule in _TYPE_WARNINGS if re.match(pattern, col_type)}
+    if stored:
+        warnings["adding-field-with-default"] = ("the STORED column's copy is bounded by statement_timeout; "
+                                                 "selfheal chose it for a small table")
+    return keeping(statement, warnings)
+
+
+def drop_compat_view(statement: str) -> str:
+    """A compat view dropped to be created again in the same transaction."""
+    return keeping(statement, {"ban-drop-view": "a compat view holds no data and is created again below, in this "
+                                                "transaction; CREATE OR REPLACE cannot drop or rename a column"})
+
+
 @dataclass
 class Migration:
     up: list[str]
@@ -55,22 +110,27 @@ class Migration:
 
 def build(conn) -> Migration:
     """The migration for the repairs now in force in the database `conn` is connected to."""
-    up, down, notes = ["SET lock_timeout = '5s'"], [], []
+    up, down, notes, rewrites = [], [], [], []
     for row in conn.execute(_COLUMNS_SQL).fetchall():
         audit_id, schema, table, column, reason, ddl, strategy, col_type, default, generated = row
         qualified = f"{quote_ident(schema)}.{quote_ident(table)}"
         notes.append(f"audit #{audit_id}: {schema}.{table}.{column}: {reason}")
-        if strategy == "column + sync trigger + batched backfill":
+        if strategy == SYNCED:
             # The column, its sync function and trigger, as applied; existing rows need the backfill.
-            up += [s.rstrip(";") for s in ddl.split(";\n") if s.strip()]
-            notes.append(f"  then fill existing rows of {schema}.{table}.{column} (CALL selfheal.backfill() or a batched UPDATE)")
+            up += [add_column(s, col_type) if s.startswith("ALTER TABLE") else s for s in _statements(ddl)]
+            notes.append(f"  then fill existing rows of {schema}.{table}.{column} in batches after this migration "
+                         "(CALL selfheal.backfill() or a batched UPDATE)")
         elif generated == "s":
-            up.append(ddl.rstrip(";"))
+            up.append(add_column(ddl.rstrip(";"), col_type, stored=True))
+            rewrites.append(f"{schema}.{table}")
         else:
             default_sql = f" DEFAULT {default}" if default else ""
-            up.append(f"ALTER TABLE {qualified} ADD COLUMN IF NOT EXISTS {quote_ident(column)} {col_type}{default_sql}")
-            up.append(f"COMMENT ON COLUMN {qualified}.{quote_ident(column)} IS {quote_literal(f'added by selfheal: {reason}')}")
-        down.insert(0, f"ALTER TABLE {qualified} DROP COLUMN IF EXISTS {quote_ident(column)}")
+            up.append(add_column(f"ALTER TABLE {qualified} ADD COLUMN IF NOT EXISTS {quote_ident(column)} "
+                                 f"{col_type}{default_sql}", col_type))
+            up.append(f"COMMENT ON COLUMN {qualified}.{quote_ident(column)} IS "
+                      + quote_literal(f"added by selfheal: {reason}"))
+        drop = [f"ALTER TABLE {qualified} DROP COLUMN IF EXISTS {quote_ident(column)}"]
+        down[:0] = [_undoing(s) for s in drop]
     schemas = set()
     for schema, name, definition, comment in conn.execute(_VIEWS_SQL).fetchall():
         if schema not in schemas:
@@ -78,12 +138,12 @@ def build(conn) -> Migration:
             up.append(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
             up.append(f"GRANT USAGE ON SCHEMA {quote_ident(schema)} TO PUBLIC")
         view = f"{quote_ident(schema)}.{quote_ident(name)}"
-        up.append(f"DROP VIEW IF EXISTS {view}")
+        up.append(drop_compat_view(f"DROP VIEW IF EXISTS {view}"))
         up.append(f"CREATE VIEW {view} WITH (security_invoker = true) AS\n{definition.rstrip(';')}")
         up.append(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {view} TO PUBLIC")
         if comment:
             up.append(f"COMMENT ON VIEW {view} IS {quote_literal(comment)}")
-        down.insert(0, f"DROP VIEW IF EXISTS {view}")
+        down.insert(0, _undoing(f"DROP VIEW IF EXISTS {view}"))
     for role, setting, in_database in conn.execute(_ROUTED_SQL, (f"%{COMPAT_SCHEMA}%",)).fetchall():
         path = setting.split("=", 1)[1]
         if in_database:  # for the database the migration runs in, whatever it is called there
@@ -93,7 +153,22 @@ def build(conn) -> Migration:
         else:
             up.append(f"ALTER ROLE {quote_ident(role)} SET search_path = {path}")
         notes.append(f"role {role} reads through the compat schemas")
-    return Migration(up, down, notes)
+    return Migration(timeouts(rewrites) + up, timeouts([]) + down if down else [], notes)
+
+
+# What squawk warns of in a downgrade is what it is for: undoing the upgrade.
+_UNDOING = (
+    ("DROP VIEW", "ban-drop-view", "the downgrade removes the compat view the upgrade made; it holds no data"),
+    ("ALTER TABLE", "ban-drop-column", "the downgrade removes the column the upgrade added, with its values"))
+
+
+def _undoing(statement: str) -> str:
+    return keeping(statement, {rule: why for start, rule, why in _UNDOING if statement.startswith(start)})
+
+
+def _statements(script: str | None) -> list[str]:
+    """The statements of an audit row's ddl, as the server joined them."""
+    return [s.rstrip(";") for s in (script or "").split(";\n") if s.strip()]
 
 
 def render_sql(migration: Migration) -> str:

@@ -10,6 +10,7 @@ import pytest
 from selfheal import export
 
 from .support import SEED, fail_then_heal
+from .test_squawk import assert_passes
 
 TABLES = SEED.split("GRANT EXECUTE")[0]  # the schema and grants, without selfheal
 
@@ -43,6 +44,44 @@ def healed(db):
     return db
 
 
+@pytest.fixture
+def every_kind(healed):
+    """The healed repairs, a renamed column served by its old name, and two derived columns in the
+    table: a STORED generated one (a small table) and one kept by a sync trigger (a large table)."""
+    db = healed
+    db.admin.execute("ALTER TABLE sessions RENAME COLUMN started_at TO start_time")  # served as started_at
+    db.admin.execute("SELECT selfheal.add_alias('credit_packages', 'credits_label', $$'Package ' || credits$$, true)")
+    db.admin.execute("UPDATE selfheal.policy SET value = '1' WHERE name = 'generated_column_row_limit'")
+    db.admin.execute("SELECT selfheal.add_alias('sessions', 'service_type_num', $$service_type::int$$, true)")
+    assert db.admin.execute("SELECT evidence->>'strategy' FROM selfheal.audit WHERE action = 'add_column' "
+                            "AND status = 'applied' AND evidence ? 'strategy' ORDER BY id").fetchall() == [
+        ("stored generated column",), ("column + sync trigger + batched backfill",)]
+    return db
+
+
+def export_cli(db, *options) -> str:
+    return subprocess.run([sys.executable, "-m", "selfheal.cli", "export", "--dsn", db.cluster.dsn(db.name), *options],
+                          capture_output=True, text=True, check=True).stdout
+
+
+def load_revision(page: str) -> tuple[types.ModuleType, list[str], list[str]]:
+    """An Alembic revision, and the statements its upgrade and its downgrade pass to op.execute."""
+    executed = []
+    alembic = types.ModuleType("alembic")
+    alembic.op = types.SimpleNamespace(execute=executed.append)  # Alembic's op.execute, recording
+    sys.modules["alembic"] = alembic
+    try:
+        module = types.ModuleType("revision")
+        exec(compile(page, "revision.py", "exec"), module.__dict__)
+    finally:
+        del sys.modules["alembic"]
+    module.upgrade()
+    up = list(executed)
+    executed.clear()
+    module.downgrade()
+    return module, up, executed
+
+
 def fresh_copy(cluster, name):
     with psycopg.connect(cluster.dsn(), autocommit=True) as admin:
         admin.execute(f"DROP DATABASE IF EXISTS {name}")
@@ -69,24 +108,37 @@ def test_sql_export_replayed_on_a_fresh_copy_gives_the_same_result(healed):
 
 def test_alembic_revision_upgrades_to_the_same_result(healed):
     page = export.render_alembic(export.build(healed.admin), down_revision="abc123")
-    executed = []
-    alembic = types.ModuleType("alembic")
-    alembic.op = types.SimpleNamespace(execute=executed.append)  # Alembic's op.execute, recording
-    sys.modules["alembic"] = alembic
-    try:
-        module = types.ModuleType("revision")
-        exec(compile(page, "revision.py", "exec"), module.__dict__)
-    finally:
-        del sys.modules["alembic"]
+    module, up, down = load_revision(page)
     assert module.down_revision == "abc123" and len(module.revision) == 12
-    module.upgrade()
     with fresh_copy(healed.cluster, "export_alembic") as copy:
-        for statement in executed:
-            copy.execute(statement)
+        with copy.transaction():  # as Alembic runs a PostgreSQL migration: SET LOCAL holds
+            for statement in up:
+                copy.execute(statement)
         assert shape(copy) == shape(healed.admin)
-        executed.clear()
-        module.downgrade()
-        for statement in executed:
-            copy.execute(statement)
+        with copy.transaction():
+            for statement in down:
+                copy.execute(statement)
         assert copy.execute("SELECT count(*) FROM pg_class WHERE relnamespace = 'selfheal_compat_public'::regnamespace"
                             ).fetchone() == (0,)
+
+
+def test_the_migration_passes_squawk_with_timeouts_set_first(every_kind, tmp_path):
+    script = export_cli(every_kind)
+    assert_passes(script, tmp_path)
+    # Both before any DDL; the STORED column copies a table, so room for that copy and a comment why.
+    order = ["BEGIN;", "SET LOCAL lock_timeout = '2s';", "SET LOCAL statement_timeout = '30s';", "ALTER TABLE"]
+    assert [script.index(s) for s in order] == sorted(script.index(s) for s in order)
+    assert "copies public.credit_packages under ACCESS EXCLUSIVE" in script
+    assert script.count("-- squawk-ignore ban-drop-view -- a compat view holds no data") == 2
+    assert "-- squawk-ignore prefer-bigint-over-int -- integer is the type the application reads" in script
+    assert "in batches after this migration" in script  # the backfill is not part of it
+
+
+def test_the_alembic_revision_runs_sql_that_passes_squawk(every_kind, tmp_path):
+    """squawk reads SQL files: the SQL is what the revision passes to op.execute, as alembic
+    upgrade --sql would print it. Alembic runs a PostgreSQL migration in one transaction."""
+    _, up, down = load_revision(export_cli(every_kind, "--format", "alembic"))
+    assert_passes("".join(f"{s};\n" for s in up), tmp_path, "--assume-in-transaction")
+    assert_passes("".join(f"{s};\n" for s in down), tmp_path, "--assume-in-transaction")
+    assert up[0].endswith("SET LOCAL lock_timeout = '2s'") and down[0].endswith("SET LOCAL lock_timeout = '2s'")
+
