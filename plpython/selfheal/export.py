@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from .planner import COMPAT_SCHEMA, quote_ident, quote_literal
 
 _COLUMNS_SQL = """
-SELECT a.id, a.schema_name, a.table_name, a.column_name, a.reason, a.ddl,
+SELECT a.id, a.schema_name, a.table_name, a.column_name, a.reason, a.ddl, a.undo_ddl,
        coalesce(a.evidence->>'strategy', '') AS strategy,
        pg_catalog.format_type(att.atttypid, att.atttypmod) AS type,
        pg_catalog.pg_get_expr(d.adbin, d.adrelid) AS default_expr, att.attgenerated::text AS generated
@@ -112,7 +112,7 @@ def build(conn) -> Migration:
     """The migration for the repairs now in force in the database `conn` is connected to."""
     up, down, notes, rewrites = [], [], [], []
     for row in conn.execute(_COLUMNS_SQL).fetchall():
-        audit_id, schema, table, column, reason, ddl, strategy, col_type, default, generated = row
+        audit_id, schema, table, column, reason, ddl, undo_ddl, strategy, col_type, default, generated = row
         qualified = f"{quote_ident(schema)}.{quote_ident(table)}"
         notes.append(f"audit #{audit_id}: {schema}.{table}.{column}: {reason}")
         if strategy == SYNCED:
@@ -130,6 +130,8 @@ def build(conn) -> Migration:
             up.append(f"COMMENT ON COLUMN {qualified}.{quote_ident(column)} IS "
                       + quote_literal(f"added by selfheal: {reason}"))
         drop = [f"ALTER TABLE {qualified} DROP COLUMN IF EXISTS {quote_ident(column)}"]
+        if strategy == SYNCED:  # its trigger first: left behind, it would fail every write to the table
+            drop[:0] = [s for s in _statements(undo_ddl) if s.startswith(("DROP TRIGGER", "DROP FUNCTION"))]
         down[:0] = [_undoing(s) for s in drop]
     schemas = set()
     for schema, name, definition, comment in conn.execute(_VIEWS_SQL).fetchall():
@@ -159,6 +161,7 @@ def build(conn) -> Migration:
 # What squawk warns of in a downgrade is what it is for: undoing the upgrade.
 _UNDOING = (
     ("DROP VIEW", "ban-drop-view", "the downgrade removes the compat view the upgrade made; it holds no data"),
+    ("DROP FUNCTION", "ban-drop-function", "the sync function of the column dropped next; nothing else calls it"),
     ("ALTER TABLE", "ban-drop-column", "the downgrade removes the column the upgrade added, with its values"))
 
 
@@ -167,7 +170,7 @@ def _undoing(statement: str) -> str:
 
 
 def _statements(script: str | None) -> list[str]:
-    """The statements of an audit row's ddl, as the server joined them."""
+    """The statements of an audit row's ddl or undo_ddl, as the server joined them."""
     return [s.rstrip(";") for s in (script or "").split(";\n") if s.strip()]
 
 

@@ -142,3 +142,11 @@ def test_the_alembic_revision_runs_sql_that_passes_squawk(every_kind, tmp_path):
     assert_passes("".join(f"{s};\n" for s in down), tmp_path, "--assume-in-transaction")
     assert up[0].endswith("SET LOCAL lock_timeout = '2s'") and down[0].endswith("SET LOCAL lock_timeout = '2s'")
 
+
+def test_the_downgrade_of_a_synced_column_leaves_its_table_writable(every_kind):
+    """Its sync trigger goes first: left behind without the column, it would fail every write."""
+    for statement in export.build(every_kind.admin).down:
+        every_kind.admin.execute(statement)
+    every_kind.admin.execute("INSERT INTO sessions (service_type) VALUES ('4')")
+    assert every_kind.scalar("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'sessions'::regclass "
+                             "AND NOT tgisinternal") == 0
