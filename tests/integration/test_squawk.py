@@ -13,6 +13,8 @@ import sys
 
 import pytest
 
+from selfheal import export, sqlscan
+
 
 def squawk() -> str:
     beside = os.path.join(os.path.dirname(sys.executable), "squawk")
@@ -68,3 +70,11 @@ def test_an_ignore_comment_must_say_why():
     assert unexplained_ignores("-- squawk-ignore ban-drop-view -- safe\n" + drop)
     assert unexplained_ignores("-- squawk-ignore-file ban-drop-view -- a view holds no data, it is recreated\n" + drop)
     assert not unexplained_ignores("-- squawk-ignore ban-drop-view -- a view holds no data, it is recreated\n" + drop)
+
+
+@pytest.mark.parametrize("col_type", sorted(set(sqlscan.CAST_TYPES.values())) + [
+    "character varying(20)", "character(3)", '"char"', "integer[]", "timestamp(3) without time zone"])
+def test_a_column_of_any_type_a_repair_gives_passes_with_its_reason(col_type, tmp_path):
+    add = f'ALTER TABLE "public"."t" ADD COLUMN IF NOT EXISTS "c" {col_type}'
+    assert_passes("".join(f"{s};\n" for s in ["BEGIN", *export.timeouts([]), export.add_column(add, col_type),
+                                                "COMMIT"]), tmp_path)
