@@ -156,23 +156,66 @@ COMMENT ON FUNCTION selfheal.configure_logging() IS
   'The ALTER SYSTEM statements that set up logging for heal(), then pg_reload_conf(). ALTER SYSTEM cannot run inside a function, so run them from psql with: SELECT * FROM selfheal.configure_logging() \gexec';
 
 CREATE OR REPLACE FUNCTION selfheal.schedule(every interval DEFAULT '1 minute') RETURNS bigint
-LANGUAGE plpython3u
+LANGUAGE plpgsql
+-- PL/pgSQL, not PL/Python, so that a missing pg_cron or an interval cron cannot keep is one
+-- line with a hint, not a Python traceback.
 SET search_path = pg_catalog, pg_temp
 AS $$
-import sys; '@PYTHON_LIB_DIR@' in sys.path or sys.path.insert(0, '@PYTHON_LIB_DIR@')
-from selfheal import server
-return server.entry(plpy, server.schedule, every)
+DECLARE
+    seconds numeric := extract(epoch FROM every);
+    minutes integer;
+    spec text;
+BEGIN
+    IF seconds < 60 THEN
+        RAISE EXCEPTION 'selfheal: pg_cron 1.4 runs jobs at most once a minute'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'To heal within a second, CALL selfheal.watch() in a session of its own.';
+    END IF;
+    IF seconds % 60 <> 0 THEN
+        RAISE EXCEPTION 'selfheal: the interval must be whole minutes' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    minutes := seconds / 60;
+    spec := CASE WHEN minutes = 1 THEN '* * * * *'
+                 WHEN minutes < 60 AND 60 % minutes = 0 THEN format('*/%s * * * *', minutes)
+                 WHEN minutes = 60 THEN '0 * * * *'
+                 WHEN minutes % 60 = 0 AND minutes < 1440 AND 1440 % minutes = 0 THEN format('0 */%s * * *', minutes / 60)
+                 WHEN minutes = 1440 THEN '0 0 * * *' END;
+    IF spec IS NULL THEN
+        RAISE EXCEPTION 'selfheal: cron can run every % only unevenly', every
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use minutes that divide an hour (1-30, 60) or hours that divide a day.';
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'pg_cron') THEN
+        RAISE EXCEPTION 'selfheal: pg_cron is not installed in this database'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = CASE WHEN current_setting('shared_preload_libraries') ~ '\mpg_cron\M' THEN
+                           format('pg_cron runs jobs from database %s (cron.database_name); there, run SELECT '
+                                  'cron.schedule_in_database(''selfheal-heal'', %L, ''SELECT heal()'', %L). '
+                                  'Or CALL selfheal.watch() here.',
+                                  coalesce(current_setting('cron.database_name', true), 'postgres'), spec,
+                                  current_database())
+                         ELSE 'CALL selfheal.watch() in a session of its own, or run SELECT heal() from the '
+                              'operating system''s cron; selfheal setup prints the line.' END;
+    END IF;
+    RETURN cron.schedule('selfheal-heal', spec, 'SELECT heal()');
+END
 $$;
 COMMENT ON FUNCTION selfheal.schedule(interval) IS
-  'Registers SELECT heal() with pg_cron in this database (whole minutes; pg_cron 1.4 runs jobs once a minute at most). Returns the pg_cron job id';
+  'Registers SELECT heal() with pg_cron in this database as the job selfheal-heal (whole minutes; pg_cron 1.4 runs jobs once a minute at most). Returns the pg_cron job id';
 
 CREATE OR REPLACE FUNCTION selfheal.unschedule() RETURNS boolean
-LANGUAGE plpython3u
+LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
-import sys; '@PYTHON_LIB_DIR@' in sys.path or sys.path.insert(0, '@PYTHON_LIB_DIR@')
-from selfheal import server
-return server.entry(plpy, server.unschedule)
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'pg_cron') THEN
+        RETURN false;
+    END IF;
+    IF NOT EXISTS (SELECT FROM cron.job WHERE jobname = 'selfheal-heal') THEN
+        RETURN false;
+    END IF;
+    RETURN cron.unschedule('selfheal-heal');
+END
 $$;
 COMMENT ON FUNCTION selfheal.unschedule() IS 'Removes the pg_cron job that schedule() registered; false if there was none';
 

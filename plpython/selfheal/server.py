@@ -13,7 +13,7 @@ import re
 import time
 from dataclasses import replace
 
-from . import authority, catalog, drift, errors, logreader, naming, planner, schedule as cron, sqlscan
+from . import authority, catalog, drift, errors, logreader, naming, planner, sqlscan
 from .planner import Alias, Catalog, Event, Plan, Policy, Table
 
 LOCK_NOT_AVAILABLE = "55P03"
@@ -987,39 +987,6 @@ def configure_logging(plpy) -> list[str]:
         plpy.notice("selfheal: " + ", ".join(a.setting for a in advice if a.needs_restart)
                     + " takes effect only after a server restart")
     return statements
-
-
-CRON_JOB = "selfheal-heal"
-
-
-def _require_cron(db: _Db) -> None:
-    if db.one("SELECT 1 AS x FROM pg_catalog.pg_extension WHERE extname = 'pg_cron'"):
-        return
-    preload = db.one("SELECT pg_catalog.current_setting('shared_preload_libraries') AS v")["v"]
-    if "pg_cron" in preload:
-        home = db.one("SELECT pg_catalog.current_setting('cron.database_name', true) AS v")["v"] or "postgres"
-        raise RuntimeError(
-            f"pg_cron is loaded but its extension lives in database {home!r} (cron.database_name); there, run "
-            f"SELECT cron.schedule_in_database('{CRON_JOB}', '* * * * *', 'SELECT heal()', current_database()) "
-            "naming this database, or CALL selfheal.watch() here")
-    raise RuntimeError("pg_cron is not installed; use CALL selfheal.watch() in a session of its own, or run "
-                       "psql -c 'SELECT heal()' from the operating system's cron")
-
-
-def schedule(plpy, every) -> int:
-    db = _Db(plpy)
-    seconds = db.one("SELECT extract(epoch FROM $1::interval)::float8 AS s", ("text",), (every,))["s"]
-    spec = cron.interval_to_cron(seconds)
-    _require_cron(db)
-    return db.one("SELECT cron.schedule($1, $2, 'SELECT heal()') AS id", ("text", "text"), (CRON_JOB, spec))["id"]
-
-
-def unschedule(plpy) -> bool:
-    db = _Db(plpy)
-    _require_cron(db)
-    if not db.one("SELECT 1 AS x FROM cron.job WHERE jobname = $1", ("text",), (CRON_JOB,)):
-        return False
-    return db.one("SELECT cron.unschedule($1) AS ok", ("text",), (CRON_JOB,))["ok"]
 
 
 # ---------------------------------------------------------------------------------------

@@ -255,9 +255,13 @@ def test_schedule_registers_heal_with_pg_cron(log_cluster):
         conn.execute("CREATE EXTENSION IF NOT EXISTS pg_cron")
         conn.execute("CREATE EXTENSION IF NOT EXISTS selfheal CASCADE")
         try:
-            job = conn.execute("SELECT selfheal.schedule('5 minutes')").fetchone()[0]
-            row = conn.execute("SELECT schedule, command, database FROM cron.job WHERE jobid = %s", (job,)).fetchone()
-            assert row == ("*/5 * * * *", "SELECT heal()", "postgres")
+            for every, spec in [("1 minute", "* * * * *"), ("1 hour", "0 * * * *"), ("2 hours", "0 */2 * * *"),
+                                ("1 day", "0 0 * * *"), ("5 minutes", "*/5 * * * *")]:
+                job = conn.execute("SELECT selfheal.schedule(%s)", (every,)).fetchone()[0]
+                row = conn.execute("SELECT schedule, command, database FROM cron.job WHERE jobid = %s",
+                                   (job,)).fetchone()
+                assert row == (spec, "SELECT heal()", "postgres")  # one job: scheduling again replaces it
+            assert conn.execute("SELECT count(*) FROM cron.job").fetchone() == (1,)
             with pytest.raises(pgerr.InvalidParameterValue, match="once a minute"):
                 conn.execute("SELECT selfheal.schedule('10 seconds')")
             assert conn.execute("SELECT selfheal.unschedule()").fetchone() == (True,)
@@ -267,11 +271,15 @@ def test_schedule_registers_heal_with_pg_cron(log_cluster):
             conn.execute("DROP EXTENSION pg_cron")
 
 
-def test_schedule_without_pg_cron_names_the_alternatives(db, log_db):
-    with pytest.raises(pgerr.ObjectNotInPrerequisiteState, match="selfheal.watch"):
+def test_schedule_without_pg_cron_names_the_alternatives_in_one_line(db, log_db):
+    with pytest.raises(pgerr.ObjectNotInPrerequisiteState, match="pg_cron is not installed") as info:
         db.admin.execute("SELECT selfheal.schedule('1 minute')")
-    with pytest.raises(pgerr.ObjectNotInPrerequisiteState, match="cron.database_name"):
+    assert "selfheal.watch" in info.value.diag.message_hint
+    assert "\n" not in info.value.diag.message_primary and "Traceback" not in (info.value.diag.context or "")
+    with pytest.raises(pgerr.ObjectNotInPrerequisiteState) as info:
         log_db.admin.execute("SELECT selfheal.schedule('1 minute')")
+    assert "cron.database_name" in info.value.diag.message_hint
+    assert f"'SELECT heal()', '{log_db.name}'" in info.value.diag.message_hint
 
 
 def test_report_command_prints_the_table_and_writes_the_html_page(app_db, tmp_path):

@@ -1,6 +1,4 @@
-import pytest
-
-from selfheal import logreader, schedule
+from selfheal import logreader
 
 GOOD = {"logging_collector": "on", "log_destination": "stderr,jsonlog", "lc_messages": "C",
         "log_min_error_statement": "error"}
@@ -25,15 +23,3 @@ def test_jsonlog_is_preferred_then_csvlog():
     assert logreader.preferred_format("csvlog, jsonlog") == "jsonlog"
     assert logreader.preferred_format("stderr,csvlog") == "csvlog"
     assert logreader.preferred_format("stderr") is None
-
-
-@pytest.mark.parametrize("seconds, spec", [(60, "* * * * *"), (300, "*/5 * * * *"), (3600, "0 * * * *"),
-                                           (7200, "0 */2 * * *"), (86400, "0 0 * * *")])
-def test_intervals_become_cron_specs(seconds, spec):
-    assert schedule.interval_to_cron(seconds) == spec
-
-
-@pytest.mark.parametrize("seconds, message", [(10, "once a minute"), (90, "whole minutes"), (420, "unevenly")])
-def test_intervals_cron_cannot_keep_are_clear_errors(seconds, message):
-    with pytest.raises(ValueError, match=message):
-        schedule.interval_to_cron(seconds)
