@@ -17,7 +17,7 @@ include $(PGXS)
 # The Python package is installed beside the server's libraries, one directory per version.
 PYTHON_LIB_DIR = $(pkglibdir)/$(EXTENSION)/$(EXTVERSION)
 # The server gets the core and the adapter; the CLI and client integrations stay client side.
-PYTHON_SOURCES = $(filter-out %/cli.py %/report.py %/client.py %/sqlalchemy.py %/export.py %/emergency.py %/scan.py,$(wildcard plpython/selfheal/*.py))
+PYTHON_SOURCES = $(filter-out %/cli.py %/adopt.py %/report.py %/client.py %/sqlalchemy.py %/export.py %/emergency.py %/scan.py,$(wildcard plpython/selfheal/*.py))
 SQL_SOURCES = $(sort $(wildcard sql/*.sql))
 
 $(EXTENSION)--$(EXTVERSION).sql: $(SQL_SOURCES) $(EXTENSION).control

@@ -92,6 +92,11 @@ class Cluster:
                      str(standby.root / "server.log"), "-w", "-t", "60", "start")
         return standby
 
+    def restart(self) -> None:
+        """What an operator does after ALTER SYSTEM of a setting read only at start."""
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-l", str(self.root / "server.log"),
+                  "-m", "fast", "-w", "-t", "60", "restart")
+
     def stop(self) -> None:
         try:
             self._run(str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "fast", "-w", "stop")

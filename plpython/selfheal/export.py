@@ -107,6 +107,12 @@ class Migration:
     down: list[str]
     notes: list[str]
 
+    @property
+    def changes(self) -> int:
+        """Statements of `up` that change the schema; the timeouts at its top do not count."""
+        code = ("\n".join(line for line in s.splitlines() if not line.lstrip().startswith("--")) for s in self.up)
+        return sum(1 for statement in code if not statement.lstrip().upper().startswith("SET "))
+
 
 def build(conn) -> Migration:
     """The migration for the repairs now in force in the database `conn` is connected to."""

@@ -239,7 +239,7 @@ _FORMATS = {"jsonlog": (_json_boundaries, _json_record), "csvlog": (_csv_boundar
 
 
 def read_file(path: str, start: int, log_format: str, budget: int, result: ReadResult,
-              database: str | None) -> int:
+              database: str | None, progress=None) -> int:
     """Read complete records of one file from `start`; return the offset after the last one.
 
     Stops early once `budget` bytes were consumed (result.more is set).
@@ -274,6 +274,8 @@ def read_file(path: str, start: int, log_format: str, budget: int, result: ReadR
                 pending = buf[consumed:]
                 offset += consumed
                 result.bytes_read += consumed
+                if progress is not None:
+                    progress(consumed)
                 if result.bytes_read >= budget:
                     result.more = True
                     break
@@ -440,8 +442,9 @@ def _stderr_error(entry: dict) -> LogError:
                     application_name=None, session_id=None)
 
 
-def read_whole_log(path: str) -> list[LogError]:
-    """Every ERROR entry of one log file in any of PostgreSQL's formats (for `selfheal emergency`)."""
+def read_whole_log(path: str, progress=None) -> list[LogError]:
+    """Every ERROR entry of one log file in any of PostgreSQL's formats (for `selfheal emergency`);
+    progress, if given, is called with the bytes of each chunk read."""
     try:
         with open(path, "rb") as fh:
             head = fh.read(4096)
@@ -456,5 +459,5 @@ def read_whole_log(path: str) -> list[LogError]:
         with open(path, encoding="utf-8", errors="replace") as fh:
             return parse_stderr(fh)
     result = ReadResult()
-    read_file(path, 0, log_format, 1 << 62, result, None)
+    read_file(path, 0, log_format, 1 << 62, result, None, progress)
     return result.errors

@@ -18,7 +18,10 @@ import sys
 import tokenize
 from dataclasses import dataclass, field
 
+from tqdm import tqdm
+
 from . import naming, planner
+from .wording import plural
 
 SOURCE_EXTENSIONS = {".sql", ".py", ".js", ".jsx", ".ts", ".tsx", ".mjs", ".cjs", ".go", ".java", ".rb", ".php"}
 SKIPPED_DIRS = {".git", "node_modules", "vendor", "third_party", ".venv", "venv", "__pycache__", "dist", "build"}
@@ -63,7 +66,14 @@ class ScanResult:
 
 
 def source_files(root: str) -> list[str]:
-    """Files to scan: git's view where root is in a work tree (honours .gitignore), else a walk."""
+    """Files to scan: root itself when it is a file; else git's view where root is in a work
+    tree (honours .gitignore), else a walk."""
+    if os.path.isfile(root):
+        if os.path.splitext(root)[1] not in SOURCE_EXTENSIONS:
+            raise ValueError(f"{root} is not a file selfheal scan reads ({', '.join(sorted(SOURCE_EXTENSIONS))})")
+        return [root]
+    if not os.path.isdir(root):
+        raise ValueError(f"{root} is neither a file nor a directory")
     try:
         listed = subprocess.run(["git", "-C", root, "ls-files", "-co", "--exclude-standard", "-z"],
                                 capture_output=True, check=True).stdout.decode().split("\0")
@@ -375,8 +385,9 @@ def render_text(result: ScanResult) -> str:
     for path, line, reason in result.unparsable:
         out.append(f"{path}:{line}: SQL not parsed: {reason}")
     files = len({f.path for f in result.findings})
-    out.append(f"\n{len(result.findings)} wrong names in {files} files; {result.snippets} SQL texts in "
-               f"{result.files} files scanned; {len(result.unparsable)} not parsed")
+    out.append(f"\n{plural(len(result.findings), 'wrong name')} in {plural(files, 'file')}; "
+               f"{plural(result.snippets, 'SQL text')} in {plural(result.files, 'file')} scanned; "
+               f"{len(result.unparsable)} not parsed")
     return "\n".join(out) + "\n"
 
 
@@ -464,7 +475,7 @@ def file_snippets_from_text(path: str, text: str) -> list[Snippet]:
 def unified_diff(root: str, originals: dict[str, str], patched: dict[str, str]) -> str:
     out = []
     for path, text in sorted(patched.items()):
-        name = os.path.relpath(path, root)
+        name = os.path.relpath(path, root if os.path.isdir(root) else os.path.dirname(root) or ".")
         out += difflib.unified_diff(originals[path].splitlines(keepends=True), text.splitlines(keepends=True),
                                     f"a/{name}", f"b/{name}")
     return "".join(out)
@@ -477,7 +488,8 @@ def scan(root: str, conn, progress: bool = False) -> tuple[ScanResult, dict, dic
     result = ScanResult()
     texts, snippets_by_path, all_snippets = {}, {}, []
     paths = source_files(root)
-    for number, path in enumerate(paths, 1):
+    for path in tqdm(paths, desc="selfheal scan", unit=" files", disable=not progress, file=sys.stderr,
+                     leave=False):
         snippets, text = file_snippets(path)
         if text is None:
             continue
@@ -485,10 +497,6 @@ def scan(root: str, conn, progress: bool = False) -> tuple[ScanResult, dict, dic
         texts[path] = text
         snippets_by_path[path] = snippets
         all_snippets += snippets
-        if progress and number % 200 == 0:
-            print(f"\rselfheal scan: {number}/{len(paths)} files", end="", file=sys.stderr, flush=True)
-    if progress:
-        print(f"\rselfheal scan: {len(paths)}/{len(paths)} files", file=sys.stderr)
     result.snippets = len(all_snippets)
     starts = {path: _line_starts(text) for path, text in texts.items()}
 

@@ -90,3 +90,20 @@ def test_exit_codes_fit_ci(schema, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "selfheal.cli", "scan", str(clean), "--dsn",
                           "host=127.0.0.1 port=1 connect_timeout=2"], capture_output=True, text=True)
     assert bad.returncode == 2 and "selfheal:" in bad.stderr
+
+
+def test_a_single_file_is_scanned_like_a_tree_holding_only_it(schema, tree):
+    whole = json.loads(run_scan(schema, tree, "--format", "json").stdout)
+    one = tree / "py" / "queries.py"
+    single = run_scan(schema, one, "--format", "json")
+    assert single.returncode == 1
+    expected = [f for f in whole["findings"] if Path(f["path"]) == one]
+    assert expected and json.loads(single.stdout)["findings"] == expected
+    text = run_scan(schema, one).stdout
+    assert "in 1 file;" in text and "1 files" not in text
+    diff = run_scan(schema, one, "--fix").stdout
+    assert diff.startswith("--- a/queries.py\n+++ b/queries.py\n")
+    not_code = tree / "notes.bin"
+    not_code.write_bytes(b"\0")
+    refused = run_scan(schema, not_code)
+    assert refused.returncode == 2 and "is not a file selfheal scan reads" in refused.stderr
