@@ -5,8 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# chromium renders the HTML report in the tests (headless); the fonts give its text shapes.
 packages=(postgresql-15 postgresql-plpython3-15 postgresql-15-pgtap postgresql-15-cron libtap-parser-sourcehandler-pgtap-perl
-          postgresql-server-dev-15 python3 python3-venv make)
+          postgresql-server-dev-15 python3 python3-venv make chromium fonts-dejavu-core)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -25,4 +26,12 @@ fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
 
 make -s install PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
-echo "selfheal: setup done (PostgreSQL 15, pgTAP, .venv, extension installed)"
+
+# The selfheal command on PATH, as pipx would put it: a link to the venv's entry point.
+if [ -w /usr/local/bin ]; then
+  ln -sf "$PWD/.venv/bin/selfheal" /usr/local/bin/selfheal
+  where="selfheal on PATH"
+else
+  where="run .venv/bin/selfheal"
+fi
+echo "selfheal: setup done (PostgreSQL 15, pgTAP, .venv, extension installed; $where)"
