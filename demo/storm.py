@@ -122,9 +122,8 @@ def main() -> None:
             rows = report.fetch_report(admin)
             print("\n== Before / After, per error signature (SELECT * FROM selfheal.report())\n")
             print(report.render_text(rows))
-            bucket = report.pick_bucket(rows)
             with open(args.html, "w", encoding="utf-8") as fh:
-                fh.write(report.render_html(rows, report.fetch_timeline(admin, bucket), bucket, "selfheal demo: the seed's story"))
+                fh.write(report.build_html(admin, "selfheal demo: the seed's story"))
             print(f"Wrote {args.html}: the same table and a timeline of errors before and after each repair.")
     finally:
         cluster.stop()
