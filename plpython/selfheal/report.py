@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from .wording import plural
+
 NICE_BUCKETS = [1, 5, 10, 30, 60, 300, 900, 3600, 6 * 3600, 86400]
 # The chart draws the busiest signatures one by one and groups the rest, so it reads the same
 # with 1 signature or 300.
@@ -25,10 +27,6 @@ OTHER_GID = "series-other"
 AFTER_WORDING = "occurred after selfheal repaired or decided about their cause"
 AUDIT_UNREADABLE = ("This role may not read selfheal.audit, so what each repair did, why errors were left "
                     "for review and the proposals waiting for approval are not shown.")
-
-
-def plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 @dataclass(frozen=True)

@@ -43,20 +43,26 @@ class _Db:
         return result[0] if result else None
 
     def run(self, ddl: str) -> None:
-        self.plpy.execute(ddl)
         if ddl.startswith(_CREATE_SCHEMA):
-            _check_compat_schema_owner(self, ddl[len(_CREATE_SCHEMA):])
+            _create_compat_schema(self, ddl)
+        else:
+            self.plpy.execute(ddl)
 
 
 _CREATE_SCHEMA = "CREATE SCHEMA IF NOT EXISTS "
 
 
-def _check_compat_schema_owner(db: _Db, quoted: str) -> None:
-    """A compat schema someone else made first must never serve routed roles: its owner could
-    put any view in it."""
+def _create_compat_schema(db: _Db, ddl: str) -> None:
+    """Create a compat schema unless it exists (so the caller sees no 'already exists' notice).
+    One someone else made first must never serve routed roles: its owner could put any view in it."""
+    quoted = ddl[len(_CREATE_SCHEMA):]
     name = quoted[1:-1].replace('""', '"')
-    row = db.one("SELECT n.nspowner = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user) AS ours "
-                 "FROM pg_catalog.pg_namespace n WHERE n.nspname = $1", ("text",), (name,))
+    owner = ("SELECT n.nspowner = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user) AS ours "
+             "FROM pg_catalog.pg_namespace n WHERE n.nspname = $1")
+    row = db.one(owner, ("text",), (name,))
+    if row is None:
+        db.plpy.execute(ddl)
+        row = db.one(owner, ("text",), (name,))
     if not row or not row["ours"]:
         raise RuntimeError(f"schema {name} exists and is not selfheal's: it cannot hold compat views; "
                            "drop or rename it")

@@ -301,7 +301,8 @@ def test_report_command_prints_the_table_and_writes_the_html_page(app_db, tmp_pa
 def test_report_command_fails_clearly_without_the_extension(cluster):
     result = subprocess.run([sys.executable, "-m", "selfheal.cli", "report", "--dsn", cluster.dsn()],
                             capture_output=True, text=True)
-    assert result.returncode == 1 and "CREATE EXTENSION selfheal CASCADE" in result.stderr
+    assert result.returncode == 2 and "CREATE EXTENSION selfheal CASCADE" in result.stderr
+    assert result.stderr.startswith("selfheal: selfheal is not installed in this database")
 
 
 def test_concurrent_heals_read_each_line_once(app_db):
