@@ -1760,6 +1760,12 @@ def drop_extension(plpy, query: str) -> None:
     if "selfheal" not in names:
         return
     db = _Db(plpy)
+    # The event trigger fires before PostgreSQL checks the right to drop; leave a drop that will
+    # be refused to PostgreSQL (its error undoes this work anyway, but it must cost nothing).
+    if not db.one("""SELECT r.rolsuper OR e.extowner = r.oid AS may
+                       FROM pg_catalog.pg_roles r, pg_catalog.pg_extension e
+                      WHERE r.rolname = session_user AND e.extname = 'selfheal'""")["may"]:
+        return
     _, settings = load_policy(db)
     behaviour = " CASCADE" if cascade else ""
     with _event_trigger_guard():

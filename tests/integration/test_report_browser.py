@@ -73,9 +73,11 @@ class Listener:
             with conn:  # closed at once: the request fails instead of waiting for a reply
                 conn.settimeout(2)
                 try:
-                    self.requests.append(conn.recv(4096).split(b"\r\n", 1)[0].decode("latin-1"))
+                    line = conn.recv(4096).split(b"\r\n", 1)[0].decode("latin-1")
                 except OSError as exc:
-                    self.requests.append(f"(connected, sent nothing: {exc})")
+                    line = f"(connected, sent nothing: {exc})"
+                if line:  # a preconnect that closes without a request names no host and fetches nothing
+                    self.requests.append(line)
 
     def hosts(self) -> set[str]:
         return {re.sub(r"^\w+ (\w+://)?([^/:]*).*", r"\2", r) for r in self.requests}
