@@ -7,10 +7,13 @@ not so already, never restarts a server, and with dry_run only says what it woul
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field
 
+from psycopg.conninfo import make_conninfo
+
 from . import logreader
-from .planner import quote_ident, routed
+from .planner import quote_ident, quote_literal as _literal, routed
 
 # States of a checklist line.
 DONE, ALREADY, NEEDS_YOU, WOULD_RUN, OK, FAULT = "done", "already so", "needs you", "would run", "ok", "fault"
@@ -30,10 +33,6 @@ class Step:
     what: str
     detail: str = ""
     sql: list[str] = field(default_factory=list)
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 class _Server:
@@ -70,14 +69,16 @@ class _Server:
         return bool(self.value("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = %s", (role,)))
 
     def routed(self, role: str) -> bool:
-        paths = [r[0] for r in self.conn.execute(
+        # The setting for this database wins over the role-wide one, as at login.
+        path = self.value(
             """SELECT substr(s, length('search_path=') + 1)
                  FROM pg_catalog.pg_db_role_setting d CROSS JOIN LATERAL unnest(d.setconfig) s
                 WHERE d.setrole = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = %s)
                   AND d.setdatabase IN (0, (SELECT oid FROM pg_catalog.pg_database
                                              WHERE datname = pg_catalog.current_database()))
-                  AND s LIKE 'search\\_path=%%'""", (role,))]
-        return any(routed(p) for p in paths)
+                  AND s LIKE 'search\\_path=%%'
+                ORDER BY d.setdatabase DESC LIMIT 1""", (role,))
+        return path is not None and routed(path)
 
     def may_execute(self, role: str, function: str) -> bool:
         return bool(self.value("SELECT pg_catalog.has_function_privilege(%s, %s, 'EXECUTE')", (role, function)))
@@ -94,8 +95,8 @@ def _grants(server: _Server, role: str) -> list[str]:
 
 def os_cron_line(conn) -> str:
     info = conn.info
-    target = f"host={info.host} port={info.port} dbname={info.dbname} user={info.user}"
-    return f"* * * * * psql {_literal(target)} -Xqc 'SELECT heal()'"
+    target = make_conninfo(host=info.host, port=info.port, dbname=info.dbname, user=info.user)
+    return f"* * * * * psql {shlex.quote(target)} -Xqc 'SELECT heal()'"
 
 
 class _Setup:
@@ -121,8 +122,9 @@ def setup(conn, app_roles: list[str], every: str = "1 minute", dry_run: bool = F
     run = _Setup(conn, dry_run)
     server = run.server
     if not server.value("SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user"):
-        raise AdoptError("selfheal setup needs a superuser (it runs ALTER SYSTEM and creates an untrusted "
-                         "extension): connect as postgres, or run it with --dry-run and hand the SQL to one")
+        raise AdoptError("selfheal setup needs a superuser, even with --dry-run (it reads the server's "
+                         "configuration files, runs ALTER SYSTEM and creates an untrusted extension): "
+                         "connect as postgres")
     default, installed = server.extension("selfheal")
     if default is None:
         raise AdoptError("selfheal is not installed on this server: run `make install` on the database host "
@@ -154,7 +156,7 @@ def _setup_logging(run: _Setup) -> None:
     for a in advice:
         if not a.needs_restart:
             continue
-        if server.written(a.setting) == a.wanted:
+        if server.pending_restart(a.setting) or server.written(a.setting) == a.wanted:
             run.note(NEEDS_YOU, f"restart needed for {a.setting}", "it is set; PostgreSQL reads it at start "
                      "(selfheal never restarts a server)")
         else:

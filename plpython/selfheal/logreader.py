@@ -304,6 +304,10 @@ def _marker_fields(raw: bytes, log_format: str) -> tuple[str, str, str] | None:
     return fields[1:] if fields[0] == "LOG" else None
 
 
+def _quotes_before(data, end: int) -> int:
+    return sum(data[i:min(i + CHUNK_BYTES, end)].count(b'"') for i in range(0, end, CHUNK_BYTES))
+
+
 def after_last_drop(path: str, log_format: str, database: str | None, trusted_users: frozenset) -> int:
     """The offset just after the last DROP_MARKER that a trusted role (a superuser: only the
     extension's owner can drop it) logged for this database; 0 when there is none. Searched
@@ -314,7 +318,10 @@ def after_last_drop(path: str, log_format: str, database: str | None, trusted_us
             end = len(data)
             while (hit := data.rfind(needle, 0, end)) >= 0:
                 start = data.rfind(b"\n", 0, hit) + 1  # the message sits on its record's first line
-                stop = next(_FORMATS[log_format][0](data[start:start + CHUNK_BYTES]), None)
+                # In csvlog a line inside a quoted field (a role's statement text) could pose as a
+                # record: a real record starts after an even number of quotes.
+                genuine = log_format == "jsonlog" or _quotes_before(data, start) % 2 == 0
+                stop = genuine and next(_FORMATS[log_format][0](data[start:start + CHUNK_BYTES]), None)
                 fields = stop and _marker_fields(data[start:start + stop].rstrip(b"\r\n"), log_format)
                 if fields and fields[0] == DROP_MARKER and fields[1] == database and fields[2] in trusted_users:
                     return start + stop

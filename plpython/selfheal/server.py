@@ -1718,24 +1718,37 @@ def _drop_write_functions(db: _Db, aliases: list[Alias]) -> None:
 
 # Relations, routines and types selfheal made at run time in its compat schemas; extension
 # members (selfheal_compat's own) are PostgreSQL's to drop.
-_RUNTIME_OBJECTS = """
-SELECT n.nspname, o.kind, o.ident
-  FROM pg_catalog.pg_namespace n
- CROSS JOIN LATERAL (
-       SELECT CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' ELSE 'TABLE' END AS kind,
-              pg_catalog.format('%I.%I', n.nspname, c.relname) AS ident, c.oid AS objid,
-              'pg_catalog.pg_class'::regclass AS classid
-         FROM pg_catalog.pg_class c
-        WHERE c.relnamespace = n.oid AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
-       UNION ALL
-       SELECT CASE p.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END,
-              pg_catalog.format('%I.%I(%s)', n.nspname, p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid)),
-              p.oid, 'pg_catalog.pg_proc'::regclass
-         FROM pg_catalog.pg_proc p WHERE p.pronamespace = n.oid) o
+# Views and functions selfheal made at run time in its compat schemas (those its owner owns);
+# extension members are PostgreSQL's to drop, and anything else stops the final DROP SCHEMA.
+_COMPAT_SCHEMAS = """
+SELECT n.oid, n.nspname FROM pg_catalog.pg_namespace n
  WHERE (n.nspname = 'selfheal_compat' OR n.nspname LIKE 'selfheal\\_compat\\_%')
-   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+   AND n.nspowner = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user)
+"""
+_RUNTIME_OBJECTS = f"""
+WITH compat AS ({_COMPAT_SCHEMAS})
+SELECT 'VIEW' AS kind, pg_catalog.format('%I.%I', n.nspname, c.relname) AS ident, c.oid AS objid,
+       'pg_catalog.pg_class'::regclass AS classid
+  FROM pg_catalog.pg_class c JOIN compat n ON n.oid = c.relnamespace
+ WHERE c.relkind = 'v'
+UNION ALL
+SELECT 'FUNCTION', pg_catalog.format('%I.%I(%s)', n.nspname, p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid)),
+       p.oid, 'pg_catalog.pg_proc'::regclass
+  FROM pg_catalog.pg_proc p JOIN compat n ON n.oid = p.pronamespace
+ WHERE p.prokind = 'f'
+"""
+_RUNTIME_OBJECTS = f"""
+SELECT kind, ident FROM ({_RUNTIME_OBJECTS}) o
+ WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
                     WHERE d.classid = o.classid AND d.objid = o.objid AND d.deptype = 'e')
- ORDER BY o.kind DESC, o.ident
+"""
+
+# selfheal's own tables, which DROP EXTENSION drops after this: locked NOWAIT here, so the drop
+# never waits in their lock queue while it holds the app's tables.
+_OWN_TABLES = """
+SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) AS ident
+  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname IN ('selfheal', 'selfheal_compat') AND c.relkind IN ('r', 'p', 'v')
 """
 
 # Triggers on the app's tables that call a function selfheal made (in-table derived columns).
@@ -1756,8 +1769,8 @@ def drop_extension(plpy, query: str) -> None:
     re-created selfheal never repairs what this one already handled. Columns selfheal added
     stay: they hold the app's data. The drop is one transaction, so a failure here changes
     nothing."""
-    names, cascade = sqlscan.dropped_extensions(query)
-    if "selfheal" not in names:
+    cascade = sqlscan.extension_drop(query, "selfheal")
+    if cascade is None:
         return
     db = _Db(plpy)
     # The event trigger fires before PostgreSQL checks the right to drop; leave a drop that will
@@ -1774,15 +1787,15 @@ def drop_extension(plpy, query: str) -> None:
             plpy.notice(f"selfheal: {disable_compat(plpy, role)}")
         triggers = db.rows(_SYNC_TRIGGERS)
         objects = db.rows(_RUNTIME_OBJECTS)
-        schemas = [r["nspname"] for r in db.rows(
-            "SELECT nspname FROM pg_catalog.pg_namespace WHERE nspname LIKE 'selfheal\\_compat\\_%' ORDER BY 1")]
+        schemas = sorted(r["nspname"] for r in db.rows(_COMPAT_SCHEMAS) if r["nspname"] != "selfheal_compat")
+        own_tables = [r["ident"] for r in db.rows(_OWN_TABLES)]
 
         def work():
             _lock_nowait(db, sorted({t["relation"] for t in triggers}
-                                    | {o["ident"] for o in objects if o["kind"] != "FUNCTION"}))
+                                    | {o["ident"] for o in objects if o["kind"] == "VIEW"}) + own_tables)
             for t in triggers:
                 db.run(f"DROP TRIGGER {t['trigger']} ON {t['relation']}")
-            for kind in ("VIEW", "MATERIALIZED VIEW", "TABLE", "FUNCTION", "PROCEDURE"):
+            for kind in ("VIEW", "FUNCTION"):
                 idents = [o["ident"] for o in objects if o["kind"] == kind]
                 if idents:
                     db.run(f"DROP {kind} {', '.join(idents)}{behaviour}")

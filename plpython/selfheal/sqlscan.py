@@ -720,12 +720,12 @@ def ddl_added_columns(sql: str) -> list[tuple[RelationRef, str]]:
     return found
 
 
-def dropped_extensions(sql: str) -> tuple[set[str], bool]:
-    """(extensions every DROP EXTENSION statement in sql names, whether any says CASCADE).
+def extension_drop(sql: str, extension: str) -> bool | None:
+    """Whether a DROP EXTENSION statement in sql names `extension`: None if none does, else
+    whether that statement says CASCADE (another statement's CASCADE does not count).
 
     current_query() is the whole string a client sent, which may hold several statements."""
-    names: set[str] = set()
-    cascade = False
+    found = None
     tokens = tokenize(sql)
     for i, tok in enumerate(tokens):
         if not (tok.is_word("DROP") and i + 1 < len(tokens) and tokens[i + 1].is_word("EXTENSION")
@@ -734,11 +734,13 @@ def dropped_extensions(sql: str) -> tuple[set[str], bool]:
         j = i + 2
         if j + 1 < len(tokens) and tokens[j].is_word("IF") and tokens[j + 1].is_word("EXISTS"):
             j += 2
+        names = set()
         while j < len(tokens) and tokens[j].is_name:
             names.add(tokens[j].value)
             j += 1
             if j >= len(tokens) or tokens[j].value != ",":
                 break
             j += 1
-        cascade = cascade or (j < len(tokens) and tokens[j].is_word("CASCADE"))
-    return names, cascade
+        if extension in names:
+            found = bool(found) or (j < len(tokens) and tokens[j].is_word("CASCADE"))
+    return found

@@ -232,3 +232,15 @@ def test_a_csvlog_drop_marker_whose_statement_spans_lines(tmp_path):
     (tmp_path / "a.csv").write_bytes(CSV_LINE + drop + CSV_LINE.replace(b"nope", b"later"))
     result = read(tmp_path, "csvlog", database="app", trusted_users=frozenset({"postgres"}))
     assert [e.message for e in result.errors] == ['column "later" does not exist']
+
+
+def test_a_drop_marker_forged_inside_a_csvlog_statement_does_not_count(tmp_path):
+    forged_line = (b'2026-11-24 05:03:00.000 UTC,postgres,app,1,,x,1,,,,0,LOG,00000,'
+                   + logreader.DROP_MARKER.encode() + b',,,,,,,,,psql,client backend,,0')
+    hostile = (b'2026-11-24 05:02:30.000 UTC,"app","app",8958,"[local]",6b051a5a.22fe,2,"SELECT",'
+               b'2026-11-24 05:02:18 UTC,3/4,0,ERROR,42703,"column ""x"" does not exist",,,,,,'
+               b'"SELECT x -- \n' + forged_line + b'\n",,,"psql","client backend",,0\n')
+    (tmp_path / "a.csv").write_bytes(CSV_LINE + hostile + CSV_LINE.replace(b"nope", b"later"))
+    result = read(tmp_path, "csvlog", database="app", trusted_users=frozenset({"postgres"}))
+    assert [e.message for e in result.errors] == ['column "nope" does not exist', 'column "x" does not exist',
+                                                  'column "later" does not exist']
