@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -1122,3 +1124,100 @@ def test_showing_a_large_table_in_its_legacy_naming_never_rewrites_it(db):
     app = db.connect()
     assert app.execute(statement).fetchall() == [(1, "n1")]
     assert [c.name for c in app.execute("SELECT * FROM track LIMIT 0").description] == ["TrackId", "UnitPrice", "Name"]
+
+
+# ---------------------------------------------------------------------------------------
+# Adoption and removal: DROP EXTENSION and selfheal setup
+
+
+def test_a_role_that_may_not_drop_selfheal_cannot_set_off_its_teardown(db, roles):
+    """The DROP EXTENSION event trigger fires before PostgreSQL checks the right to drop."""
+    mallory = roles.create("mallory")
+    db.admin.execute(f"""CREATE TABLE sessions (id int PRIMARY KEY, service_type text);
+                         GRANT SELECT ON sessions TO {APP_ROLE};
+                         GRANT EXECUTE ON FUNCTION {HEAL_ERROR} TO {APP_ROLE};
+                         SELECT selfheal.enable_compat('{APP_ROLE}')""")
+    assert heal_error(db.connect(), 'column "service_type_id" does not exist',
+                      "SELECT service_type_id FROM sessions")["status"] == "healed"
+    before = snapshot(db, ["public.sessions"], [mallory])
+    notices = []
+    intruder = db.connect(user=mallory)
+    intruder.add_notice_handler(lambda n: notices.append(n.message_primary))
+    with pytest.raises(pgerr.InsufficientPrivilege):
+        intruder.execute("DROP EXTENSION selfheal CASCADE")
+    assert notices == [] and snapshot(db, ["public.sessions"], [mallory]) == before
+
+
+def test_a_schema_a_role_names_like_a_compat_schema_outlives_drop_extension(db, roles):
+    """DROP EXTENSION removes only what selfheal made: a look-alike schema another role owns,
+    and its data, stay (without CASCADE nothing of theirs is even asked for)."""
+    mallory = roles.create("mallory")
+    db.admin.execute(f"GRANT CREATE ON DATABASE {db.name} TO {mallory}")
+    owned = db.connect(user=mallory)
+    owned.execute(f"CREATE SCHEMA selfheal_compat_{mallory}")
+    owned.execute(f"CREATE TABLE selfheal_compat_{mallory}.ledger AS SELECT 42 AS amount")
+    owned.execute(f"CREATE VIEW selfheal_compat_{mallory}.summary AS SELECT amount FROM selfheal_compat_{mallory}.ledger")
+    db.admin.execute("DROP EXTENSION selfheal")
+    assert db.scalar(f"SELECT amount FROM selfheal_compat_{mallory}.summary") == 42
+
+
+def test_hostile_role_names_reach_setup_sql_only_quoted(db):
+    """selfheal setup --dry-run prints what it would run; a role name full of quotes is one
+    identifier and one literal there, never SQL of its own."""
+    hostile = f"o'brien\"; DROP TABLE victims; --{db.name}"
+    quoted = '"' + hostile.replace('"', '""') + '"'
+    db.admin.execute(f"CREATE ROLE {quoted} LOGIN; CREATE TABLE victims (id int)")
+    try:
+        result = subprocess.run([sys.executable, "-m", "selfheal.cli", "setup", "--dry-run", "--dsn",
+                                 db.cluster.dsn(db.name), "--app-role", hostile], capture_output=True, text=True)
+        assert result.returncode in (0, 1), result.stderr
+        literal = "'" + hostile.replace("'", "''") + "'"
+        assert f"SELECT selfheal.enable_compat({literal});" in result.stdout
+        assert f"GRANT EXECUTE ON FUNCTION {HEAL_ERROR} TO {quoted};" in result.stdout
+        assert db.scalar("SELECT count(*) FROM pg_db_role_setting WHERE setrole = %s::regrole", (quoted,)) == 0
+        assert db.scalar("SELECT to_regclass('victims') IS NOT NULL")
+    finally:
+        db.admin.execute(f"DROP OWNED BY {quoted}; DROP ROLE {quoted}")
+
+
+def test_dropping_selfheal_never_rewrites_a_large_table_it_served(db):
+    """A 200k-row table with a compat view and an in-table derived column kept by a trigger:
+    DROP EXTENSION takes the view and trigger away and leaves the table's file and rows."""
+    db.admin.execute(f"""CREATE TABLE sessions (id int PRIMARY KEY, service_type text NOT NULL);
+                         INSERT INTO sessions SELECT g, (g % 7)::text FROM generate_series(1, 200000) g;
+                         ANALYZE sessions;
+                         GRANT SELECT ON sessions TO {APP_ROLE};
+                         GRANT EXECUTE ON FUNCTION {HEAL_ERROR} TO {APP_ROLE};
+                         SELECT selfheal.enable_compat('{APP_ROLE}')""")
+    assert heal_error(db.connect(), 'column "service_type_id" does not exist',
+                      "SELECT service_type_id FROM sessions")["status"] == "healed"
+    db.admin.execute("SELECT selfheal.add_alias('sessions', 'service_type_num', 'service_type::integer', true)")
+    assert db.scalar("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'sessions'::regclass AND NOT tgisinternal") == 1
+    file_before = db.scalar("SELECT pg_relation_filenode('sessions')")
+    digest = rows_digest(db, "public.sessions")
+    db.admin.execute("DROP EXTENSION selfheal")
+    assert db.scalar("SELECT pg_relation_filenode('sessions')") == file_before
+    assert rows_digest(db, "public.sessions") == digest
+    assert db.scalar("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'sessions'::regclass AND NOT tgisinternal") == 0
+
+
+def test_a_careless_apps_open_write_through_a_legacy_name_stops_drop_extension_and_keeps_its_row(db):
+    """An app that writes through its compat view and leaves the transaction open: DROP
+    EXTENSION gives up at once instead of queueing (which would stall every reader behind it),
+    changes nothing, and the app's write commits."""
+    db.admin.execute(f"""CREATE TABLE tickets (id int PRIMARY KEY, state text);
+                         GRANT SELECT, INSERT ON tickets TO {APP_ROLE};
+                         GRANT EXECUTE ON FUNCTION {HEAL_ERROR} TO {APP_ROLE};
+                         SELECT selfheal.enable_compat('{APP_ROLE}')""")
+    db.admin.execute("ALTER TABLE tickets RENAME COLUMN state TO status")  # served as state
+    app = db.connect()
+    app.execute("BEGIN")
+    app.execute("INSERT INTO tickets (id, state) VALUES (1, 'open')")
+    before = snapshot(db, ["public.tickets"])
+    started = time.monotonic()
+    with pytest.raises(psycopg.Error, match="DROP EXTENSION selfheal stopped, nothing was changed"):
+        db.admin.execute("DROP EXTENSION selfheal")
+    assert time.monotonic() - started < 10
+    assert snapshot(db, ["public.tickets"]) == before
+    app.execute("COMMIT")
+    assert db.scalar("SELECT status FROM tickets WHERE id = 1") == "open"
