@@ -88,9 +88,15 @@ class _Server:
                                (CRON_JOB,)))
 
 
-def _grants(server: _Server, role: str) -> list[str]:
+def _grants(server: _Server, role: str, functions_exist: bool = True) -> list[str]:
+    """The GRANTs the role still lacks; all of them while the extension is not created yet."""
     return [f"GRANT EXECUTE ON FUNCTION {f} TO {quote_ident(role)}" for f in CLIENT_FUNCTIONS
-            if not server.may_execute(role, f)]
+            if not functions_exist or not server.may_execute(role, f)]
+
+
+def _libraries(setting: str | None) -> list[str]:
+    """The entries of a shared_preload_libraries value."""
+    return [p.strip() for p in (setting or "").split(",") if p.strip()]
 
 
 def os_cron_line(conn) -> str:
@@ -176,8 +182,7 @@ def _setup_role(run: _Setup, role: str, extension_ready: bool) -> None:
     else:
         run.act(f"role {role} reads through the compat views", [f"SELECT selfheal.enable_compat({_literal(role)})"],
                 "from its next session")
-    grants = _grants(server, role) if extension_ready or not run.dry_run else [
-        f"GRANT EXECUTE ON FUNCTION {f} TO {quote_ident(role)}" for f in CLIENT_FUNCTIONS]
+    grants = _grants(server, role, functions_exist=extension_ready or not run.dry_run)
     if grants:
         run.act(f"role {role} may report its errors", grants, "heal_error and record_error")
     else:
@@ -190,8 +195,8 @@ def _setup_schedule(run: _Setup, every: str) -> None:
     fallback = (f"heal from a session of its own with CALL selfheal.watch(), or from the OS cron: "
                 f"{os_cron_line(run.conn)}")
     cron_default, cron_installed = server.extension("pg_cron")
-    preload = server.settings().get("shared_preload_libraries", "")
-    loaded = "pg_cron" in [p.strip() for p in preload.split(",")]
+    preload = _libraries(server.settings().get("shared_preload_libraries"))
+    loaded = "pg_cron" in preload
     home = server.value("SELECT current_setting('cron.database_name', true)") if loaded else None
     database = server.value("SELECT pg_catalog.current_database()")
     if cron_installed and server.heal_job():
@@ -207,10 +212,10 @@ def _setup_schedule(run: _Setup, every: str) -> None:
                  f"in database {home or 'postgres'}, run the SQL shown, or {fallback}",
                  [f"SELECT cron.schedule_in_database('{CRON_JOB}', '* * * * *', 'SELECT heal()', "
                   f"{_literal(database)})"])
-    elif "pg_cron" in [p.strip() for p in (server.written("shared_preload_libraries") or "").split(",")]:
+    elif "pg_cron" in _libraries(server.written("shared_preload_libraries")):
         run.note(NEEDS_YOU, "restart needed for pg_cron", "it is set; run selfheal setup again after the restart")
     else:
-        libraries = ",".join([p.strip() for p in preload.split(",") if p.strip()] + ["pg_cron"])
+        libraries = ",".join(preload + ["pg_cron"])
         run.act("pg_cron loaded for this database",
                 [f"ALTER SYSTEM SET shared_preload_libraries = {_literal(libraries)}",
                  # Until pg_cron is loaded its settings are unknown to ALTER SYSTEM; SET makes one.

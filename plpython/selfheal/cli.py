@@ -31,10 +31,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"selfheal {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name: str, summary: str, dsn: bool = True) -> argparse.ArgumentParser:
+    def command(name: str, summary: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=summary, description=summary)
-        if dsn:
-            sub.add_argument("--dsn", default=None, help=DSN_HELP)
+        sub.add_argument("--dsn", default=None, help=DSN_HELP)
         return sub
 
     setup = command("setup", "adopt selfheal on a running database: log settings, the extension, app roles, "
@@ -84,11 +83,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def _connect(args, autocommit: bool = True):
+def _connect(args):
     import psycopg
     try:
         return psycopg.connect(args.dsn if args.dsn is not None else os.environ.get("DATABASE_URL", ""),
-                               autocommit=autocommit)
+                               autocommit=True)
     except psycopg.OperationalError as exc:
         raise Failure(f"cannot connect: {str(exc).strip().splitlines()[-1]}") from None
 
