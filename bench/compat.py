@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psycopg
 
-from bench.lock_queue import DURABLE
+from bench import DURABLE
 from tests.pgcluster import Cluster
 from tests.released import installed_script, released_python
 

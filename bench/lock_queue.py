@@ -17,10 +17,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 
-from bench import new_column_name
+from bench import DURABLE, new_column_name
 from tests.pgcluster import Cluster
 
-DURABLE = {"fsync": "on", "synchronous_commit": "on", "full_page_writes": "on"}
 ROWS = 100_000
 SLOW_MS = 100
 OPTIONS = "-c statement_timeout=30s"
