@@ -56,6 +56,8 @@ integration: install
 # Benchmarks print a table; figures are recorded in docs/benchmarks.md with this command.
 bench: install
 	$(TEST_PYTHON) -m bench.heal_latency
+	$(TEST_PYTHON) -m bench.backfill
+	$(TEST_PYTHON) -m bench.flat
 	$(TEST_PYTHON) -m bench.log_capture
 	$(TEST_PYTHON) -m bench.client
 	$(TEST_PYTHON) -m bench.ddl_overhead

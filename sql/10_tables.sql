@@ -30,7 +30,8 @@ INSERT INTO selfheal.policy (name, value, description) VALUES
   ('event_retention', '30 days', 'error_event rows older than this are deleted by heal(), in batches, once processed; rows an audit row points at are kept'),
   ('audit_rows_per_role', '1000', 'New refusals, reviews and proposals one reporting role may add to the audit within event_retention; past it they are counted on one row per role, so a storm of junk names cannot grow the audit without bound'),
   ('backfill_batch_rows', '10000', 'Rows per backfill() batch; each batch commits'),
-  ('backfill_pause_ms', '10', 'Least pause between backfill() batches; each pause is at least as long as the batch before it'),
+  ('backfill_pause_ms', '10', 'Least pause between backfill() batches'),
+  ('backfill_duty_cycle', '0.5', 'Share of its time backfill() works: after each batch it rests long enough to keep to it (1 for no rests, as fast as a plain UPDATE)'),
   ('scope', 'public', 'Where selfheal may change tables: comma-separated schema or schema.table names, or * for every schema but the system''s and selfheal''s own. Tables that belong to an extension are never changed');
 
 CREATE TABLE selfheal.error_event (

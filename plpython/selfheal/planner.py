@@ -1421,12 +1421,21 @@ def plan_derived_column(table: Table, name: str, col_type: str, expression: str,
              f"NEW.{column} := selfheal_derived; RETURN NEW; END $sync$",
              f"REVOKE ALL ON FUNCTION {function}() FROM PUBLIC",
              f"CREATE TRIGGER {trigger} BEFORE INSERT OR UPDATE ON {table.qualified} "
-             f"FOR EACH ROW EXECUTE FUNCTION {function}()"],
+             f"FOR EACH ROW{_unless_already(column, on_new)} EXECUTE FUNCTION {function}()"],
         undo_ddl=drop_sync_ddl(table, name) + [f"ALTER TABLE {table.qualified} DROP COLUMN IF EXISTS {column}"],
         lock_profile="catalog only: ADD COLUMN without a default and CREATE TRIGGER; existing rows are "
                      "filled by CALL selfheal.backfill() in batches, each its own transaction",
         evidence={**evidence, "strategy": "column + sync trigger + batched backfill"},
         backfill={"key": table.primary_key[0], "expression": expression})
+
+
+def _unless_already(column: str, on_new: str) -> str:
+    """The sync trigger's WHEN: a row whose column already holds what the source gives (every
+    row backfill() writes) never enters PL/pgSQL. A WHEN takes no subquery, so an expression
+    with one keeps the trigger firing on every row."""
+    if any(t.is_word("SELECT") for t in sqlscan.tokenize(on_new)):
+        return ""
+    return f" WHEN (NEW.{column} IS DISTINCT FROM ({on_new}))"
 
 
 def _sync_names(table: Table, column: str) -> tuple[str, str]:

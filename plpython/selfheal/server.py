@@ -918,20 +918,29 @@ def _refuse_deferrable_triggers(db: _Db, table: str) -> None:
 
 
 def _batch_body(table: str, key: str, key_type: str, column: str, expression: str, rows: int) -> str:
-    """One backfill batch, run as the table owner: the rows after `argument` in key order.
+    """One backfill batch, run as the table owner: the next `rows` keys after `argument`.
 
-    A function made for each batch is planned with its argument's value, so `argument IS NULL`
-    folds away and the key range uses the primary key's index.
+    The batch is a key range (after `argument`, up to the last of the next `rows` keys), so it
+    reads only its own rows through the primary key's index; `key IN (the next keys)` was
+    planned as a hash join over the whole table, every batch. A function made for each batch
+    is planned with its argument's value.
     """
+    after = f"{key} > argument::{key_type}"
     return f"""
-    WITH done AS (
-        UPDATE {table} SET {column} = {expression}
-         WHERE {key} IN (SELECT {key} FROM {table} WHERE argument IS NULL OR {key} > argument::{key_type}
-                          ORDER BY {key} LIMIT {rows})
-     RETURNING {key})
-    SELECT pg_catalog.json_build_object('last_key', max({key})::text, 'n', count(*))::text INTO result FROM done;
+    DECLARE upper_key {key_type}; n bigint;
+    BEGIN
+    IF argument IS NULL THEN
+        SELECT max(k) INTO upper_key FROM (SELECT {key} AS k FROM {table} ORDER BY {key} LIMIT {rows}) next_keys;
+        UPDATE {table} SET {column} = {expression} WHERE {key} <= upper_key;
+    ELSE
+        SELECT max(k) INTO upper_key
+          FROM (SELECT {key} AS k FROM {table} WHERE {after} ORDER BY {key} LIMIT {rows}) next_keys;
+        UPDATE {table} SET {column} = {expression} WHERE {after} AND {key} <= upper_key;
+    END IF;
+    GET DIAGNOSTICS n = ROW_COUNT;
     SET CONSTRAINTS ALL IMMEDIATE;
-    RETURN result;"""
+    RETURN pg_catalog.json_build_object('last_key', upper_key::text, 'n', n)::text;
+    END;"""
 
 
 def backfill(plpy, max_batches=None) -> None:
@@ -945,6 +954,7 @@ def backfill(plpy, max_batches=None) -> None:
     _, settings = load_policy(db)
     batch_rows = int(settings.get("backfill_batch_rows", "10000"))
     pause = float(settings.get("backfill_pause_ms", "10")) / 1000.0
+    duty_cycle = min(1.0, max(0.01, float(settings.get("backfill_duty_cycle", "0.5"))))
     lock_timeout = settings.get("lock_timeout", "200ms")
     batches = 0
     for job in db.rows("SELECT * FROM selfheal.backfill_job WHERE done_at IS NULL ORDER BY id"):
@@ -973,9 +983,11 @@ def backfill(plpy, max_batches=None) -> None:
                    "WHERE id = $1", ("int8", "text", "int8"), (job["id"], last_key, done["n"]))
             plpy.commit()  # each batch is its own transaction: short locks, and a resume point
             batches += 1
-            # Throttle: rest at least as long as the batch took, so a busy table (slow batches)
-            # gets more room and the backfill never takes more than half of it.
-            db.one("SELECT pg_catalog.pg_sleep($1)", ("float8",), (max(pause, took),))
+            # Rest in proportion to the batch: a busy table (slow batches) gets more room, and the
+            # backfill works no more than its duty cycle of the time.
+            rest = max(pause, took * (1.0 - duty_cycle) / duty_cycle)
+            if rest > 0:
+                db.one("SELECT pg_catalog.pg_sleep($1)", ("float8",), (rest,))
 
 
 def logging_advice(plpy) -> list[dict]:

@@ -437,6 +437,18 @@ def test_in_table_derived_column_is_stored_only_below_the_row_limit():
         large, "service_type_id")
     assert 'NEW."service_type"' in plan.ddl[1] and plan.backfill == {"key": "id", "expression": plan.backfill["expression"]}
     assert plan.undo_ddl[0].startswith("DROP TRIGGER") and plan.undo_ddl[-1].endswith('DROP COLUMN IF EXISTS "service_type_id"')
+    # A row that already holds what the source gives (each row backfill() writes) never enters PL/pgSQL.
+    assert 'FOR EACH ROW WHEN (NEW."service_type_id" IS DISTINCT FROM (' in plan.ddl[3]
+
+
+def test_a_sync_trigger_on_an_expression_with_a_subquery_fires_on_every_row():
+    large = Table("public", "sessions", SESSIONS.columns, ("id",), row_estimate=5e6, row_bound=6e6, attnum_high=2)
+    plan = planner.plan_derived_column(large, "kind_count", "bigint",
+                                       "(SELECT count(*) FROM kinds k WHERE k.name = service_type)", ["service_type"],
+                                       Policy(generated_column_row_limit=1000), {})
+    trigger = next(d for d in plan.ddl if d.startswith("CREATE TRIGGER"))
+    assert " WHEN " not in trigger and trigger.endswith("FOR EACH ROW EXECUTE FUNCTION %s()" % (
+        '"selfheal_compat"."%s"' % planner.sync_function_name(large, "kind_count")))
 
 
 def test_large_table_without_a_single_column_key_is_not_backfilled():
