@@ -77,13 +77,35 @@ def load_policy(db: _Db) -> tuple[Policy, dict]:
     return Policy.from_settings(settings), settings
 
 
+_ALIAS_COLUMNS = "id, schema_name, table_name, legacy_name, kind, expression, style, source, writable"
+
+# The active aliases an error about `$1` (relation names) can concern: every relation alias
+# (few), and every alias of a table that is named, or that an alias named answers for, or whose
+# name a relation alias takes. A database with 1,000 aliases reads a handful.
+_ALIASES_CONCERNING = f"""
+SELECT {_ALIAS_COLUMNS} FROM selfheal.alias
+ WHERE active AND (kind = 'relation' OR table_name = ANY ($1)
+       OR table_name IN (SELECT r.legacy_name FROM selfheal.alias r WHERE r.active AND r.kind = 'relation')
+       OR (schema_name, table_name) IN (SELECT o.schema_name, o.table_name FROM selfheal.alias o
+                                         WHERE o.active AND (o.legacy_name = ANY ($1) OR o.table_name = ANY ($1))))
+ ORDER BY id
+"""
+
+
+def _alias_of(r: dict) -> Alias:
+    return Alias(r["schema_name"], r["table_name"], r["legacy_name"], kind=r["kind"], expression=r["expression"],
+                 style=r["style"], source=r["source"], id=r["id"], writable=r["writable"])
+
+
 def _load_aliases(db: _Db, active: bool = True) -> tuple[Alias, ...]:
-    return tuple(
-        Alias(r["schema_name"], r["table_name"], r["legacy_name"], kind=r["kind"],
-              expression=r["expression"], style=r["style"], source=r["source"], id=r["id"], writable=r["writable"])
-        for r in db.rows("SELECT id, schema_name, table_name, legacy_name, kind, expression, style, source, writable "
-                         "FROM selfheal.alias WHERE active = $1 ORDER BY id", ("bool",), (active,))
-    )
+    return tuple(map(_alias_of, db.rows(f"SELECT {_ALIAS_COLUMNS} FROM selfheal.alias WHERE active = $1 ORDER BY id",
+                                        ("bool",), (active,))))
+
+
+def _aliases_of_tables(db: _Db, names) -> tuple[Alias, ...]:
+    """Active aliases of the tables of these names, in any schema."""
+    return tuple(map(_alias_of, db.rows(f"SELECT {_ALIAS_COLUMNS} FROM selfheal.alias WHERE active "
+                                        "AND table_name = ANY ($1) ORDER BY id", ("text[]",), (sorted(names),))))
 
 
 # Names a compat view must not take: any relation (sequences and composite types too) or type
@@ -125,27 +147,47 @@ SELECT n.nspname AS compat, c.relname, array_agg(a.attname::text ORDER BY a.attn
   FROM pg_catalog.pg_namespace n
   JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relkind = 'v'
   JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0
- WHERE n.nspname = ANY ($1)
+ WHERE n.nspname = ANY ($1) AND c.relname = ANY ($2)
  GROUP BY 1, 2
 """
 
 
-def _compat_views(db: _Db, source_schemas) -> dict:
-    """(source schema, view name) -> the view's columns as they are now."""
+def _compat_views(db: _Db, source_schemas, names) -> dict:
+    """(source schema, view name) -> the columns of the compat views of these names, as they are now."""
     by_compat = {planner.compat_schema(s): s for s in source_schemas}
     return {(by_compat[r["compat"]], r["relname"]): tuple(r["columns"])
-            for r in db.rows(_COMPAT_VIEWS, ("text[]",), (sorted(by_compat),))}
+            for r in db.rows(_COMPAT_VIEWS, ("text[]", "text[]"), (sorted(by_compat), sorted(names)))}
+
+
+def _tables(db: _Db, names, keys) -> tuple[Table, ...]:
+    return catalog.tables_from_rows(db.rows(catalog.tables_sql(), ("text[]", "text[]", "text[]"),
+                                            (sorted(names), sorted(keys), catalog.EXCLUDED_SCHEMAS)))
+
+
+def _aliases_concerning(db: _Db, names) -> tuple[Alias, ...]:
+    return tuple(map(_alias_of, db.rows(_ALIASES_CONCERNING, ("text[]",), (sorted(names),))))
 
 
 def load_catalog(db: _Db, names: set[str], keys: set[str]) -> Catalog:
-    aliases = _load_aliases(db)
+    """The facts an error about these relation names (and their fold keys) can need. Only what
+    concerns them is read, so the cost does not grow with the database's tables or aliases."""
+    aliases = _aliases_concerning(db, names)
     related = {a.table for a in aliases if a.legacy_name in names or a.table in names}
     names = set(names) | related
     view_names = names | {a.legacy_name for a in aliases if a.kind == "relation" and a.table in names}
     keys = set(keys) | {naming.fold_key(n) for n in related}
-    tables = catalog.tables_from_rows(db.rows(catalog.tables_sql(), ("text[]", "text[]", "text[]"),
-                                              (sorted(names), sorted(keys), catalog.EXCLUDED_SCHEMAS)))
-    views = _compat_views(db, {t.schema for t in tables})
+    tables = _tables(db, names, ())
+    # Other spellings are looked for only for names no table has: that is a scan of pg_class.
+    keys &= {naming.fold_key(n) for n in names - {t.name for t in tables}}
+    if keys:
+        found = {(t.schema, t.name) for t in tables}
+        tables += tuple(t for t in _tables(db, (), keys) if (t.schema, t.name) not in found)
+        spelt = {t.name for t in tables} - names
+        if spelt:  # a table found by another spelling: its aliases too
+            aliases = _aliases_concerning(db, names | spelt)
+    served = {t.name for t in tables}
+    served |= {a.legacy_name for a in aliases if a.kind == "relation" and a.table in served}
+    views = _compat_views(db, {t.schema for t in tables}, served)
     table_names = sorted({t.name for t in tables})
     dropped = frozenset((r["schema_name"], r["table_name"], r["name"]) for r in db.rows(
         "SELECT schema_name, table_name, detail->>'column' AS name FROM selfheal.schema_event "
@@ -1466,9 +1508,10 @@ def ddl_start(plpy, tag: str) -> None:
         return
     db = _Db(plpy)
     query = db.one("SELECT pg_catalog.current_query() AS q")["q"] or ""
-    aliases = _load_aliases(db)
-    watched = {(a.schema, a.table) for a in aliases}
     refs = sqlscan.ddl_targets(query)
+    # Only the named tables' aliases matter, unless the DDL's own text is not known.
+    aliases = _aliases_of_tables(db, {r.name for r in refs}) if refs else _load_aliases(db)
+    watched = {(a.schema, a.table) for a in aliases}
     if not refs:
         # The DDL runs inside a function, so its text is not the statement: every table with
         # compat views may be the target, and their views must not be in its way.
@@ -1584,7 +1627,7 @@ def _apply_drift(db: _Db, tag: str, before: drift.Shape, after: drift.Shape, ali
         db.one("UPDATE selfheal.alias SET active = false WHERE id = $1", ("int8",), (alias.id,))
         _audit_automatic(db, table, "none", "needs_review", alias.legacy_name,
                          f"alias {alias.legacy_name!r} no longer served: {why}", {"alias": alias.legacy_name}, [])
-    current = [a for a in _load_aliases(db) if (a.schema, a.table) == (after.schema, after.name)]
+    current = [a for a in _aliases_of_tables(db, {after.name}) if (a.schema, a.table) == (after.schema, after.name)]
     added = []
     for alias in change.added:
         if (alias.kind, alias.legacy_name) in {(c.kind, c.legacy_name) for c in current + added}:
@@ -1639,14 +1682,12 @@ def ddl_end(plpy, tag: str, table_oids: list) -> None:
         return
     db = _Db(plpy)
     snapshot = _snapshots.pop(_xid(db), {})
-    aliases = _load_aliases(db)
     with _event_trigger_guard():
         if tag in ("ALTER TABLE", "DROP TABLE"):
-            for oid in set(table_oids or []) | set(snapshot):
-                after = _shape(db, oid)
-                if after is None:
-                    continue
-                before = snapshot.get(oid) or after
+            shapes = {oid: _shape(db, oid) for oid in set(table_oids or []) | set(snapshot)}
+            shapes = {oid: (snapshot.get(oid) or after, after) for oid, after in shapes.items() if after is not None}
+            aliases = _aliases_of_tables(db, {before.name for before, _ in shapes.values()})
+            for before, after in shapes.values():
                 table_aliases = [a for a in aliases if (a.schema, a.table) == (before.schema, before.name)]
                 if table_aliases or before != after:
                     _apply_drift(db, tag, before, after, table_aliases)
@@ -1658,7 +1699,9 @@ def _retire_shadowing(db: _Db, tag: str) -> None:
     serves: routed roles find its compat schema just before that schema. One created, renamed or
     moved there since retires the legacy names that view serves. Temporary objects are one
     session's own and retire nothing."""
-    aliases = _load_aliases(db)
+    # A column alias is served by its own table's view, whose name no one else can take.
+    aliases = tuple(map(_alias_of, db.rows(f"SELECT {_ALIAS_COLUMNS} FROM selfheal.alias WHERE active "
+                                           "AND kind = 'relation' ORDER BY id")))
     views = {planner.compat_view_name(a) for a in aliases}
     if not views:
         return
@@ -1680,7 +1723,7 @@ def _retire_shadowing(db: _Db, tag: str) -> None:
     # A table's other views list its column aliases too: rebuilt, they serve what selfheal.alias says.
     for schema, name in sorted(touched):
         table = _table_facts(db, schema, name)
-        current = [a for a in _load_aliases(db) if (a.schema, a.table) == (schema, name)]
+        current = [a for a in _aliases_of_tables(db, {name}) if (a.schema, a.table) == (schema, name)]
         if table is not None:
             for statement in planner.rebuild_compat(table, current, current):
                 db.run(statement)
@@ -1695,7 +1738,7 @@ def ddl_dropped(plpy, schemas: list, names: list) -> None:
         "SELECT 1 AS x FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
         "WHERE n.nspname = $1 AND c.relname = $2", ("text", "text"), (schema, name))}
     with _event_trigger_guard():
-        aliases = [a for a in _load_aliases(db) if (a.schema, a.table) in dropped]
+        aliases = [a for a in _aliases_of_tables(db, {n for _, n in dropped}) if (a.schema, a.table) in dropped]
         _drop_write_functions(db, aliases)
         for alias in aliases:
             db.one("UPDATE selfheal.alias SET active = false WHERE id = $1", ("int8",), (alias.id,))
