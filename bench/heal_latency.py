@@ -12,7 +12,7 @@ import time
 
 import psycopg
 
-from bench import new_column_name
+from bench import DURABLE, new_column_name
 from tests.pgcluster import Cluster
 
 STORED = ("ALTER TABLE {t} ADD COLUMN kind_id integer GENERATED ALWAYS AS "
@@ -80,7 +80,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    cluster = Cluster({"max_wal_size": "'4GB'"}).start()
+    cluster = Cluster({**DURABLE, "max_wal_size": "'4GB'"}).start()
     try:
         with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
             conn.execute("CREATE EXTENSION selfheal CASCADE")
