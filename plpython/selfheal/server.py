@@ -865,9 +865,15 @@ def heal(plpy) -> str:
     rows = db.rows(f"""SELECT {_EVENT_COLUMNS} FROM selfheal.error_event
                         WHERE status IN ('pending', 'deferred') ORDER BY id
                         LIMIT $1 FOR UPDATE SKIP LOCKED""", ("int4",), (batch,))
+    # Events of one statement shape (its constants folded) are planned once: an outage log holds
+    # the same few queries with thousands of different values.
+    shapes: dict[str, str] = {}
     groups: dict[tuple, list] = {}
     for row in rows:
-        key = (row["sqlstate"], row["message"], row["statement"], row["hint"], row["context"], row["source"],
+        statement = row["statement"]
+        if statement is not None and statement not in shapes:
+            shapes[statement] = sqlscan.shape(statement)
+        key = (row["sqlstate"], row["message"], shapes.get(statement), row["hint"], row["context"], row["source"],
                row["username"])
         groups.setdefault(key, []).append(row)
     # A batch never sleeps on a busy table: repairs already applied hold their locks until this

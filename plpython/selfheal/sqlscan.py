@@ -94,6 +94,20 @@ def tokenize(sql: str) -> list[Token]:
     return tokens
 
 
+def shape(sql: str) -> str:
+    """The statement with its constants folded, as pg_stat_statements groups statements: the
+    same query with other values fails the same way and gets the same repair. A number keeps
+    the type its size gives it (integer, bigint, numeric), which is what type evidence reads;
+    comments are dropped but a client's declared types are kept."""
+    if len(sql) > MAX_STATEMENT_CHARS:
+        return sql  # tokenize reads no further: never fold two statements that may differ there
+    tokens = tokenize(sql)
+    parts = [f"<{_literal_type(tokens, i)}>" if t.kind == "number" else "''" if t.kind == "string"
+             else f"{t.kind[0]}{t.value}" for i, t in enumerate(tokens)]
+    declared = declared_types(sql)
+    return " ".join(parts) + (f" /* {sorted(declared.items())} */" if declared else "")
+
+
 # Words that end a relation list or cannot be an alias.
 CLAUSE_WORDS = {
     "WHERE", "GROUP", "ORDER", "HAVING", "LIMIT", "OFFSET", "UNION", "INTERSECT", "EXCEPT",

@@ -189,3 +189,15 @@ def test_using_names_the_two_sides_of_its_own_join():
 ])
 def test_whether_a_statement_drops_selfheal_and_with_cascade(sql, drop):
     assert sqlscan.extension_drop(sql, "selfheal") == drop
+
+
+def test_statements_of_one_shape_differ_only_in_their_constants():
+    a = sqlscan.shape("SELECT kind_id FROM t WHERE id = 42 AND name = 'ann' -- web")
+    assert a == sqlscan.shape("select KIND_ID from t where id = 7 and name = 'o''brien'")
+    assert a != sqlscan.shape("SELECT kind_id FROM t WHERE id = 42 AND name = 42")  # text and integer differ
+    assert a != sqlscan.shape("SELECT kind_id FROM t WHERE id = 4200000000 AND name = 'ann'")  # bigint
+    assert a != sqlscan.shape('SELECT "KIND_ID" FROM t WHERE id = 42 AND name = \'ann\'')  # quoted names are exact
+    declared = "SELECT gift_wrap FROM t WHERE id = 1 /* selfheal:declared gift_wrap=boolean */"
+    assert sqlscan.shape(declared) != sqlscan.shape("SELECT gift_wrap FROM t WHERE id = 1")
+    long = "SELECT x FROM t WHERE id = 1 " + " " * sqlscan.MAX_STATEMENT_CHARS
+    assert sqlscan.shape(long + "AND y = 1") != sqlscan.shape(long + "AND y = 2")
