@@ -298,3 +298,72 @@ def _probe(conn) -> Step:
     if row[0] != "healed":
         return Step(FAULT, "a test repair was not made", f"{row[0]}: {row[1]}")
     return Step(OK, "a test repair, rolled back", "a missing column added and planned, then undone")
+
+
+# ---------------------------------------------------------------------------------------
+# Indexes for derived names
+
+# Applied repairs that asked for an index, with what serves their name today: the alias's
+# expression (compat view), or the real column (in-table). The statement is made again from
+# these, never run from the audit's text.
+_WANTED_INDEXES = """
+SELECT a.id, a.schema_name, a.table_name, a.column_name,
+       (SELECT al.expression FROM selfheal.alias al
+         WHERE al.active AND al.schema_name = a.schema_name AND al.table_name = a.table_name
+           AND al.legacy_name = a.column_name AND al.kind = 'column') AS expression,
+       EXISTS (SELECT 1 FROM pg_catalog.pg_attribute t
+                WHERE t.attrelid = pg_catalog.to_regclass(pg_catalog.quote_ident(a.schema_name) || '.'
+                                                          || pg_catalog.quote_ident(a.table_name))
+                  AND t.attname = a.column_name AND t.attnum > 0 AND NOT t.attisdropped) AS in_table
+  FROM selfheal.audit a
+ WHERE a.status = 'applied' AND a.undone_by IS NULL AND a.action IN ('add_alias', 'add_column')
+   AND a.evidence ? 'index'
+ ORDER BY a.id
+"""
+
+_INDEX_STATE = """
+SELECT i.indisvalid FROM pg_catalog.pg_index i
+  JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
+  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname = %s AND c.relname = %s
+"""
+
+
+def indexes(conn, apply: bool = False, lock_timeout: str = "10s") -> list[Step]:
+    """The indexes that let reads filtering on a derived name use an index as the source column's
+    do: listed, or built with CREATE INDEX CONCURRENTLY (writers are never blocked; a build that
+    fails leaves no invalid index behind). `conn` is in autocommit."""
+    from .planner import Table, index_ddl, index_name
+    steps = []
+    seen = set()
+    for audit_id, schema, table_name, column, expression, in_table in conn.execute(_WANTED_INDEXES).fetchall():
+        table = Table(schema, table_name, ())
+        what = f"index for {schema}.{table_name}.{column} (repair #{audit_id})"
+        if (schema, table_name, column) in seen:
+            continue
+        seen.add((schema, table_name, column))
+        if expression is None and not in_table:
+            steps.append(Step(OK, what, "no longer served; nothing to build"))
+            continue
+        statement = index_ddl(table, column, quote_ident(column) if in_table else expression)
+        name = index_name(table, column)
+        state = conn.execute(_INDEX_STATE, (schema, name)).fetchone()
+        if state and state[0]:
+            steps.append(Step(ALREADY, what, name))
+            continue
+        drop_invalid = f"DROP INDEX CONCURRENTLY IF EXISTS {quote_ident(schema)}.{quote_ident(name)}"
+        sql = ([drop_invalid] if state else []) + [statement]
+        if not apply:
+            steps.append(Step(WOULD_RUN, what, "builds without blocking writers; run with --apply", sql))
+            continue
+        try:
+            conn.execute("SELECT pg_catalog.set_config('lock_timeout', %s, false)", (lock_timeout,))
+            for each in sql:
+                conn.execute(each)
+        except Exception as exc:  # the build's failure is the finding; what it left is dropped
+            message = str(getattr(exc, "diag", None) and exc.diag.message_primary or exc)
+            conn.execute(drop_invalid)
+            steps.append(Step(FAULT, what, f"not built: {message}; run selfheal indexes --apply again", sql))
+            continue
+        steps.append(Step(DONE, what, name, sql))
+    return steps

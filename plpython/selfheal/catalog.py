@@ -33,6 +33,10 @@ SELECT n.nspname AS schema_name, c.relname AS table_name, ({rows})::float8 AS ro
           CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
           JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
          WHERE i.indrelid = c.oid AND i.indisprimary)::text AS primary_key,
+       (SELECT coalesce(json_agg(DISTINCT a.attname), '[]')
+          FROM pg_catalog.pg_index i
+          JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+         WHERE i.indrelid = c.oid AND i.indisvalid)::text AS indexed,
        ({added})::int AS added,
        -- Names of constraints, indexes and owned sequences with the columns they are on: a name
        -- that still carries an old column name is evidence of a rename.
@@ -116,5 +120,6 @@ def tables_from_rows(rows) -> tuple[Table, ...]:
                             row_estimate=r["row_estimate"], row_bound=r["row_bound"], total_bytes=r["total_bytes"],
                             attnum_high=r["attnum_high"] or 0,
                             named_objects=tuple((o["name"], tuple(o["columns"])) for o in json.loads(r["leftovers"])),
+                            indexed_columns=frozenset(json.loads(r["indexed"])),
                             columns_added_by_selfheal=r["added"]))
     return tuple(tables)

@@ -1,4 +1,4 @@
-"""The selfheal command line: setup, doctor, report, export, emergency and scan.
+"""The selfheal command line: setup, doctor, indexes, report, export, emergency and scan.
 
 Client side only (psycopg); the server never imports this module. Database errors become one
 line that says what to do; exit status 2 means selfheal could not do what was asked.
@@ -57,6 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     emergency = command("emergency", "a fix script from a server log, without the extension")
     emergency.add_argument("--from-log", required=True, metavar="FILE",
                            help="jsonlog, csvlog or stderr log file (required)")
+    indexes = command("indexes", "indexes that let reads filter on derived names as on their source columns")
+    indexes.add_argument("--apply", action="store_true", help="build them with CREATE INDEX CONCURRENTLY "
+                                                              "(default: only list them)")
     scan = command("scan", "wrong column and table names in application code")
     scan.add_argument("path", help="a source file, or a directory to scan (git's view of it when in a work tree)")
     scan.add_argument("--format", choices=["text", "json", "sarif"], default="text",
@@ -72,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     import psycopg  # imported late so --help and --version work without it
 
     handler = {"setup": _setup, "doctor": _doctor, "report": _report, "export": _export,
-               "emergency": _emergency, "scan": _scan}[args.command]
+               "emergency": _emergency, "scan": _scan, "indexes": _indexes}[args.command]
     try:
         return handler(args)
     except Failure as exc:
@@ -190,6 +193,17 @@ def _doctor(args) -> int:
     faults = [c for c in checks if c.state == adopt.FAULT]
     print(f"{plural(len(faults), 'fault')} found." if faults else "selfheal is healthy.")
     return 1 if faults else 0
+
+
+def _indexes(args) -> int:
+    """Exit 0: nothing left to build; 1: some listed (without --apply) or a build failed."""
+    from . import adopt
+    with _connect(args) as conn:
+        steps = adopt.indexes(conn, apply=args.apply)
+        print_checklist(f"selfheal indexes{' --apply' if args.apply else ''}: database {conn.info.dbname}", steps)
+    if not steps:
+        print("No derived name asks for an index.")
+    return 1 if any(s.state in (adopt.WOULD_RUN, adopt.FAULT) for s in steps) else 0
 
 
 # ---------------------------------------------------------------------------------------

@@ -54,6 +54,7 @@ class Table:
     attnum_high: int = 0  # highest attnum ever used, dropped columns included
     columns_added_by_selfheal: int = 0
     named_objects: tuple = ()  # (constraint, index or sequence name, the columns it is on)
+    indexed_columns: frozenset = frozenset()  # columns that lead a valid index
 
     @property
     def qualified(self) -> str:
@@ -997,7 +998,13 @@ def _plan_column(missing: errors.MissingName, event: Event, catalog: Catalog, po
             raise _review(f"{name!r} is written, and it would be derived from {table.label}.{source.name}, "
                           f"which a derived name cannot take a write for; write {source.name} instead", **evidence)
         expression, unconvertible = derived_cast(source.name, source.type, target)
-        if policy.derived_columns == "table":
+        in_table = policy.derived_columns == "table"
+        index = index_ddl(table, name, quote_ident(name) if in_table else expression) \
+            if source.name in table.indexed_columns and table.row_estimate >= INDEX_WORTH_ROWS else None
+        if index:
+            # Reads that filter on the name would scan the whole table where the source is indexed.
+            evidence["index"] = index
+        if in_table:
             plan = plan_derived_column(table, name, target, expression, [source.name], policy, evidence)
         else:
             alias = Alias(table.schema, table.name, name, expression=expression,
@@ -1005,6 +1012,9 @@ def _plan_column(missing: errors.MissingName, event: Event, catalog: Catalog, po
             plan = _plan_alias(table, alias, catalog, policy,
                                f"{name!r} is derived from {table.label}.{source.name} as {target}; a value that "
                                "cannot be cast raises when read, it never reads as NULL", evidence)
+        if index:
+            plan.reason += (f"; {source.name} is indexed, so reads that filter on {name} want an index too: "
+                            "selfheal indexes --apply builds it CONCURRENTLY")
         if unconvertible:
             plan.value_check = {"source": source.name, "target": target, "unconvertible": unconvertible,
                                 "rows": policy.value_check_rows}
@@ -1366,6 +1376,21 @@ def decision_action(action: str, evidence: dict | str | None) -> str:
 
 def _short_hash(text: str) -> str:
     return hashlib.md5(text.encode()).hexdigest()[:12]
+
+
+INDEX_WORTH_ROWS = 10_000  # below this a scan is as quick as an index
+
+
+def index_ddl(table: Table, name: str, expression: str) -> str:
+    """The index that lets a filter on a derived name use an index as its source's does: on the
+    expression the compat view computes (PostgreSQL matches it), or on the in-table column.
+    CONCURRENTLY: it never blocks writers, so it cannot run inside heal()'s transaction."""
+    key = expression if expression == quote_ident(name) else f"({expression})"
+    return f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {quote_ident(index_name(table, name))} ON {table.qualified} ({key})"
+
+
+def index_name(table: Table, name: str) -> str:
+    return f"selfheal_{_short_hash(f'{table.schema}.{table.name}.{name}.index')}"
 
 
 def sync_function_name(table: Table, column: str) -> str:

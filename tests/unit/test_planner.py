@@ -652,3 +652,21 @@ def test_the_only_unnamed_column_of_a_type_with_a_made_up_default_is_a_proposed_
     assert plan.status == "pending_approval" and plan.alias.expression == '"enabled"' and "read false" in plan.reason
     # A timestamp beside another reads NULL, not a made-up value: added, as code ahead of the schema.
     assert users_missing("archived_at", "SELECT id, archived_at FROM users").action == "add_column"
+
+
+def test_a_derived_name_over_an_indexed_source_on_a_large_table_asks_for_an_index():
+    def plan_for(row_estimate, indexed, policy=Policy()):
+        table = Table("public", "sessions", SESSIONS.columns, ("id",), row_estimate=row_estimate,
+                      row_bound=row_estimate * 2, attnum_high=2, indexed_columns=frozenset(indexed))
+        return missing_column("service_type_id", "SELECT id FROM sessions WHERE service_type_id = 5",
+                              catalog=Catalog((table,)), policy=policy)
+
+    served = plan_for(50_000, {"id", "service_type"})
+    name = planner.index_name(served.table, "service_type_id")
+    assert served.evidence["index"] == (f'CREATE INDEX CONCURRENTLY IF NOT EXISTS "{name}" ON "public"."sessions" '
+                                        '(("service_type"::integer))')
+    assert "selfheal indexes --apply" in served.reason
+    in_table = plan_for(5e6, {"service_type"}, Policy(derived_columns="table", generated_column_row_limit=1000))
+    assert in_table.evidence["index"].endswith('ON "public"."sessions" ("service_type_id")')
+    assert "index" not in plan_for(500, {"service_type"}).evidence  # a scan is as quick
+    assert "index" not in plan_for(50_000, {"id"}).evidence  # the source is not indexed either
