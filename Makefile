@@ -59,6 +59,7 @@ bench: install
 	$(TEST_PYTHON) -m bench.backfill
 	$(TEST_PYTHON) -m bench.flat
 	$(TEST_PYTHON) -m bench.heal_batch
+	$(TEST_PYTHON) -m bench.derived_reads
 	$(TEST_PYTHON) -m bench.log_capture
 	$(TEST_PYTHON) -m bench.client
 	$(TEST_PYTHON) -m bench.ddl_overhead
