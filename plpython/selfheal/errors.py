@@ -6,13 +6,16 @@ HINT, whose shapes are fixed by PostgreSQL when lc_messages is 'C'.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
-import uuid
 from dataclasses import dataclass, field
 
 UNDEFINED_COLUMN = "42703"
 UNDEFINED_TABLE = "42P01"
+# An outage repeats a few messages many times: signature, key and class are remembered for the
+# most recent ones, so a repeat costs a lookup (a message is at most a few thousand characters).
+_REMEMBERED = 256
 
 # Error classes worth a human's attention but never a schema change.
 _CLASS_NAMES = {
@@ -97,6 +100,7 @@ def _unquote(token: str) -> str:
     return token
 
 
+@functools.lru_cache(maxsize=_REMEMBERED)
 def classify(sqlstate: str | None) -> str:
     """Name the kind of error: 'missing_column', 'missing_relation' or a class description."""
     state = (sqlstate or "").upper()
@@ -160,6 +164,7 @@ _NUMBER = re.compile(r"\b\d+\b")
 SIGNATURE_DISPLAY_CHARS = 1000
 
 
+@functools.lru_cache(maxsize=_REMEMBERED)
 def signature(sqlstate: str | None, message: str | None) -> str:
     """Group errors that differ only in literal values (numbers, quoted strings stay: they are names)."""
     text = " ".join((message or "").split())
@@ -167,10 +172,11 @@ def signature(sqlstate: str | None, message: str | None) -> str:
     return f"{(sqlstate or '').upper()}: {text}"
 
 
+@functools.lru_cache(maxsize=_REMEMBERED)
 def signature_key(sqlstate: str | None, message: str | None) -> str:
     """A fixed-size key for a signature (a uuid's text), whatever the message's length."""
-    digest = hashlib.md5(signature(sqlstate, message).encode("utf-8", "replace")).hexdigest()
-    return str(uuid.UUID(digest))
+    d = hashlib.md5(signature(sqlstate, message).encode("utf-8", "replace")).hexdigest()
+    return f"{d[:8]}-{d[8:12]}-{d[12:16]}-{d[16:20]}-{d[20:]}"  # str(uuid.UUID(d)), made directly
 
 
 # CONTEXT lines PostgreSQL writes when an error comes from inside a function or trigger.

@@ -15,7 +15,7 @@ import mmap
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 CHUNK_BYTES = 1 << 20
 
@@ -73,9 +73,9 @@ class Bookmark:
                    data.get("since"))
 
 
-@dataclass(frozen=True)
-class LogError:
-    """One ERROR entry of the log."""
+class LogError(NamedTuple):
+    """One ERROR entry of the log. A named tuple: an outage log yields one per line, and a tuple
+    is made in one step and holds no per-object dictionary."""
 
     occurred_at: str
     sqlstate: str
@@ -87,10 +87,6 @@ class LogError:
     application_name: str | None
     session_id: str | None
     context: str | None = None
-
-
-class UnusableRecord(ValueError):
-    """A well-formed record whose fields are not what PostgreSQL writes; skipped, with this reason."""
 
 
 @dataclass
@@ -152,8 +148,12 @@ def plan_reads(files: list[LogFile], bookmark: Bookmark, current: str | None) ->
     return reads
 
 
+# The fields of a LogError, in its order, as jsonlog names them.
 _JSON_TEXT_FIELDS = ("timestamp", "state_code", "message", "hint", "statement", "user", "dbname",
                      "application_name", "session_id", "context")
+_TEXT_OR_NONE = frozenset({str, type(None)})
+_scan_json = json.JSONDecoder().scan_once  # the C scanner under json.loads, without its layers
+_tuple_new = tuple.__new__
 
 
 def clean_text(value: str | None, limit: int) -> str | None:
@@ -163,37 +163,12 @@ def clean_text(value: str | None, limit: int) -> str | None:
     text = value[:limit]
     if "\x00" in text:
         text = text.replace("\x00", "")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = text.encode("utf-8", "replace").decode("utf-8")
+    if not text.isascii():  # a flag of the string, not a scan: plain ASCII needs no encoding check
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = text.encode("utf-8", "replace").decode("utf-8")
     return text
-
-
-def _json_record(raw: bytes) -> tuple[bool, LogError | None]:
-    """(well formed, error entry or None for other severities).
-
-    Raises UnusableRecord for an ERROR record whose fields are not text.
-    """
-    if b'"ERROR"' not in raw and raw.startswith(b"{") and raw.endswith(b"}"):
-        return True, None  # most lines are not errors: skip them without parsing
-    try:
-        entry = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        return False, None
-    if not isinstance(entry, dict):
-        return False, None
-    if entry.get("error_severity") != "ERROR" or not entry.get("state_code"):
-        return True, None
-    wrong = [name for name in _JSON_TEXT_FIELDS if entry.get(name) is not None and not isinstance(entry[name], str)]
-    if wrong:
-        raise UnusableRecord(f"field {wrong[0]!r} is not text")
-    return True, LogError(
-        occurred_at=entry.get("timestamp") or "", sqlstate=entry["state_code"],
-        message=entry.get("message") or "", hint=entry.get("hint"), statement=entry.get("statement"),
-        user=entry.get("user"), database=entry.get("dbname"), application_name=entry.get("application_name"),
-        session_id=entry.get("session_id"), context=entry.get("context"),
-    )
 
 
 def _csv_record(raw: bytes) -> tuple[bool, LogError | None]:
@@ -235,16 +210,98 @@ def _csv_boundaries(buf: bytes) -> Iterator[int]:
             yield end
 
 
-_FORMATS = {"jsonlog": (_json_boundaries, _json_record), "csvlog": (_csv_boundaries, _csv_record)}
+_BOUNDARIES = {"jsonlog": _json_boundaries, "csvlog": _csv_boundaries}
+_MALFORMED = "not a complete JSON or CSV record"
 
 
-def read_file(path: str, start: int, log_format: str, budget: int, result: ReadResult,
-              database: str | None, progress=None) -> int:
-    """Read complete records of one file from `start`; return the offset after the last one.
+def _take_csv_records(buf: bytes, result: ReadResult, database: str | None, found: list) -> int:
+    """Count the complete records of buf and add the errors of `database` to `found`; return
+    the bytes they span."""
+    consumed = 0
+    for end in _csv_boundaries(buf):
+        raw, consumed = buf[consumed:end].rstrip(b"\r\n"), end
+        if not raw.strip():
+            continue
+        result.lines += 1
+        ok, entry = _csv_record(raw)
+        if not ok:
+            result.skip(_MALFORMED)
+        elif entry is not None and (database is None or entry.database == database):
+            found.append(entry)
+    return consumed
 
-    Stops early once `budget` bytes were consumed (result.more is set).
+
+def _json_entry(raw: bytes, result: ReadResult) -> dict | None:
+    """The parsed record of a jsonlog line off the fast path, counted; None when it is blank,
+    malformed (counted as skipped) or plainly no error."""
+    raw = raw.rstrip(b"\r\n")
+    if not raw.strip():
+        return None
+    result.lines += 1
+    if b'"ERROR"' not in raw and raw.startswith(b"{") and raw.endswith(b"}"):
+        return None
+    try:
+        entry = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        entry = None
+    if not isinstance(entry, dict):
+        result.skip(_MALFORMED)
+        return None
+    return entry
+
+
+def _take_json_lines(buf: bytes, result: ReadResult, database: str | None, found: list) -> int:
+    """_take_csv_records for jsonlog, at little more than the cost of the JSON scan per line:
+    the lines of a chunk are decoded at once, and an ordinary line goes straight to the C
+    scanner; any other (not UTF-8, blank, padded, not an object) goes through _json_entry."""
+    consumed = buf.rfind(b"\n") + 1
+    if not consumed:
+        return 0
+    try:
+        lines = str(memoryview(buf)[:consumed], "utf-8").split("\n")
+    except UnicodeDecodeError:
+        lines = buf[:consumed].split(b"\n")  # each line alone: one not UTF-8 is skipped as malformed
+    lines.pop()  # what follows the last newline: nothing
+    append, counted = found.append, 0
+    for line in lines:
+        if type(line) is bytes:
+            entry = _json_entry(line, result)
+        elif '"ERROR"' not in line and line[:1] == "{" and line[-1:] == "}":
+            counted += 1  # most lines of a quiet log are no error: skipped without parsing
+            continue
+        else:
+            try:
+                entry, end = _scan_json(line, 0)
+            except (StopIteration, ValueError, RecursionError):
+                end = -1
+            if end == len(line) and type(entry) is dict:
+                counted += 1
+            else:
+                entry = _json_entry(line.encode("utf-8"), result)
+        if entry is None or entry.get("error_severity") != "ERROR" or not entry.get("state_code"):
+            continue
+        values = tuple(map(entry.get, _JSON_TEXT_FIELDS))
+        if not _TEXT_OR_NONE.issuperset(map(type, values)):
+            wrong = next(name for name, value in zip(_JSON_TEXT_FIELDS, values) if type(value) not in _TEXT_OR_NONE)
+            result.skip(f"field {wrong!r} is not text")
+        elif database is None or values[6] == database:
+            if not (values[0] and values[2]):  # occurred_at and message are text, never None
+                values = (values[0] or "", values[1], values[2] or "") + values[3:]
+            append(_tuple_new(LogError, values))
+    result.lines += counted
+    return consumed
+
+
+_TAKE = {"jsonlog": _take_json_lines, "csvlog": _take_csv_records}
+
+
+def _file_chunks(path: str, start: int, log_format: str, budget: int, result: ReadResult,
+                 database: str | None, progress=None) -> Iterator[tuple[list[LogError], int]]:
+    """(errors, offset after them) for each chunk of complete records of one file from `start`.
+
+    Stops early once result.bytes_read reaches `budget` (result.more is set).
     """
-    boundaries, parse = _FORMATS[log_format]
+    take = _TAKE[log_format]
     offset = start
     try:
         with open(path, "rb") as fh:
@@ -255,27 +312,14 @@ def read_file(path: str, start: int, log_format: str, budget: int, result: ReadR
                 if not chunk:
                     break
                 buf = pending + chunk
-                consumed = 0
-                for end in boundaries(buf):
-                    raw = buf[consumed:end].rstrip(b"\r\n")
-                    consumed = end
-                    if not raw.strip():
-                        continue
-                    result.lines += 1
-                    try:
-                        ok, entry = parse(raw)
-                    except UnusableRecord as exc:
-                        result.skip(str(exc))
-                        continue
-                    if not ok:
-                        result.skip("not a complete JSON or CSV record")
-                    elif entry is not None and (database is None or entry.database == database):
-                        result.errors.append(entry)
+                found: list[LogError] = []
+                consumed = take(buf, result, database, found)
                 pending = buf[consumed:]
                 offset += consumed
                 result.bytes_read += consumed
                 if progress is not None:
                     progress(consumed)
+                yield found, offset
                 if result.bytes_read >= budget:
                     result.more = True
                     break
@@ -286,6 +330,18 @@ def read_file(path: str, start: int, log_format: str, budget: int, result: ReadR
                            "own log files (check log_file_mode)")
     except OSError as exc:
         raise LogReadError(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def read_file(path: str, start: int, log_format: str, budget: int, result: ReadResult,
+              database: str | None, progress=None) -> int:
+    """Read complete records of one file from `start` into result.errors; return the offset
+    after the last one.
+
+    Stops early once `budget` bytes were consumed (result.more is set).
+    """
+    offset = start
+    for found, offset in _file_chunks(path, start, log_format, budget, result, database, progress):
+        result.errors += found
     return offset
 
 
@@ -321,7 +377,7 @@ def after_last_drop(path: str, log_format: str, database: str | None, trusted_us
                 # In csvlog a line inside a quoted field (a role's statement text) could pose as a
                 # record: a real record starts after an even number of quotes.
                 genuine = log_format == "jsonlog" or _quotes_before(data, start) % 2 == 0
-                stop = genuine and next(_FORMATS[log_format][0](data[start:start + CHUNK_BYTES]), None)
+                stop = genuine and next(_BOUNDARIES[log_format](data[start:start + CHUNK_BYTES]), None)
                 fields = stop and _marker_fields(data[start:start + stop].rstrip(b"\r\n"), log_format)
                 if fields and fields[0] == DROP_MARKER and fields[1] == database and fields[2] in trusted_users:
                     return start + stop
@@ -331,12 +387,13 @@ def after_last_drop(path: str, log_format: str, database: str | None, trusted_us
     return 0
 
 
-def read_new_errors(directory: str, log_format: str, bookmark: Bookmark, current: str | None,
-                    budget: int = 64 << 20, database: str | None = None,
-                    trusted_users: frozenset = frozenset()) -> ReadResult:
-    """Every ERROR entry written since the bookmark, and the bookmark to store afterwards.
-
-    The first read starts after the last time selfheal was dropped from this database."""
+def iter_new_errors(directory: str, log_format: str, bookmark: Bookmark, current: str | None,
+                    result: ReadResult, budget: int = 64 << 20, database: str | None = None,
+                    trusted_users: frozenset = frozenset(), batch: int = 5000) -> Iterator[list[LogError]]:
+    """read_new_errors, handing the errors over in lists of about `batch` as they are read
+    instead of keeping them all, so memory is that of one batch whatever the budget and the
+    file. Once the iterator is exhausted, `result` holds the counts, the problems and the
+    bookmark to store (its errors stay empty); a reader that stops early must store nothing."""
     if log_format not in EXTENSIONS:
         raise LogReadError(f"log format {log_format!r} is not one selfheal reads (jsonlog, csvlog)")
     files = list_log_files(directory, log_format)
@@ -347,13 +404,32 @@ def read_new_errors(directory: str, log_format: str, bookmark: Bookmark, current
     since = bookmark.since if bookmark.since is not None else min((f.mtime for f, _ in reads), default=None)
     present = {f.name for f in files}
     positions = {name: p for name, p in bookmark.positions.items() if name in present}
-    result = ReadResult()
+    waiting: list[LogError] = []
     for log_file, start in reads:
-        end = read_file(os.path.join(directory, log_file.name), start, log_format, budget, result, database)
+        end = start
+        for found, end in _file_chunks(os.path.join(directory, log_file.name), start, log_format, budget, result,
+                                       database):
+            waiting += found
+            if len(waiting) >= batch:
+                yield waiting
+                waiting = []
         positions[log_file.name] = Position(log_file.inode, end)
         if result.more:
             break
+    if waiting:
+        yield waiting
     result.bookmark = Bookmark(positions, since)
+
+
+def read_new_errors(directory: str, log_format: str, bookmark: Bookmark, current: str | None,
+                    budget: int = 64 << 20, database: str | None = None,
+                    trusted_users: frozenset = frozenset()) -> ReadResult:
+    """Every ERROR entry written since the bookmark, and the bookmark to store afterwards.
+
+    The first read starts after the last time selfheal was dropped from this database."""
+    result = ReadResult()
+    for found in iter_new_errors(directory, log_format, bookmark, current, result, budget, database, trusted_users):
+        result.errors += found
     return result
 
 

@@ -1,3 +1,6 @@
+import hashlib
+import uuid
+
 import pytest
 
 from selfheal import errors
@@ -79,6 +82,14 @@ def test_signature_key_is_fixed_size_whatever_the_message():
     short, long = errors.signature_key("P0001", "x"), errors.signature_key("P0001", "x" * 100_000)
     assert len(short) == len(long) == 36 and short != long
     assert errors.signature_key("P0001", "order 17 failed") == errors.signature_key("P0001", "order 99 failed")
+
+
+@pytest.mark.parametrize("message", ['column "x" does not exist', "order 17 failed", "é\udc80", None])
+def test_signature_key_stays_the_uuid_of_the_signatures_md5(message):
+    # Keys already stored group with new ones only while the key is computed the same way.
+    digest = hashlib.md5(errors.signature("42703", message).encode("utf-8", "replace")).hexdigest()
+    assert errors.signature_key("42703", message) == str(uuid.UUID(digest))
+    assert errors.signature_key("42703", message) == str(uuid.UUID(digest))  # a repeat, remembered
 
 
 def test_raised_inside_names_the_function_an_error_came_from():

@@ -97,6 +97,35 @@ def test_malformed_lines_are_counted_not_fatal(tmp_path):
     assert result.malformed == 3 and len(result.errors) == 1
 
 
+def test_lines_off_the_common_shape_are_read_as_json_reads_them(tmp_path):
+    padded = b"  " + json_line(message="padded").rstrip(b"\n") + b"  \r\n"
+    crlf = json_line(message="crlf").rstrip(b"\n") + b"\r\n"
+    (tmp_path / "a.json").write_bytes(json_line(message="before") + b"\xff\n" + padded + crlf + b"\n"
+                                      + b'{"error_severity": "ERROR"} {}\n' + json_line(message="after"))
+    result = read(tmp_path)
+    assert [e.message for e in result.errors] == ["before", "padded", "crlf", "after"]
+    assert (result.lines, result.malformed) == (6, 2)  # the blank line is no record
+
+
+def test_an_error_without_time_or_message_still_has_text_there(tmp_path):
+    (tmp_path / "a.json").write_bytes(json_line(message=None, timestamp=None))
+    error = read(tmp_path).errors[0]
+    assert (error.occurred_at, error.message, error.sqlstate) == ("", "", "42703")
+
+
+def test_errors_handed_over_in_batches_are_those_of_one_read(tmp_path, monkeypatch):
+    monkeypatch.setattr(logreader, "CHUNK_BYTES", 300)  # a few lines a chunk
+    lines = [json_line(message=f"m{i}", db="app" if i % 3 else "other") for i in range(40)]
+    (tmp_path / "a.json").write_bytes(b"".join(lines[:20]) + b"not json\n" + b"".join(lines[20:]))
+    whole = read(tmp_path, database="app")
+    result = logreader.ReadResult()
+    batches = list(logreader.iter_new_errors(str(tmp_path), "jsonlog", Bookmark(), None, result, database="app",
+                                             batch=5))
+    assert len(batches) > 1 and all(batches)
+    assert [e for batch in batches for e in batch] == whole.errors and result.errors == []
+    assert (result.bookmark, result.lines, result.malformed) == (whole.bookmark, whole.lines, whole.malformed)
+
+
 def test_csvlog_with_a_newline_inside_a_quoted_field(tmp_path):
     (tmp_path / "a.csv").write_bytes(CSV_LINE + CSV_LINE[:50])
     result = read(tmp_path, "csvlog")
