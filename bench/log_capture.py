@@ -1,141 +1,365 @@
-"""Log capture: lines ingested per second by heal(), and time from error to repair with watch().
+"""Log capture: heal() taking in an outage's log, beside the json.loads floor and pgbadger.
 
-Starts its own cluster with the logging collector writing jsonlog.
-Usage: python -m bench.log_capture [--mb 200] [--error-share 0.05] [--heals 10]
+Also the reader's peak memory for two file sizes, and the time from error to repair with watch().
+
+Starts its own cluster on durable settings with the logging collector writing jsonlog. The log
+is all ERROR lines, as during an outage: the app's statement shapes with varied literals, users,
+sessions and times. Every row of the speed table reads the same file, in this one run.
+Usage: python -m bench.log_capture [--mb 250] [--memory-mb 80,320] [--log-read-max-mb 64] [--repeat 3]
+                                   [--heals 30] [--poll '200 ms']
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import random
+import resource
+import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 
-import psycopg
-
+from bench import DURABLE, new_column_name, print_goals
 from selfheal import logreader
-from bench import new_column_name
-from tests.pgcluster import LOGGING as LOG_SETTINGS, Cluster
+from tests.pgcluster import LOGGING, Cluster
+
+_WORDS = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet")
+_USERS = (("app", "web"), ("app", "web"), ("app_worker", "worker"), ("reporting", "metabase"))
 
 
-def write_log(path: Path, megabytes: int, database: str, error_share: float) -> tuple[int, int]:
-    """A jsonlog file of realistic lines; returns (lines, error lines for `database`)."""
-    base = {"timestamp": "2026-11-24 05:02:18.851 UTC", "user": "app", "pid": 8958, "remote_host": "[local]",
-            "session_id": "6b051a5a.22fe", "line_num": 1, "ps": "SELECT", "vxid": "3/3", "txid": 0,
-            "application_name": "web", "backend_type": "client backend", "query_id": 0}
-    log_line = (json.dumps({**base, "dbname": database, "error_severity": "LOG",
-                            "message": "duration: 0.412 ms  statement: SELECT id FROM sessions WHERE id = 42"})
-                + "\n").encode()
-    error_line = (json.dumps({**base, "dbname": database, "error_severity": "ERROR", "state_code": "42703",
-                              "message": 'column "recommendation_data" does not exist',
-                              "statement": "SELECT recommendation_data FROM sessions WHERE id = $1"}) + "\n").encode()
-    every = max(1, round(1 / error_share))
-    block = b"".join(error_line if i % every == 0 else log_line for i in range(every * 100))
-    per_block_errors = sum(1 for i in range(every * 100) if i % every == 0)
-    lines = errors = 0
+def _error(r: random.Random) -> tuple[str, str, str | None, str, int | None]:
+    """(sqlstate, message, hint, statement, cursor position) of one error of the app after a bad deploy."""
+    n, k = r.randint(1, 9_999_999), r.choice((10, 20, 50, 100))
+    word = f"{r.choice(_WORDS)}{r.randint(1, 999)}"
+    at = f"2026-11-24 05:{r.randint(0, 59):02d}:{r.randint(0, 59):02d}"
+    shape = r.random()
+    if shape < 0.30:
+        return ("42703", "column s.recommendation_data does not exist", None,
+                f"SELECT s.id, s.recommendation_data FROM sessions s WHERE s.user_id = {n} "
+                f"ORDER BY s.created_at DESC LIMIT {k}", 13)
+    if shape < 0.50:
+        return ("42703", 'column "service_type_id" of relation "sessions" does not exist', None,
+                f"INSERT INTO sessions (user_id, service_type_id, started_at) VALUES ({n}, {k}, '{at}')", 31)
+    if shape < 0.65:
+        return ("42703", 'column "service_type_id" does not exist',
+                'Perhaps you meant to reference the column "sessions.service_type".',
+                f"SELECT * FROM sessions WHERE service_type_id = {n}", 30)
+    if shape < 0.80:
+        return ("42P01", 'relation "invoiceline" does not exist', None,
+                f"SELECT il.* FROM invoiceline il JOIN invoice i ON i.id = il.invoice_id WHERE i.customer_id = {n}",
+                20)
+    if shape < 0.88:
+        return ("42703", 'column "package_name" of relation "credit_packages" does not exist', None,
+                f"UPDATE credit_packages SET package_name = '{word}' WHERE id = {n}", 27)
+    if shape < 0.93:
+        return ("23505", 'duplicate key value violates unique constraint "users_email_key"', None,
+                f"INSERT INTO users (email, name) VALUES ('{word}@example.com', '{word}')", None)
+    if shape < 0.98:  # the literal is in the message: one signature per value
+        return ("22P02", f'invalid input syntax for type integer: "{word}"', None,
+                f"SELECT price FROM products WHERE id = '{word}'", 39)
+    return ("57014", "canceling statement due to statement timeout", None,
+            f"SELECT date_trunc('day', created_at), sum(total) FROM invoice WHERE created_at > '{at}' GROUP BY 1",
+            None)
+
+
+def write_outage_log(path: Path, megabytes: int, database: str, seed: int = 1) -> int:
+    """A jsonlog file of nothing but ERROR lines, in PostgreSQL 15's field order; returns its line count."""
+    r = random.Random(seed)
+    sessions = [(0x6b051a5a + i, 8000 + i, r.choice(_USERS)) for i in range(40)]
+    line_nums = [0] * len(sessions)
+    lines, millis, target = 0, 0, megabytes << 20
     with path.open("wb") as fh:
-        while fh.tell() < megabytes << 20:
-            fh.write(block)
-            lines += every * 100
-            errors += per_block_errors
-    return lines, errors
+        while fh.tell() < target:
+            block = []
+            for _ in range(1000):
+                s = r.randrange(len(sessions))
+                started, pid, (user, app) = sessions[s]
+                line_nums[s] += 1
+                millis += r.randint(0, 3)
+                sqlstate, message, hint, statement, cursor = _error(r)
+                entry = {"timestamp": f"2026-11-24 05:{millis // 60000 % 60:02d}:{millis // 1000 % 60:02d}."
+                                      f"{millis % 1000:03d} UTC",
+                         "user": user, "dbname": database, "pid": pid, "remote_host": "10.0.3.17",
+                         "remote_port": 40000 + s, "session_id": f"{started:x}.{pid:x}", "line_num": line_nums[s],
+                         "ps": statement.split(" ", 1)[0], "session_start": "2026-11-24 05:00:01 UTC",
+                         "vxid": f"{s + 3}/{line_nums[s]}", "txid": 0, "error_severity": "ERROR",
+                         "state_code": sqlstate, "message": message}
+                if sqlstate == "23505":
+                    entry["detail"] = f"Key (email)=({statement.split(chr(39))[1]}) already exists."
+                if hint:
+                    entry["hint"] = hint
+                entry["statement"] = statement
+                if cursor:
+                    entry["cursor_position"] = cursor
+                entry.update({"application_name": app, "backend_type": "client backend", "query_id": 0})
+                block.append(json.dumps(entry, separators=(",", ":")))  # as PostgreSQL writes it
+            fh.write(("\n".join(block) + "\n").encode())
+            lines += len(block)
+    return lines
 
 
-def ingest(cluster: Cluster, args) -> None:
+DATABASE = "postgres"  # the bench's cluster database: every line of the log is one of its errors
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def json_floor(path: Path) -> dict:
+    """Seconds (wall, CPU) of the stdlib floor: read the file line by line and json.loads each line."""
+    loads = json.loads
+    started, cpu = time.perf_counter(), time.process_time()
+    with path.open("rb") as fh:
+        for line in fh:
+            loads(line)
+    return {"seconds": time.perf_counter() - started, "cpu": time.process_time() - cpu}
+
+
+def _backend_cpu(pid: int) -> float:
+    """CPU seconds a server process has used (utime and stime of /proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def child_read(directory: str, api: str, budget: int) -> dict:
+    """In the child: read every error of the directory's log in heal()'s steps of `budget` bytes,
+    through iter_new_errors (errors handed over in batches) or read_new_errors (all of one step)."""
+    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    mark, more, lines, errors, calls = logreader.Bookmark({}, 0.0), True, 0, 0, 0
+    started, cpu = time.perf_counter(), time.process_time()
+    while more:
+        if api == "iter":
+            result = logreader.ReadResult()
+            for batch in logreader.iter_new_errors(directory, "jsonlog", mark, None, result, budget, DATABASE):
+                errors += len(batch)
+        else:
+            result = logreader.read_new_errors(directory, "jsonlog", mark, None, budget, DATABASE)
+            errors += len(result.errors)
+        mark, more, lines, calls = result.bookmark, result.more, lines + result.lines, calls + 1
+        del result  # as between two heal() calls: one step's errors are gone before the next is read
+    return {"seconds": time.perf_counter() - started, "cpu": time.process_time() - cpu, "lines": lines,
+            "errors": errors, "calls": calls, "baseline_mb": baseline / 1024}
+
+
+def read_in_child(directory: Path, api: str, budget_mb: int) -> dict:
+    """child_read in a fresh interpreter, with the child's peak resident memory (ru_maxrss)."""
+    proc = subprocess.Popen([sys.executable, "-m", "bench.log_capture", "--child-read", str(directory), "--api", api,
+                             "--log-read-max-mb", str(budget_mb)], stdout=subprocess.PIPE, cwd=ROOT)
+    with proc.stdout:
+        out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise RuntimeError(f"the reader's child process failed ({proc.returncode})")
+    return {**json.loads(out), "peak_mb": usage.ru_maxrss / 1024}  # Linux counts ru_maxrss in KiB
+
+
+def pgbadger(path: Path, lines: int) -> tuple[dict | None, str]:
+    """(seconds and CPU seconds, note) of pgbadger -j 1 making its report of the file; None with the
+    reason in the note when it cannot run."""
+    if shutil.which("pgbadger") is None:
+        return None, "pgbadger is not installed on this machine (apt-get install -y pgbadger): row skipped"
+    with tempfile.TemporaryDirectory() as out:
+        before, started = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
+        run = subprocess.run(["pgbadger", "-j", "1", "-f", "jsonlog", "-q", "-o", f"{out}/report.html",
+                              "-o", f"{out}/report.txt", str(path)], capture_output=True, text=True)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        timing = {"seconds": time.perf_counter() - started,
+                  "cpu": after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime}
+        if run.returncode:
+            return None, f"pgbadger failed ({run.returncode}): {run.stderr.strip()[:200]}: row skipped"
+        report = Path(out, "report.txt").read_text()
+    events = next((int(line.split(":")[1].replace(",", "")) for line in report.splitlines()
+                   if line.startswith("Number of events:")), 0)
+    if events != lines:
+        return None, f"pgbadger counted {events:,} of the {lines:,} errors: row skipped"
+    return timing, f"pgbadger {subprocess.run(['pgbadger', '--version'], capture_output=True, text=True).stdout.split()[-1]}"
+
+
+def installed_copy_note(conn, tree: Path) -> str:
+    """Whether the installed reader is this tree's: heal() runs the installed copy."""
+    libdir = subprocess.run(["pg_config", "--pkglibdir"], capture_output=True, text=True, check=True).stdout.strip()
+    version = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'selfheal'").fetchone()[0]
+    installed = Path(libdir, "selfheal", version, "selfheal")
+    stale = [name for name in ("logreader.py", "errors.py", "server.py")
+             if not (installed / name).is_file() or (installed / name).read_bytes() != (tree / name).read_bytes()]
+    if stale:
+        return f"heal() ran the installed copy, whose {', '.join(stale)} differ from this tree's (make install)"
+    return "heal() ran the installed copy, whose logreader.py, errors.py and server.py are this tree's"
+
+
+def speed(cluster: Cluster, args) -> list[tuple[str, float, float, str]]:
+    import psycopg  # here and in time_to_heal only: the reader's child process is measured without it
+
     with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
-        conn.execute("CREATE TABLE sessions (id int PRIMARY KEY)")
+        conn.execute("CREATE EXTENSION selfheal CASCADE")
         conn.execute("UPDATE selfheal.policy SET value = '0' WHERE name = 'heal_batch_size'")  # time reading only
-        conn.execute("SELECT heal()")
+        conn.execute("UPDATE selfheal.policy SET value = %s WHERE name = 'log_read_max_mb'", (str(args.log_read_max_mb),))
+        conn.execute("SELECT heal()")  # the first read places the bookmark at the current log file
         log_dir = Path(conn.execute("SELECT current_setting('data_directory')").fetchone()[0]) / "log"
         path = log_dir / "postgresql-bench.json"
-        lines, errors = write_log(path, args.mb, "postgres", args.error_share)
-        size = path.stat().st_size
+        lines = write_outage_log(path, args.mb, DATABASE)
+        size = path.stat().st_size / (1 << 20)
+        json_floor(path)  # a first pass puts the file in the page cache for every row alike
+        passes: dict[str, list[dict]] = {"floor": [], "iter": [], "list": []}
+        for _ in range(args.repeat):  # interleaved, so that a busy moment of the machine hits each alike
+            passes["floor"].append(json_floor(path))
+            for api in ("iter", "list"):
+                passes[api].append(read_in_child(log_dir, api, args.log_read_max_mb))
+                assert passes[api][-1]["errors"] == lines, (passes[api][-1], lines)
+        best = {name: min(runs, key=lambda r: r["seconds"]) for name, runs in passes.items()}
 
-        started = time.perf_counter()
-        result = logreader.ReadResult()
-        logreader.read_file(str(path), 0, "jsonlog", 1 << 40, result, "postgres")
-        bare = time.perf_counter() - started
-        assert len(result.errors) == errors
-
-        started, calls, more = time.perf_counter(), 0, True
+        backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+        started, cpu, calls, read, more = time.perf_counter(), _backend_cpu(backend), 0, 0, True
         while more:
-            summary = conn.execute("SELECT heal()").fetchone()[0]
-            more, calls = summary["log"]["more"], calls + 1
-        in_db = time.perf_counter() - started
+            log = conn.execute("SELECT heal()").fetchone()[0]["log"]
+            assert "problem" not in log, log
+            more, calls, read = log["more"], calls + 1, read + log["lines"]
+        in_db = {"seconds": time.perf_counter() - started, "cpu": _backend_cpu(backend) - cpu}
         stored = conn.execute("SELECT count(*) FROM selfheal.error_event WHERE source = 'log'").fetchone()[0]
-        assert stored == errors, (stored, errors)
+        assert stored >= lines, (stored, lines)
+        note = installed_copy_note(conn, ROOT / "plpython" / "selfheal")
+        badger, badger_note = pgbadger(path, lines)
         path.unlink()
-    print(f"\n{size / (1 << 20):.0f} MB jsonlog, {lines:,} lines, {errors:,} errors of this database "
-          f"({args.error_share:.0%}):\n")
-    print("| reader | seconds | lines/s | MB/s |")
+        conn.execute("TRUNCATE selfheal.error_event CASCADE")  # watch() below must not work through them
+
+    print(f"\n{size:.0f} MB jsonlog of {lines:,} ERROR lines of one database, log_read_max_mb = "
+          f"{args.log_read_max_mb}; the floor and the bare reader: best of {args.repeat} interleaved passes, "
+          "heal() and pgbadger: once.\n")
+    print("| reader | seconds | lines/s | MB/s | time / floor's | CPU seconds | CPU / floor's |")
+    print("|---|---|---|---|---|---|---|")
+    rows = [("json.loads floor (stdlib, a bare loop over the lines)", best["floor"], lines),
+            ("logreader.iter_new_errors, bare (errors handed over in batches)", best["iter"], lines),
+            ("logreader.read_new_errors, bare (all errors of a step kept)", best["list"], lines),
+            (f"heal() in the database, events stored ({calls} calls; CPU of its server process)", in_db, read)]
+    if badger is not None:
+        rows.append(("pgbadger -j 1 (its HTML and text reports)", badger, lines))
+    per_line = {what: (run["seconds"] / count, run["cpu"] / count) for what, run, count in rows}
+    floor = per_line[rows[0][0]]
+    for what, run, count in rows:
+        wall, cpu = per_line[what]
+        print(f"| {what} | {run['seconds']:.2f} | {count / run['seconds']:,.0f} | {size / run['seconds']:.0f} "
+              f"| {wall / floor[0]:.2f} | {run['cpu']:.2f} | {cpu / floor[1]:.2f} |")
+    print(f"\n{note}; {stored:,} events stored.")
+    print(badger_note if badger is None else f"{badger_note}: {lines:,} events in its report.")
+    goals = [("json.loads floor speed / heal() speed", per_line[rows[3][0]][0] / floor[0], 2, "x"),
+             ("json.loads floor speed / bare reader speed (iter_new_errors)", per_line[rows[1][0]][0] / floor[0],
+              1.25, "x")]
+    if badger is not None:
+        goals.append(("pgbadger -j 1 speed / heal() speed", per_line[rows[3][0]][0] / per_line[rows[4][0]][0], 1, "x"))
+    return goals
+
+
+def memory(args) -> list[tuple[str, float, float, str]]:
+    small, big = args.memory_mb
+    peaks = {}
+    with tempfile.TemporaryDirectory(prefix="selfheal-log-") as tmp:
+        for mb in (small, big):
+            directory = Path(tmp, str(mb))
+            directory.mkdir()
+            write_outage_log(directory / "postgresql.json", mb, DATABASE)
+            for api in ("iter", "list"):
+                peaks[api, mb] = read_in_child(directory, api, args.log_read_max_mb)
+            shutil.rmtree(directory)
+    print(f"\nPeak resident memory of the bare reader in a child process (ru_maxrss), reading all of a file "
+          f"in heal()'s steps of {args.log_read_max_mb} MB; before reading, the child's ru_maxrss is "
+          f"{peaks['iter', small]['baseline_mb']:.0f} MB (its imports, or this process's size at the spawn, "
+          "which Linux carries over):\n")
+    print(f"| reader | {small} MB file | {big} MB file | {big} MB / {small} MB |")
     print("|---|---|---|---|")
-    print(f"| logreader alone (Python, no database) | {bare:.2f} | {lines / bare:,.0f} | {size / bare / (1 << 20):.0f} |")
-    print(f"| heal() in the database, events stored ({calls} calls) | {in_db:.2f} | {lines / in_db:,.0f} | "
-          f"{size / in_db / (1 << 20):.0f} |")
-    print(f"\nratio in-database / bare: {in_db / bare:.2f}")
+    for api, name in (("iter", "iter_new_errors"), ("list", "read_new_errors")):
+        a, b = peaks[api, small]["peak_mb"], peaks[api, big]["peak_mb"]
+        print(f"| {name} | {a:.0f} MB | {b:.0f} MB | {b / a:.2f} |")
+    return [(f"reader peak memory, {big} MB / {small} MB file (iter_new_errors)",
+             peaks["iter", big]["peak_mb"] / peaks["iter", small]["peak_mb"], 1.2, "x"),
+            (f"reader peak memory, {big} MB / {small} MB file (read_new_errors)",
+             peaks["list", big]["peak_mb"] / peaks["list", small]["peak_mb"], 1.2, "x"),
+            (f"reader peak memory, {big} MB file (iter_new_errors)", peaks["iter", big]["peak_mb"],
+             args.log_read_max_mb, " MB"),
+            (f"reader peak memory, {big} MB file (read_new_errors)", peaks["list", big]["peak_mb"],
+             2 * args.log_read_max_mb, " MB")]
 
 
-def time_to_heal(cluster: Cluster, args) -> None:
+def time_to_heal(cluster: Cluster, args) -> list[tuple[str, float, float, str]]:
+    import psycopg
+
+    def watch(conn):
+        try:
+            conn.execute("CALL selfheal.watch(%s)", (args.poll,))
+        except psycopg.errors.QueryCanceled:
+            pass
+
     with psycopg.connect(cluster.dsn(), autocommit=True) as admin:
-        admin.execute("CREATE TABLE watched (id int PRIMARY KEY)")
-        admin.execute("INSERT INTO watched VALUES (1)")
-        admin.execute("UPDATE selfheal.policy SET value = %s WHERE name = 'column_budget_per_table'",
-                      (str(args.heals + 1),))
+        # A table a sample: a second new column on one table would be read as a rename of the first.
+        for i in range(args.heals):
+            admin.execute(f"CREATE TABLE watched_{i} (id int PRIMARY KEY)")
+            admin.execute(f"INSERT INTO watched_{i} VALUES (1)")
         admin.execute("UPDATE selfheal.policy SET value = '10000' WHERE name = 'heal_batch_size'")
         admin.execute("SELECT heal()")
         watcher = psycopg.connect(cluster.dsn(), autocommit=True)
         pid = watcher.execute("SELECT pg_backend_pid()").fetchone()[0]
-        thread = threading.Thread(target=lambda: _watch(watcher, args.poll), daemon=True)
+        thread = threading.Thread(target=watch, args=(watcher,), daemon=True)
         thread.start()
         time.sleep(0.5)
         app = psycopg.connect(cluster.dsn(), autocommit=True)
         samples = []
         for i in range(args.heals):
-            statement = f"SELECT {new_column_name(i)} FROM watched"
+            statement = f"SELECT {new_column_name(i)} FROM watched_{i}"
             started = time.perf_counter()
             while True:
                 try:
                     app.execute(statement)
                     break
                 except psycopg.errors.UndefinedColumn:
+                    if time.perf_counter() - started > 30:
+                        raise RuntimeError(f"watch() did not repair {statement!r} within 30 s") from None
                     time.sleep(0.005)
             samples.append((time.perf_counter() - started) * 1000)
             time.sleep(0.1)
         admin.execute("SELECT pg_cancel_backend(%s)", (pid,))
         thread.join(10)
     samples.sort()
+    p50, p90 = statistics.median(samples), samples[int(0.9 * (len(samples) - 1))]
     print(f"\nwatch(poll => '{args.poll}'): first error to the statement succeeding, {args.heals} new columns:\n")
     print("| p50 | p90 | max |")
     print("|---|---|---|")
-    print(f"| {statistics.median(samples):.0f} ms | {samples[int(0.9 * (len(samples) - 1))]:.0f} ms | "
-          f"{samples[-1]:.0f} ms |")
-
-
-def _watch(conn, poll):
-    try:
-        conn.execute("CALL selfheal.watch(%s)", (poll,))
-    except psycopg.errors.QueryCanceled:
-        pass
+    print(f"| {p50:.0f} ms | {p90:.0f} ms | {samples[-1]:.0f} ms |")
+    return [("watch(): error to repaired statement, p90", p90, 1000, " ms")]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mb", type=int, default=200)
-    parser.add_argument("--error-share", type=float, default=0.05)
-    parser.add_argument("--heals", type=int, default=10)
+    parser.add_argument("--mb", type=int, default=250, help="size of the log every speed row reads")
+    parser.add_argument("--memory-mb", type=lambda s: [int(x) for x in s.split(",")], default=[80, 320],
+                        help="the two file sizes whose reader memory is compared")
+    parser.add_argument("--log-read-max-mb", type=int, default=64, help="heal()'s read budget, as the policy says")
+    parser.add_argument("--repeat", type=int, default=3, help="passes of the floor and of the bare reader")
+    parser.add_argument("--heals", type=int, default=30, help="watch() samples (p50, p90, max)")
     parser.add_argument("--poll", default="200 ms")
+    parser.add_argument("--child-read", help=argparse.SUPPRESS)
+    parser.add_argument("--api", choices=("iter", "list"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    cluster = Cluster(LOG_SETTINGS).start()
+    sys.stdout.reconfigure(line_buffering=True)  # each table as it is made, also into a file
+    if args.child_read:
+        print(json.dumps(child_read(args.child_read, args.api, args.log_read_max_mb << 20)))
+        return
+    if args.heals < 20:
+        parser.error("--heals must be at least 20: fewer samples cannot show a p90")
+    # Memory first: a child's ru_maxrss starts from its parent's resident size at the spawn
+    # (Linux carries it over exec), so the children are spawned while this process is small.
+    goals = memory(args)
+    settings = {**LOGGING, **DURABLE}
+    print("\nCluster settings: " + ", ".join(f"{k} = {v}" for k, v in settings.items()))
+    cluster = Cluster(settings).start()
     try:
-        with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
-            conn.execute("CREATE EXTENSION selfheal CASCADE")
-        ingest(cluster, args)
-        time_to_heal(cluster, args)
+        goals += speed(cluster, args)
+        goals += time_to_heal(cluster, args)
     finally:
         cluster.stop()
+    print_goals("Goals (a figure meets its goal when it is at most the goal):", goals)
     sys.stdout.flush()
 
 
