@@ -554,6 +554,13 @@ def _store_rows(db: _Db, source: str, rows: list[tuple], problems: list | None =
     return ids
 
 
+def _client_reports_waiting(db: _Db) -> bool:
+    """Asked per batch (a report may commit while the log is read); most of the time none wait,
+    and matching costs more than reading a line."""
+    return db.one("SELECT EXISTS (SELECT 1 FROM selfheal.error_event WHERE source = 'client' AND NOT seen_in_log) "
+                  "AS waiting")["waiting"]
+
+
 def _not_reported_by_clients(db: _Db, rows: list[tuple]) -> list[tuple]:
     """The log's events (_event_values tuples) that no client integration reported already; the
     reports they match are marked seen_in_log, so one error is one event however it arrived."""
@@ -823,30 +830,34 @@ def read_log(db: _Db, settings: dict) -> dict:
     current = db.one("SELECT pg_catalog.pg_current_logfile($1) AS f", ("text",), (log_format,))["f"]
     bookmark = logreader.Bookmark.from_json({"positions": json.loads(mark["positions"]), "since": mark["since"]})
     budget = int(float(settings.get("log_read_max_mb", "64")) * (1 << 20))
+    result = logreader.ReadResult()
+    already_reported = errors_read = 0
     try:
-        result = logreader.read_new_errors(
-            directory, log_format, bookmark, current and os.path.basename(current), budget,
-            db.one("SELECT current_database() AS d")["d"],
-            frozenset(r["rolname"] for r in db.rows("SELECT rolname FROM pg_catalog.pg_roles WHERE rolsuper")))
+        # Batches are stored as they are read, so memory is one batch's whatever the file. All
+        # or nothing: a read that fails half-way must not keep rows its bookmark does not cover.
+        with db.plpy.subtransaction():
+            for found in logreader.iter_new_errors(
+                    directory, log_format, bookmark, current and os.path.basename(current), result, budget,
+                    db.one("SELECT current_database() AS d")["d"],
+                    frozenset(r["rolname"] for r in db.rows("SELECT rolname FROM pg_catalog.pg_roles WHERE rolsuper"))):
+                rows = [_event_values(e) for e in found]
+                errors_read += len(rows)
+                unreported = _not_reported_by_clients(db, rows) if _client_reports_waiting(db) else rows
+                already_reported += len(rows) - len(unreported)
+                _store_rows(db, "log", unreported, result.problems)
     except logreader.LogReadError as exc:
         db.one("UPDATE selfheal.log_bookmark SET last_problem = $2, updated_at = now() WHERE log_format = $1",
                ("text", "text"), (log_format, str(exc)))
         return {"format": log_format, "problem": str(exc)}
-    already_reported = 0
-    for start in range(0, len(result.errors), 5000):
-        rows = [_event_values(e) for e in result.errors[start:start + 5000]]
-        unreported = _not_reported_by_clients(db, rows)
-        already_reported += len(rows) - len(unreported)
-        _store_rows(db, "log", unreported, result.problems)
     saved = result.bookmark.to_json()
     db.one("""UPDATE selfheal.log_bookmark
                  SET positions = $2::jsonb, since = $3, updated_at = now(), lines_read = lines_read + $4,
                      errors_read = errors_read + $5, malformed = malformed + $6, last_problem = $7
                WHERE log_format = $1""",
            ("text", "text", "float8", "int8", "int8", "int8", "text"),
-           (log_format, json.dumps(saved["positions"]), saved["since"], result.lines, len(result.errors),
+           (log_format, json.dumps(saved["positions"]), saved["since"], result.lines, errors_read,
             result.malformed, result.problem_text()))
-    summary = {"format": log_format, "lines": result.lines, "errors": len(result.errors), "more": result.more}
+    summary = {"format": log_format, "lines": result.lines, "errors": errors_read, "more": result.more}
     if already_reported:
         summary["already_reported"] = already_reported
     if result.malformed:
