@@ -1,19 +1,32 @@
-"""selfheal scan on a generated tree of application code, against the Chinook schema.
+"""selfheal scan on generated application code against the Chinook schema, beside the parse floor.
 
-Usage: python -m bench.scan [--files 10000]
+Usage: python -m bench.scan [--files 10000] [--strings 250,1000,4000] [--repeats 5]
+
+Shapes: a tree of many small files (Python, JavaScript, SQL, Go, Java, Ruby and PHP, one SQL
+text each), and one Python file holding more and more SQL texts, written two ways: handlers
+(about ten lines of Python around each SQL text, as in the tree's Python files) and a module of
+query constants (four lines each). Each is timed against its floor: pglast.parse_sql alone on
+the very SQL texts scan finds, taken out of the files the way scan takes them before the clock
+starts. Scan reads the same parser's JSON (pglast.parser.parse_sql_json), which costs far less
+than parse_sql's node objects; that lower floor is shown beside it. Scan and floors take turns,
+and each figure is the median of the repeats.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
+import statistics
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
+import pglast
 import psycopg
 
+from bench import print_goals
 from selfheal import scan
 from tests.pgcluster import Cluster
 
@@ -31,6 +44,12 @@ TEMPLATES = {
     ".php": '<?php\n$q{n} = "SELECT media_type_id, name FROM media_type";\n',
 }
 MIX = [".py"] * 4 + [".js"] * 3 + [".sql", ".go", ".java", ".rb", ".php"]
+BIG_FILES = {  # one Python file: what surrounds each of its SQL texts
+    "handlers": TEMPLATES[".py"],
+    "query constants": 'TRACKS_{n} = (\n    "SELECT track_id, name, UnitPrice "\n    "FROM track WHERE album_id = %s"\n)\n',
+}
+RATIO_GOAL = 2  # scan within twice the time pglast takes to parse the same SQL
+GROWTH_GOAL = 4 * 1.25  # four times the SQL texts: linear is 4x, with a quarter to spare
 
 
 def make_tree(root: Path, files: int) -> None:
@@ -41,26 +60,91 @@ def make_tree(root: Path, files: int) -> None:
         (folder / f"module_{n}{ext}").write_text(TEMPLATES[ext].format(n=n))
 
 
+def sql_texts(root: str) -> list[str]:
+    """The SQL texts scan parses, taken out of the files the way scan takes them."""
+    return [scan.normalise_placeholders(snippet).sql
+            for path in scan.source_files(root) for snippet in scan.file_snippets(path)[0]]
+
+
+def parse_floor(texts: list[str], parse=pglast.parse_sql) -> None:
+    for text in texts:
+        try:
+            parse(text)
+        except pglast.parser.ParseError:
+            pass
+
+
+def json_parse(text: str):
+    """The same parser's JSON, as scan reads it (without pglast's node objects)."""
+    return json.loads(pglast.parser.parse_sql_json(text))
+
+
+def measure(root: str, conn, repeats: int) -> dict:
+    """Median seconds of scan and its pglast floor, taking turns after one untimed run."""
+    texts = sql_texts(root)
+    runs = {"scan": lambda: scan.scan(root, conn), "floor": lambda: parse_floor(texts),
+            "json": lambda: parse_floor(texts, json_parse)}
+    result, _, _ = runs["scan"]()
+    runs["floor"]()
+    runs["json"]()
+    seconds = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            started = time.perf_counter()
+            run()
+            seconds[name].append(time.perf_counter() - started)
+    return {"result": result, **{name: statistics.median(times) for name, times in seconds.items()}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--files", type=int, default=10_000)
+    parser.add_argument("--files", type=int, default=10_000, help="small files in the tree")
+    parser.add_argument("--strings", default="250,1000,4000",
+                        help="SQL texts in the one big file, one run each (comma-separated)")
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
+    counts = [int(n) for n in args.strings.split(",")]
     cluster = Cluster().start()
     try:
         script = re.sub(r"^(DROP DATABASE|CREATE DATABASE|\\c ).*$", "", CHINOOK.read_text(), flags=re.M)
         subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1"], input=script, text=True, check=True,
                        capture_output=True, env=cluster.env)
+        runs = {}
         with tempfile.TemporaryDirectory() as tmp, psycopg.connect(cluster.dsn(), autocommit=True) as conn:
-            make_tree(Path(tmp), args.files)
-            started = time.perf_counter()
-            result, _, _ = scan.scan(tmp, conn)
-            elapsed = time.perf_counter() - started
-        print("\n| files | SQL texts | wrong names | not parsed | seconds | files/s |")
-        print("|---|---|---|---|---|---|")
-        print(f"| {result.files:,} | {result.snippets:,} | {len(result.findings):,} | {len(result.unparsable):,} | "
-              f"{elapsed:.2f} | {result.files / elapsed:,.0f} |")
+            tree = Path(tmp) / "tree"
+            tree.mkdir()
+            make_tree(tree, args.files)
+            runs[f"{args.files:,} small files"] = measure(str(tree), conn, args.repeats)
+            for shape, template in BIG_FILES.items():
+                for count in counts:
+                    big = Path(tmp) / f"{shape.replace(' ', '_')}_{count}.py"
+                    big.write_text("".join(template.format(n=n) for n in range(count)))
+                    runs[f"one file of {shape}, {count:,} SQL texts"] = measure(str(big), conn, args.repeats)
     finally:
         cluster.stop()
+
+    print(f"\nMedian of {args.repeats} runs each. Floor: pglast.parse_sql alone on the same SQL texts. JSON: "
+          "the same parser's JSON read by json.loads, as scan reads it (a lower floor, shown for comparison).\n")
+    print("| shape | files | SQL texts | wrong names | not parsed | scan (s) | pglast floor (s) | scan / floor "
+          "| JSON (s) | scan / JSON |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for shape, run in runs.items():
+        result = run["result"]
+        print(f"| {shape} | {result.files:,} | {result.snippets:,} | {len(result.findings):,} | "
+              f"{len(result.unparsable):,} | {run['scan']:.2f} | {run['floor']:.2f} | "
+              f"{run['scan'] / run['floor']:.2f}x | {run['json']:.2f} | {run['scan'] / run['json']:.2f}x |")
+
+    goals = []
+    for shape, run in runs.items():
+        goals.append((f"{shape}: scan / pglast floor", run["scan"] / run["floor"], RATIO_GOAL, "x"))
+        if shape.endswith("small files"):
+            goals.append((f"{shape}: scan seconds", run["scan"], 10, " s"))
+    if 1000 in counts and 4000 in counts:
+        for shape in BIG_FILES:
+            grown = runs[f"one file of {shape}, 4,000 SQL texts"]["scan"]
+            goals.append((f"one file of {shape}: scan t(4,000) / t(1,000) (linear: 4x)",
+                          grown / runs[f"one file of {shape}, 1,000 SQL texts"]["scan"], GROWTH_GOAL, "x"))
+    print_goals("selfheal scan", goals)
 
 
 if __name__ == "__main__":

@@ -8,14 +8,21 @@ positions), JavaScript/TypeScript, Go, Java, Ruby and PHP.
 from __future__ import annotations
 
 import ast
+import bisect
+import contextlib
 import difflib
+import functools
+import gc
 import io
 import json
 import os
 import re
+import string
 import subprocess
 import sys
 import tokenize
+from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from tqdm import tqdm
@@ -87,9 +94,12 @@ def source_files(root: str) -> list[str]:
                   and not set(p.split(os.sep)) & SKIPPED_DIRS)
 
 
-def _literal_body(text: str, start: int, quote: str, raw: bool, template: bool) -> tuple[str, list]:
-    """Decode a literal's body beginning at `start`: characters and their file offsets."""
+def _literal_body(text: str, start: int, quote: str, raw: bool, template: bool) -> tuple[str, Sequence]:
+    """Decode a literal's body beginning at `start`: characters and their file offsets (a range
+    where there is nothing to decode)."""
     out, offsets, i, end = [], [], start, len(text) - len(quote)
+    if (raw or "\\" not in text) and not (template and ("{" in text or "}" in text)):
+        return text[start:end], range(start, end)
     while i < end:
         ch = text[i]
         if template and ch == "{" and text[i:i + 2] != "{{":
@@ -120,38 +130,206 @@ def _literal_body(text: str, start: int, quote: str, raw: bool, template: bool) 
 
 
 def python_snippets(path: str, source: str) -> list[Snippet]:
-    """String literals (f-strings and adjacent literals too) that hold SQL, with exact offsets."""
-    tree = ast.parse(source)
-    line_starts = _line_starts(source)
-    lines = source.splitlines(keepends=True) + [""]
-    tokens = [t for t in tokenize.generate_tokens(io.StringIO(source).readline) if t.type == tokenize.STRING]
+    """String literals (f-strings and adjacent literals too) that hold SQL, with exact offsets.
+    The literals are lexed; where that cannot be done unambiguously, Python's own parser places
+    them, and a file it cannot parse yields nothing (SyntaxError)."""
+    groups = None
+    if _LEXER_READS_FSTRINGS and not _ODD_LINE_BREAK.search(source):
+        groups = _lexed_literals(source)
+    if groups is None:
+        groups = _parsed_literals(source, ast.parse(source))
     snippets = []
-    inside_fstrings = {id(part) for node in ast.walk(tree) if isinstance(node, ast.JoinedStr) for part in node.values}
-    for node in ast.walk(tree):
-        if not isinstance(node, (ast.Constant, ast.JoinedStr)) or id(node) in inside_fstrings or (
-                isinstance(node, ast.Constant) and not isinstance(node.value, str)):
+    for pieces in groups:
+        if not _may_start_sql(pieces):
             continue
-        begin = line_starts[node.lineno - 1] + _char_col(lines[node.lineno - 1], node.col_offset)
-        finish = line_starts[node.end_lineno - 1] + _char_col(lines[node.end_lineno - 1], node.end_col_offset)
-        pieces = [t for t in tokens if begin <= line_starts[t.start[0] - 1] + t.start[1] < finish]
-        sql, offsets = "", []
-        for token in pieces:
-            offset = line_starts[token.start[0] - 1] + token.start[1]
-            text = token.string
-            prefix = re.match(r"[A-Za-z]*", text).group(0).lower()
-            quote = text[len(prefix):len(prefix) + 3] if text[len(prefix):len(prefix) + 3] in ('"""', "'''") \
-                else text[len(prefix)]
-            body, body_offsets = _literal_body(text, len(prefix) + len(quote), quote, "r" in prefix, "f" in prefix)
-            sql += body
-            offsets += [None if o is None else offset + o for o in body_offsets]
+        decoded = [(offset, _python_literal_body(text)) for offset, text in pieces]
+        sql = "".join(body for _, (body, _) in decoded)
         if SQL_START.match(sql):
+            offsets = [None if o is None else offset + o for offset, (_, body_offsets) in decoded for o in body_offsets]
             snippets.append(Snippet(path, sql, offsets))
     return snippets
 
 
-def _char_col(line: str, byte_col: int) -> int:
-    """ast counts columns in UTF-8 bytes; tokenize and the file text count characters."""
-    return len(line.encode("utf-8")[:byte_col].decode("utf-8", errors="ignore"))
+def _may_start_sql(pieces: list[tuple[int, str]]) -> bool:
+    """False only for a literal whose decoded text cannot match SQL_START: most of a program's
+    literals are not SQL, and decoding each of them cost more than finding them. Decoding can
+    only change the text through an escape; a field or {{ becomes $1 or {, never a keyword."""
+    texts = [text for _, text in pieces]
+    if any("\\" in text for text in texts):
+        return True
+    return _SQL_START_RAW.match("".join(text.lstrip(string.ascii_letters).strip("'\"") for text in texts)) is not None
+
+
+_SQL_START_RAW = re.compile(r"\s*(?:SELECT|INSERT|UPDATE|DELETE|WITH)", re.IGNORECASE)
+
+
+# Up to Python 3.11 an f-string is one token that never holds its own quote, so a regular
+# expression reads it whole; from 3.12 (PEP 701) its fields may, and ast places the literals.
+_LEXER_READS_FSTRINGS = sys.version_info < (3, 12)
+
+
+def _lexed_literals(source: str) -> list[list[tuple[int, str]]] | None:
+    """Each string literal expression of the file (adjacent literals are one), as the (offset,
+    text) of its tokens, in file order; bytes left out. Only literals and comments are matched,
+    and brackets counted between them: parsing the file with ast and walking its tree cost as
+    much as parsing the SQL in it. None where the file holds something this does not read as
+    Python's tokenizer does (a quote or bracket left open)."""
+    groups, group, depth, last_end = [], None, 0, 0
+    for match in _PY_LITERAL_OR_COMMENT_OR_STRAY.finditer(source):
+        start, end, text = match.start(), match.end(), match.group()
+        begin = start
+        if text[0] != "#":
+            while begin > last_end and start - begin < 2 and source[begin - 1] in "rRbBuUfF":
+                begin -= 1
+            if begin != start and (source[begin - 1:begin].isidentifier()
+                                   or source[begin:start].lower() not in _PREFIXES):
+                begin = start  # the letters end a name (return"x"), they are not its prefix
+        if begin > last_end:
+            gap = source[last_end:begin]
+            if group is not None and not (_PY_JOINS_IN_BRACKETS if depth else _PY_JOINS).fullmatch(gap):
+                group = None  # a name, number, operator or bracket, or a line's end outside brackets
+            depth += gap.count("(") + gap.count("[") + gap.count("{") \
+                - gap.count(")") - gap.count("]") - gap.count("}")
+            if depth < 0:
+                return None
+        last_end = end
+        if text[0] == "#":
+            continue
+        if len(text) == 1:
+            return None  # a quote that opens no literal
+        if group is None:
+            group = []
+            groups.append(group)
+        group.append((begin, source[begin:end]))
+    tail = source[last_end:]
+    if depth + tail.count("(") + tail.count("[") + tail.count("{") - tail.count(")") - tail.count("]") \
+            - tail.count("}"):
+        return None
+    return [g for g in groups if "b" not in _literal_prefix(g[0][1])]
+
+
+def _parsed_literals(source: str, tree: ast.AST) -> list[list[tuple[int, str]]]:
+    """_lexed_literals, read off the parsed tree (with tokenize where line breaks are odd)."""
+    line_starts = _line_starts(source)
+    char_col = _char_columns(source.splitlines(keepends=True) + [""])
+
+    def span(node: ast.AST) -> tuple[int, int]:
+        return (line_starts[node.lineno - 1] + char_col(node.lineno, node.col_offset),
+                line_starts[node.end_lineno - 1] + char_col(node.end_lineno, node.end_col_offset))
+
+    literals = [node for node in _ast_nodes(tree) if isinstance(node, ast.JoinedStr) or (
+        isinstance(node, ast.Constant) and isinstance(node.value, (str, bytes)))]
+    fstrings = [node for node in literals if isinstance(node, ast.JoinedStr)]
+    # Anything within an f-string (its parts, a literal in a field, a format spec) is in its token.
+    within_fstrings = {id(inner) for node in fstrings for inner in _ast_nodes(node)[1:]}
+    outermost = [node for node in literals if id(node) not in within_fstrings]
+    spans = [span(node) for node in outermost]
+    tokens = None
+    if not _ODD_LINE_BREAK.search(source):
+        # The literals outside f-strings hold every string token of the file, each once.
+        tokens = _lexed_string_tokens(source, spans)
+    if tokens is None:
+        tokens = _string_tokens(source, line_starts)
+    starts = [offset for offset, _ in tokens]
+    return [tokens[bisect.bisect_left(starts, begin):bisect.bisect_left(starts, finish)]
+            for begin, finish in sorted(span for node, span in zip(outermost, spans)
+                                        if isinstance(node, ast.JoinedStr) or isinstance(node.value, str))]
+
+
+def _ast_nodes(tree: ast.AST) -> list[ast.AST]:
+    """Every node, in the breadth-first order of ast.walk (the list grows as the loop reads it)."""
+    nodes = [tree]
+    for node in nodes:
+        for name in node._fields:
+            value = getattr(node, name, None)
+            if isinstance(value, list):
+                nodes += [item for item in value if isinstance(item, ast.AST)]
+            elif isinstance(value, ast.AST):
+                nodes.append(value)
+    return nodes
+
+
+# Line breaks where ast and a split on "\n" count lines differently (and splitlines splits): in a file
+# with one, a node's line and column may not point at its literal, so tokenize reads the literals.
+_ODD_LINE_BREAK = re.compile("[\v\f\x1c\x1d\x1e\x85\u2028\u2029]|\r(?!\n)")
+
+
+def _quoted(quote: str) -> str:
+    """A Python string literal's quotes and body, as tokenize reads it: with escapes, and with line
+    breaks in triple quotes or after a backslash."""
+    char = quote[0]
+    if len(quote) == 3:
+        return quote + rf"[^{char}\\]*(?:(?:\\(?:\r\n|.)|{char}(?!{char}{char}))[^{char}\\]*)*" + quote
+    return quote + rf"[^{char}\\\r\n]*(?:\\(?:\r\n|.)[^{char}\\\r\n]*)*" + quote
+
+
+_PY_BODY = "|".join(map(_quoted, ("'''", '"""', "'", '"')))  # a literal's quotes and what they hold
+_PY_LITERAL = r"(?:[rRbBuUfF]|[rR][bBfF]|[bBfF][rR])?(?:" + _PY_BODY + ")"
+_PY_LITERAL_OR_COMMENT = re.compile(r"#[^\r\n]*|" + _PY_LITERAL, re.DOTALL)
+_PY_BETWEEN_LITERALS = re.compile(r"(?:[ \t\r\n]|\\\r?\n)*")
+# Python's tokens as far as literals go: what joins two literals into one (line breaks inside
+# brackets, comments, a backslash before a line break) and what parts them (anything else).
+_PY_LITERAL_OR_COMMENT_OR_STRAY = re.compile(r"#[^\r\n]*|(?:" + _PY_BODY + r")|['\"]", re.DOTALL)
+_PREFIXES = {"r", "u", "f", "b", "br", "rb", "fr", "rf"}
+# Between two literals that Python joins: spaces and escaped line breaks, and line breaks too
+# inside brackets (comments are matched apart).
+_PY_JOINS = re.compile(r"(?:[ \t\f]|\\\r?\n)*")
+_PY_JOINS_IN_BRACKETS = re.compile(r"(?:[ \t\f\r\n]|\\\r?\n)*")
+
+
+def _lexed_string_tokens(source: str, spans: list[tuple[int, int]]) -> list[tuple[int, str]] | None:
+    """(offset, text) of every string token, as Python 3.11's tokenize reads them (an f-string is
+    one token), from the spans of the literals outside f-strings; None where a span is not just
+    literals and the comments and line breaks between them."""
+    tokens = []
+    for begin, finish in spans:
+        pos = begin
+        while pos < finish:
+            match = _PY_LITERAL_OR_COMMENT.match(source, pos, finish)
+            if match is None or (pos == begin and match.group().startswith("#")):
+                return None
+            if not match.group().startswith("#"):
+                tokens.append((pos, match.group()))
+            pos = _PY_BETWEEN_LITERALS.match(source, match.end(), finish).end()
+        if pos == begin or tokens[-1][0] + len(tokens[-1][1]) != finish:
+            return None
+    return sorted(tokens)
+
+
+def _string_tokens(source: str, line_starts: list[int]) -> list[tuple[int, str]]:
+    """(offset, text) of every string token, read by tokenize."""
+    return [(line_starts[t.start[0] - 1] + t.start[1], t.string)
+            for t in tokenize.generate_tokens(io.StringIO(source).readline) if t.type == tokenize.STRING]
+
+
+def _literal_prefix(text: str) -> str:
+    """A Python literal's prefix (rb, f, ...), in lower case."""
+    return text[:len(text) - len(text.lstrip(string.ascii_letters))].lower()
+
+
+def _python_literal_body(text: str) -> tuple[str, Sequence]:
+    """A Python literal, prefix and quotes and all, decoded: its characters and their offsets in it."""
+    prefix = _literal_prefix(text)
+    quote = text[len(prefix):len(prefix) + 3] if text[len(prefix):len(prefix) + 3] in ('"""', "'''") \
+        else text[len(prefix)]
+    return _literal_body(text, len(prefix) + len(quote), quote, "r" in prefix, "f" in prefix)
+
+
+def _char_columns(lines: list[str]):
+    """col(lineno, byte_col): ast counts columns in UTF-8 bytes; tokenize and the file text count
+    characters. Each line is looked at once, however many literals it holds."""
+    encoded: dict[int, bytes | None] = {}
+
+    def col(lineno: int, byte_col: int) -> int:
+        if lineno not in encoded:
+            line = lines[lineno - 1]
+            encoded[lineno] = None if line.isascii() else line.encode("utf-8")
+        data = encoded[lineno]
+        if data is None:
+            return min(byte_col, len(lines[lineno - 1]))
+        return len(data[:byte_col].decode("utf-8", errors="ignore"))
+
+    return col
 
 
 _C_LIKE_LITERAL = re.compile(r'"""(?:.|\n)*?"""|"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'|`(?:\\.|[^`\\])*`')
@@ -173,19 +351,18 @@ def c_like_snippets(path: str, source: str) -> list[Snippet]:
     return snippets
 
 
-def _js_template(body: str, offsets: list) -> tuple[str, list]:
+def _js_template(body: str, offsets: Sequence) -> tuple[str, list]:
+    """${...} in a JavaScript template literal becomes $1."""
     out, out_offsets, i = [], [], 0
-    while i < len(body):
-        if body.startswith("${", i):
-            j = body.find("}", i)
-            j = len(body) - 1 if j < 0 else j
-            out.append(PLACEHOLDER)
-            out_offsets += [None] * len(PLACEHOLDER)
-            i = j + 1
-            continue
-        out.append(body[i])
-        out_offsets.append(offsets[i])
-        i += 1
+    while (j := body.find("${", i)) >= 0:
+        end = body.find("}", j)
+        end = len(body) - 1 if end < 0 else end
+        out += [body[i:j], PLACEHOLDER]
+        out_offsets += offsets[i:j]
+        out_offsets += [None] * len(PLACEHOLDER)
+        i = end + 1
+    out.append(body[i:])
+    out_offsets += offsets[i:]
     return "".join(out), out_offsets
 
 
@@ -206,11 +383,21 @@ def normalise_placeholders(snippet: Snippet) -> Snippet:
     return Snippet(snippet.path, "".join(sql), offsets)
 
 
+def _read_head(path: str, limit: int) -> bytes:
+    """The first `limit` bytes of a file, all of a smaller one: read(limit) alone would set aside
+    `limit` bytes for each file, which costs more than reading a small one."""
+    with open(path, "rb") as fh:
+        wanted = min(limit, os.fstat(fh.fileno()).st_size + 1)
+        data = fh.read(wanted)
+        if len(data) == wanted < limit:  # it grew, or its size was not known (a pipe, /proc)
+            data += fh.read(limit - wanted)
+    return data
+
+
 def file_snippets(path: str) -> tuple[list[Snippet], str | None]:
     """(snippets, text) of one file; text None for binary or oversized files."""
     try:
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_FILE_BYTES + 1)
+        data = _read_head(path, MAX_FILE_BYTES + 1)
     except OSError:
         return [], None
     if len(data) > MAX_FILE_BYTES or b"\0" in data[:8192]:
@@ -238,40 +425,93 @@ class _Statement:
     columns: list = field(default_factory=list)  # (qualifier, name, location)
 
 
-def _collect(tree) -> _Statement:
+@functools.cache
+def _collector():
+    """collect(sql) -> _Statement: the names of one statement, parsed by pglast. Made once, on
+    first use (pglast is imported only when SQL is parsed). It reads libpg_query's JSON rather
+    than pglast's node objects, whose construction costs five times the parse itself, and visits
+    the nodes in the breadth-first order of pglast's Visitor."""
     from pglast import ast as pg
-    from pglast.visitors import Visitor
+    from pglast.parser import parse_sql_json
 
-    found = _Statement()
+    # In the JSON a member declared as one node type (InsertStmt.relation is RangeVar*) holds
+    # that node's fields bare; a Node* member or a list item holds {"Type": fields}.
+    bare: dict[tuple[str, str], str] = {}
+    for name, kind in vars(pg).items():
+        if isinstance(kind, type) and issubclass(kind, pg.Node) and isinstance(kind.__slots__, dict):
+            for member, info in kind.__slots__.items():
+                c_type = getattr(info, "c_type", "")
+                target = vars(pg).get(c_type[:-1]) if c_type.endswith("*") else None
+                if target is not None and isinstance(target.__slots__, dict):  # not Node* or Expr*
+                    bare[name, member] = c_type[:-1]
 
-    class Collect(Visitor):
-        def visit_RangeVar(self, parent, node):
-            found.relations.append((node.schemaname, node.relname, node.alias.aliasname if node.alias else None,
-                                    node.location))
+    def collect(sql: str) -> _Statement:
+        found = _Statement()
+        chars = None if sql.isascii() else _char_offsets(sql)
+        todo = deque([[{"RawStmt": stmt} for stmt in json.loads(parse_sql_json(sql)).get("stmts", ())]])
+        while todo:
+            item = todo.popleft()
+            for wrapped in item if isinstance(item, list) else (item,):
+                if isinstance(wrapped, list):
+                    todo.extend(value for value in wrapped if isinstance(value, (dict, list)))
+                    continue
+                if not isinstance(wrapped, tuple):
+                    if not isinstance(wrapped, dict) or len(wrapped) != 1:
+                        continue
+                    (kind, node), = wrapped.items()
+                    if not isinstance(node, dict):
+                        continue
+                else:
+                    kind, node = wrapped
+                if kind == "RangeVar":
+                    alias = node.get("alias")
+                    found.relations.append((node.get("schemaname"), node.get("relname"),
+                                            alias.get("aliasname") if alias else None,
+                                            _location(node, chars)))
+                elif kind == "CommonTableExpr":
+                    found.ctes.add(node.get("ctename"))
+                elif kind == "RangeSubselect":
+                    if node.get("alias"):
+                        found.subquery_aliases.add(node["alias"].get("aliasname"))
+                elif kind == "ColumnRef":
+                    fields = node.get("fields", ())
+                    names = [f["String"].get("sval", "") for f in fields if "String" in f]
+                    if names and len(names) == len(fields):
+                        found.columns.append((names[-2] if len(names) > 1 else None, names[-1],
+                                              _location(node, chars)))
+                for member, value in node.items():
+                    if isinstance(value, list):
+                        todo.append(value)
+                    elif isinstance(value, dict):
+                        inner = bare.get((kind, member))
+                        todo.append((inner, value) if inner else value)
+        return found
 
-        def visit_CommonTableExpr(self, parent, node):
-            found.ctes.add(node.ctename)
+    return collect
 
-        def visit_RangeSubselect(self, parent, node):
-            if node.alias:
-                found.subquery_aliases.add(node.alias.aliasname)
 
-        def visit_ColumnRef(self, parent, node):
-            names = [f.sval for f in node.fields if isinstance(f, pg.String)]
-            if names and len(names) == len(node.fields):
-                found.columns.append((names[-2] if len(names) > 1 else None, names[-1], node.location))
+def _location(node: dict, chars: list[int] | None) -> int:
+    """A node's location in characters (libpg_query counts bytes)."""
+    location = node.get("location", -1)
+    return location if chars is None or location < 0 else chars[location]
 
-    Collect()(tree)
-    return found
+
+def _char_offsets(sql: str) -> list[int]:
+    """The character offset of each byte offset of `sql` in UTF-8 (and one past its end)."""
+    offsets = []
+    for i, ch in enumerate(sql):
+        offsets += [i] * len(ch.encode("utf-8"))
+    offsets.append(len(sql))
+    return offsets
 
 
 def parse_snippets(snippets: list[Snippet], result: ScanResult, line_of) -> list[tuple[Snippet, _Statement]]:
     import pglast
 
-    parsed = []
+    parsed, collect = [], _collector()
     for snippet in map(normalise_placeholders, snippets):
         try:
-            parsed.append((snippet, _collect(pglast.parse_sql(snippet.sql))))
+            parsed.append((snippet, collect(snippet.sql)))
         except pglast.parser.ParseError as exc:
             start = next((o for o in snippet.offsets if o is not None), 0)
             result.unparsable.append((snippet.path, line_of(snippet.path, start)[0], str(exc).splitlines()[0]))
@@ -279,27 +519,43 @@ def parse_snippets(snippets: list[Snippet], result: ScanResult, line_of) -> list
 
 
 class Checker:
-    """Names in statements against catalog facts and selfheal's aliases."""
+    """Names in statements against catalog facts and selfheal's aliases. Each verdict is worked out
+    once per name (and table), however many statements use it."""
 
     def __init__(self, tables: tuple, aliases: tuple):
         self.tables = {t.name: t for t in tables}
         self.aliases = aliases
+        self._by_key: dict[str, list] = {}
+        for t in self.tables.values():
+            self._by_key.setdefault(naming.fold_key(t.name), []).append(t)
+        self._relations: dict[str, tuple] = {}
+        self._columns: dict[tuple, tuple | None] = {}
 
     def relation(self, name: str) -> tuple[planner.Table | None, str | None, str]:
         """(table, canonical name if `name` is legacy, evidence)."""
+        if name not in self._relations:
+            self._relations[name] = self._relation(name)
+        return self._relations[name]
+
+    def _relation(self, name: str) -> tuple[planner.Table | None, str | None, str]:
         if name in self.tables:
             return self.tables[name], None, ""
         for alias in self.aliases:
             if alias.kind == "relation" and alias.legacy_name == name and alias.table in self.tables:
                 return self.tables[alias.table], alias.table, "selfheal alias"
-        key = naming.fold_key(name)
-        matches = [t for t in self.tables.values() if naming.fold_key(t.name) == key]
+        matches = self._by_key.get(naming.fold_key(name), [])
         if len(matches) == 1:
             return matches[0], matches[0].name, f"normalisation {name} -> {matches[0].name}"
         return None, None, "no such table"
 
     def column(self, table: planner.Table, name: str) -> tuple[str | None, str, bool] | None:
         """None when the column exists; else (canonical, evidence, fixable by renaming)."""
+        key = (id(table), name)
+        if key not in self._columns:
+            self._columns[key] = self._column(table, name)
+        return self._columns[key]
+
+    def _column(self, table: planner.Table, name: str) -> tuple[str | None, str, bool] | None:
         if table.column(name):
             return None
         for alias in self.aliases:
@@ -416,17 +672,32 @@ def render_sarif(result: ScanResult) -> str:
 
 def fixes(result: ScanResult, texts: dict[str, str], snippets_by_path: dict) -> dict[str, str]:
     """New text of each file whose wrong names can be renamed; the patched SQL must still parse."""
+    edits_by_path: dict[str, list] = {}
+    for f in result.findings:
+        if f.fixable:
+            edits_by_path.setdefault(f.path, []).append((f.file_start, f.file_end, f.canonical))
     patched = {}
-    for path in sorted({f.path for f in result.findings if f.fixable}):
-        text = texts[path]
-        edits = sorted(((f.file_start, f.file_end, f.canonical) for f in result.findings
-                        if f.path == path and f.fixable), reverse=True)
-        for start, end, canonical in edits:
-            text = text[:start] + _ident(canonical) + text[end:]
+    for path in sorted(edits_by_path):
+        text = _renamed(texts[path], sorted(edits_by_path[path], reverse=True))
         # Renaming never makes SQL unparsable; if it seems to, the file is left alone.
         if _unparsable(path, text) <= _unparsable(path, texts[path]):
             patched[path] = text
     return patched
+
+
+def _renamed(text: str, edits: list[tuple[int, int, str]]) -> str:
+    """text with each (start, end, canonical) edit made, edits given last first: in one pass, or
+    one edit after another where two of them overlap."""
+    if any(later[0] < earlier[1] for later, earlier in zip(edits, edits[1:])):
+        for start, end, canonical in edits:
+            text = text[:start] + _ident(canonical) + text[end:]
+        return text
+    pieces, kept_until = [], len(text)
+    for start, end, canonical in edits:
+        pieces += [text[end:kept_until], _ident(canonical)]
+        kept_until = start
+    pieces.append(text[:kept_until])
+    return "".join(reversed(pieces))
 
 
 def _ident(name: str) -> str:
@@ -488,36 +759,46 @@ def scan(root: str, conn, progress: bool = False) -> tuple[ScanResult, dict, dic
     result = ScanResult()
     texts, snippets_by_path, all_snippets = {}, {}, []
     paths = source_files(root)
-    for path in tqdm(paths, desc="selfheal scan", unit=" files", disable=not progress, file=sys.stderr,
-                     leave=False):
-        snippets, text = file_snippets(path)
-        if text is None:
-            continue
-        result.files += 1
-        texts[path] = text
-        snippets_by_path[path] = snippets
-        all_snippets += snippets
-    result.snippets = len(all_snippets)
-    starts = {path: _line_starts(text) for path, text in texts.items()}
+    with _garbage_collection_paused():
+        for path in tqdm(paths, desc="selfheal scan", unit=" files", disable=not progress, file=sys.stderr,
+                         leave=False):
+            snippets, text = file_snippets(path)
+            if text is None:
+                continue
+            result.files += 1
+            texts[path] = text
+            snippets_by_path[path] = snippets
+            all_snippets += snippets
+        result.snippets = len(all_snippets)
+        starts: dict[str, list[int]] = {}  # line starts of the files that are reported on
 
-    def line_of(path: str, offset: int) -> tuple[int, int]:
-        lines = starts[path]
-        low, high = 0, len(lines) - 1
-        while low < high:
-            mid = (low + high + 1) // 2
-            if lines[mid] <= offset:
-                low = mid
-            else:
-                high = mid - 1
-        return low + 1, offset - lines[low] + 1
+        def line_of(path: str, offset: int) -> tuple[int, int]:
+            if path not in starts:
+                starts[path] = _line_starts(texts[path])
+            line = bisect.bisect_right(starts[path], offset) - 1
+            return line + 1, offset - starts[path][line] + 1
 
-    parsed = parse_snippets(all_snippets, result, line_of)
-    names = {r[1] for _, s in parsed for r in s.relations}
-    tables = emergency.load_tables_named(conn, names)
-    aliases = _aliases(conn)
-    check(parsed, Checker(tables, aliases), result, line_of)
+        parsed = parse_snippets(all_snippets, result, line_of)
+        names = {r[1] for _, s in parsed for r in s.relations}
+        tables = emergency.load_tables_named(conn, names)
+        aliases = _aliases(conn)
+        check(parsed, Checker(tables, aliases), result, line_of)
     result.findings.sort(key=lambda f: (f.path, f.line, f.column))
     return result, texts, snippets_by_path
+
+
+@contextlib.contextmanager
+def _garbage_collection_paused():
+    """Python's garbage collector off while a scan parses files and SQL: that makes many objects
+    and no reference cycles (refcounting frees each tree), so its passes would find nothing to
+    free, and in a large file they cost as much again as the parsing."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _aliases(conn) -> tuple:

@@ -36,3 +36,81 @@ def test_driver_placeholders_become_dollar_one():
 def test_only_sql_looking_literals_are_taken():
     assert scan.c_like_snippets("a.rb", "x = 'select a colour'; y = 'hello'") == [
         scan.Snippet("a.rb", "select a colour", list(range(5, 20)))]
+
+
+# Literals between comments and line breaks, CRLF line ends, raw quotes, f-strings with strings
+# inside, triple quotes holding quotes, bytes, empty literals, decorators and dict keys.
+TRICKY = (
+    'q = ("SELECT a, "  # it\'s "quoted"\n'
+    '     "b FROM t")\n'
+    'r = "SELECT a " \\\n'
+    '    "FROM t"\n'
+    "s = r'SELECT \\' a FROM t'\n"
+    't = f"SELECT {conn.execute(\'SELECT inner FROM u\')} FROM t" \'WHERE x = 1\'\n'
+    "u = '''SELECT a\n  FROM t WHERE x = 'y' and z = \"\"\"'''\n"
+    'v = b"SELECT a FROM t"; w = "" "SELECT ü FROM t"\n'
+    '@deco("SELECT a FROM d")\n'
+    'def f(x="SELECT x FROM dflt"):\n'
+    '    """SELECT doc FROM t"""\n'
+    '    return {"SELECT k FROM t": "SELECT v FROM t"}\n'
+)
+
+
+def test_literals_are_read_where_ast_puts_them_exactly_as_tokenize_reads_them(monkeypatch):
+    for source in (TRICKY, TRICKY.replace("\n", "\r\n")):
+        found = [(s.sql, s.offsets) for s in scan.python_snippets("m.py", source)]
+        monkeypatch.setattr(scan, "_lexed_literals", lambda source: None)  # ast places them
+        monkeypatch.setattr(scan, "_lexed_string_tokens", lambda source, spans: None)  # tokenize reads them
+        assert [(s.sql, s.offsets) for s in scan.python_snippets("m.py", source)] == found
+        monkeypatch.undo()
+        texts = [sql for sql, _ in found]
+        assert "SELECT a, b FROM t" in texts and "SELECT a FROM t" in texts and "SELECT $1 FROM tWHERE x = 1" in texts
+        assert "SELECT inner FROM u" not in texts  # a string inside an f-string is part of that f-string
+        assert "SELECT ü FROM t" in texts and "SELECT v FROM t" in texts
+        for sql, offsets in found:
+            assert all(o is None or source[o] == c or source[o] == "\\" for c, o in zip(sql, offsets))
+
+
+def test_each_of_many_sql_texts_in_one_file_keeps_its_own_position():
+    source = "".join(f'def q{n}(conn):\n    """Query {n}."""\n    return conn.execute(\n'
+                     f'        "SELECT c{n} "\n        "FROM t{n}")\n\n\n' for n in range(300))
+    snippets = scan.python_snippets("m.py", source)
+    assert [s.sql for s in snippets] == [f"SELECT c{n} FROM t{n}" for n in range(300)]
+    assert all(source[s.offsets[s.sql.index("FROM")]:].startswith(f'FROM t{n}")') for n, s in enumerate(snippets))
+
+
+def test_js_template_with_several_placeholders_and_an_unclosed_one():
+    source = "q(`SELECT a FROM t WHERE b = ${b} AND c = ${c.d} ORDER BY e`); r(`SELECT f FROM u WHERE g = ${g`)"
+    first, second = scan.c_like_snippets("a.js", source)
+    assert first.sql == "SELECT a FROM t WHERE b = $1 AND c = $1 ORDER BY e"
+    assert source[first.offsets[first.sql.index("ORDER")]:].startswith("ORDER BY e`")
+    assert second.sql == "SELECT f FROM u WHERE g = $1"
+
+
+def test_only_the_head_of_a_file_is_read(tmp_path):
+    path = tmp_path / "a.sql"
+    path.write_bytes(b"SELECT 1;" * 10)
+    assert scan._read_head(str(path), 9) == b"SELECT 1;"
+    assert scan._read_head(str(path), 1000) == b"SELECT 1;" * 10
+    assert scan._read_head("/proc/self/status", 1000).startswith(b"Name:")  # its size says 0
+
+
+def test_the_quick_literal_reader_finds_what_the_parsed_tree_holds():
+    """_lexed_literals against _parsed_literals (ast's places) on tricky code and on every Python
+    file of this repository: the same literals, the same tokens, in the same order."""
+    import ast
+    import pathlib
+
+    root = pathlib.Path(__file__).resolve().parents[2]
+    sources = [TRICKY, TRICKY.replace("\n", "\r\n"), "x = ('a'\n     'b')\ny = 'c'\n'd'\nz = [\n 'e', # ]\n 'f' 'g']\n",
+               "if x:\\\n    y = 'SELECT 1' \\\n        'FROM t'\n", "f(rb'x', Rb'y', bR'z', u'w', F'{a!r:>{b}}' 'v')\n"]
+    sources += [path.read_text() for path in sorted(root.glob("**/*.py")) if ".venv" not in path.parts]
+    assert len(sources) > 50
+    for source in sources:
+        assert scan._lexed_literals(source) == scan._parsed_literals(source, ast.parse(source))
+
+
+def test_the_quick_literal_reader_gives_way_where_it_could_misread():
+    assert scan._lexed_literals("x = (1,\n") is None  # an open bracket
+    assert scan._lexed_literals("x = 'a\n") is None  # a stray quote
+    assert scan._lexed_literals("x = 1)\n") is None
