@@ -219,7 +219,8 @@ def speed(cluster: Cluster, args) -> list[tuple[str, float, float, str]]:
             assert "problem" not in log, log
             more, calls, read = log["more"], calls + 1, read + log["lines"]
         in_db = {"seconds": time.perf_counter() - started, "cpu": _backend_cpu(backend) - cpu}
-        stored = conn.execute("SELECT count(*) FROM selfheal.error_event WHERE source = 'log'").fetchone()[0]
+        stored, rows_stored = conn.execute("SELECT sum(occurrences), count(*) FROM selfheal.error_event "
+                                           "WHERE source = 'log'").fetchone()
         assert stored >= lines, (stored, lines)
         note = installed_copy_note(conn, ROOT / "plpython" / "selfheal")
         badger, badger_note = pgbadger(path, lines)
@@ -243,7 +244,7 @@ def speed(cluster: Cluster, args) -> list[tuple[str, float, float, str]]:
         wall, cpu = per_line[what]
         print(f"| {what} | {run['seconds']:.2f} | {count / run['seconds']:,.0f} | {size / run['seconds']:.0f} "
               f"| {wall / floor[0]:.2f} | {run['cpu']:.2f} | {cpu / floor[1]:.2f} |")
-    print(f"\n{note}; {stored:,} events stored.")
+    print(f"\n{note}; {stored:,} errors stored, on {rows_stored:,} rows (repeats within a second counted on one).")
     print(badger_note if badger is None else f"{badger_note}: {lines:,} events in its report.")
     goals = [("json.loads floor speed / heal() speed", per_line[rows[3][0]][0] / floor[0], 2, "x"),
              ("json.loads floor speed / bare reader speed (iter_new_errors)", per_line[rows[1][0]][0] / floor[0],

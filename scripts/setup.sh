@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # chromium renders the HTML report in the tests (headless); the fonts give its text shapes.
+# pgbadger is read beside heal() by the log benchmark (make bench).
 packages=(postgresql-15 postgresql-plpython3-15 postgresql-15-pgtap postgresql-15-cron libtap-parser-sourcehandler-pgtap-perl
-          postgresql-server-dev-15 python3 python3-venv make chromium fonts-dejavu-core)
+          postgresql-server-dev-15 python3 python3-venv make chromium fonts-dejavu-core pgbadger)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

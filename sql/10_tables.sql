@@ -59,9 +59,11 @@ CREATE TABLE selfheal.error_event (
     audit_id     bigint,
     attempts     integer NOT NULL DEFAULT 0,
     processed_at timestamptz,
-    seen_in_log  boolean NOT NULL DEFAULT false
+    seen_in_log  boolean NOT NULL DEFAULT false,
+    occurrences  integer NOT NULL DEFAULT 1 CHECK (occurrences > 0),
+    last_occurred_at timestamptz
 );
-COMMENT ON TABLE selfheal.error_event IS 'One row per error reported to or read by selfheal';
+COMMENT ON TABLE selfheal.error_event IS 'One row per error reported to selfheal, or per error the server log wrote, its repeats within the same second counted on the same row';
 COMMENT ON COLUMN selfheal.error_event.id IS 'Event id';
 COMMENT ON COLUMN selfheal.error_event.received_at IS 'When selfheal received the error';
 COMMENT ON COLUMN selfheal.error_event.occurred_at IS 'When the error happened: the log line''s time, or when it was reported';
@@ -83,6 +85,8 @@ COMMENT ON COLUMN selfheal.error_event.reason IS 'Why the event has its status';
 COMMENT ON COLUMN selfheal.error_event.audit_id IS 'The audit row of the action taken for this event';
 COMMENT ON COLUMN selfheal.error_event.attempts IS 'How many times heal has processed it';
 COMMENT ON COLUMN selfheal.error_event.processed_at IS 'When it was last processed';
+COMMENT ON COLUMN selfheal.error_event.occurrences IS 'How many times the error happened: for the log, its entries within one second that differ only in session and in constants that cannot change the statement''s meaning (the statement kept is the first''s)';
+COMMENT ON COLUMN selfheal.error_event.last_occurred_at IS 'For occurrences > 1: the time of the last of them (occurred_at is the first''s)';
 COMMENT ON COLUMN selfheal.error_event.seen_in_log IS 'A client-reported error that the server log recorded too: the log''s entry was not stored again, so it counts once';
 -- heal() scans for work to do: a partial index keeps that cheap however much history there is.
 CREATE INDEX error_event_pending_idx ON selfheal.error_event (id) WHERE status IN ('pending', 'deferred');

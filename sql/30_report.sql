@@ -27,9 +27,9 @@ WITH repair AS (
     SELECT e.signature_key, min(e.signature) AS signature, min(e.sqlstate) AS sqlstate,
            (array_agg(e.message ORDER BY e.id))[1] AS message,
            min(e.class) AS class,
-           count(*) FILTER (WHERE s.before) AS before_repair,
-           count(*) FILTER (WHERE NOT s.before) AS after_repair,
-           min(e.occurred_at) AS first_seen, max(e.occurred_at) AS last_seen, r.healed_at, r.audit_id, r.undone
+           coalesce(sum(e.occurrences) FILTER (WHERE s.before), 0)::bigint AS before_repair,
+           coalesce(sum(e.occurrences) FILTER (WHERE NOT s.before), 0)::bigint AS after_repair,
+           min(e.occurred_at) AS first_seen, max(coalesce(e.last_occurred_at, e.occurred_at)) AS last_seen, r.healed_at, r.audit_id, r.undone
       FROM selfheal.error_event e
       JOIN decided d ON d.signature_key = e.signature_key
       LEFT JOIN repair r ON r.signature_key = e.signature_key
@@ -73,7 +73,8 @@ RETURNS TABLE (bucket_start timestamptz, signature text, occurrences bigint)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-SELECT date_bin(bucket, e.occurred_at, TIMESTAMPTZ '2000-01-01') AS bucket_start, e.signature, count(*)
+SELECT date_bin(bucket, e.occurred_at, TIMESTAMPTZ '2000-01-01') AS bucket_start, e.signature,
+       sum(e.occurrences)::bigint
   FROM selfheal.error_event e
  GROUP BY 1, 2
  ORDER BY 1, 2

@@ -239,12 +239,16 @@ def _export(args) -> int:
 def _emergency(args) -> int:
     from . import emergency, logreader
     try:
-        with _progress(os.path.getsize(args.from_log), "reading the log", "B") as bar:
-            entries = logreader.read_whole_log(args.from_log, bar.update)
-    except (OSError, logreader.LogReadError) as exc:
-        raise Failure(f"cannot read {args.from_log}: {getattr(exc, 'strerror', None) or exc}") from None
+        size = os.path.getsize(args.from_log)
+    except OSError as exc:
+        raise Failure(f"cannot read {args.from_log}: {exc.strerror}") from None
     with _connect(args) as conn:
-        sys.stdout.write(emergency.build_script(conn, entries))
+        try:  # the log is read as it is planned, never held whole
+            with _progress(size, "reading the log", "B") as bar:
+                script = emergency.build_script(conn, logreader.iter_whole_log(args.from_log, bar.update))
+        except (OSError, logreader.LogReadError) as exc:
+            raise Failure(f"cannot read {args.from_log}: {getattr(exc, 'strerror', None) or exc}") from None
+    sys.stdout.write(script)
     return 0
 
 

@@ -8,12 +8,13 @@ their final shape, then routing for the roles the errors came from. Client side 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import replace
 
 from psycopg.rows import dict_row
 
 from . import catalog, errors, export, naming, planner
-from .logreader import LogError
+from .logreader import LogError, statement_key
 from .planner import Catalog, Column, Event, Plan, Policy, quote_ident
 
 
@@ -37,14 +38,24 @@ def _load_tables(conn, events: list[Event]) -> dict:
     return {(t.schema, t.name): t for t in load_tables_named(conn, names)}
 
 
-def build_script(conn, entries: list[LogError]) -> str:
+def build_script(conn, entries: Iterable[LogError]) -> str:
+    """The fix script for the errors of this database among `entries`, read as they come: memory
+    is that of the distinct errors, the same query with other constants counting as one
+    (logreader.statement_key), planned with the first statement seen."""
     database = conn.info.dbname
-    mine = [e for e in entries if e.database in (None, database)]
-    # CONTEXT is part of the key: an error raised inside a function is no evidence (planner).
-    counts = Counter((e.sqlstate, e.message, e.statement, e.hint, e.context) for e in mine)
+    counts: Counter = Counter()
     users: dict[tuple, set] = {}
-    for e in mine:
-        users.setdefault((e.sqlstate, e.message, e.statement, e.hint, e.context), set()).add(e.user)
+    statements: dict[tuple, tuple] = {}
+    for e in entries:
+        if e.database not in (None, database):
+            continue
+        # CONTEXT is part of the key: an error raised inside a function is no evidence (planner).
+        shape = (e.sqlstate, e.message, statement_key(e.statement), e.hint, e.context)
+        if shape not in statements:
+            statements[shape] = (e.sqlstate, e.message, e.statement, e.hint, e.context)
+        key = statements[shape]
+        counts[key] += 1
+        users.setdefault(key, set()).add(e.user)
     schema_errors = [key for key, _ in counts.most_common() if errors.is_schema_error(key[0])]
     tables = _load_tables(conn, [Event(*key, source="log") for key in schema_errors])
     aliases: list[planner.Alias] = []

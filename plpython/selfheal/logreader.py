@@ -332,19 +332,6 @@ def _file_chunks(path: str, start: int, log_format: str, budget: int, result: Re
         raise LogReadError(f"cannot read {path}: {exc.strerror}") from exc
 
 
-def read_file(path: str, start: int, log_format: str, budget: int, result: ReadResult,
-              database: str | None, progress=None) -> int:
-    """Read complete records of one file from `start` into result.errors; return the offset
-    after the last one.
-
-    Stops early once `budget` bytes were consumed (result.more is set).
-    """
-    offset = start
-    for found, offset in _file_chunks(path, start, log_format, budget, result, database, progress):
-        result.errors += found
-    return offset
-
-
 def _marker_fields(raw: bytes, log_format: str) -> tuple[str, str, str] | None:
     """(message, database, user) of a LOG record, or None."""
     try:
@@ -433,6 +420,81 @@ def read_new_errors(directory: str, log_format: str, bookmark: Bookmark, current
     return result
 
 
+class Repeat(NamedTuple):
+    """One error and how often the log wrote it again within the same second: its first entry,
+    the number of entries, and the time of the last."""
+
+    first: LogError
+    occurrences: int
+    last_occurred_at: str
+
+
+def fold_repeats(errors: list[LogError], repeats: dict) -> None:
+    """Count each error into `repeats` (key -> [first entry, occurrences, last time]). Entries are
+    the same error again when all but their session is the same, within one second (the time to
+    the second, and its zone), with the statement's constants folded (statement_key). An outage
+    writes the same few errors thousands of times a second, with other values inlined; one row
+    per line would cost five times the reading. Entries are read by position: this runs for
+    every line of an outage."""
+    get, statement_key_of = repeats.get, statement_key
+    for entry in errors:
+        at = entry[0]
+        key = (at[:19], at[at.rfind(" "):], statement_key_of(entry[4]), entry[1], entry[2], entry[3], entry[5],
+               entry[6], entry[7], entry[9])
+        held = get(key)
+        if held is None:
+            repeats[key] = [entry, 1, at]
+        else:
+            held[1] += 1
+            held[2] = at
+
+
+# Byte classes for _folded: a name's character (ASCII letter, _, ", $ or any byte of a
+# multibyte character), a digit, or anything else.
+_NAME_OR_DIGIT = bytes(ord("a") if chr(i).isascii() and (chr(i).isalpha() or chr(i) in '_"$') or i >= 128
+                       else ord("0") if chr(i) in "0123456789" else ord(" ") for i in range(256))
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_STRING_CONSTANT = re.compile(rb"'[^']*'")
+
+
+def statement_key(statement: str | None):
+    """The statement with the constants that cannot change its meaning folded: a string constant
+    becomes '' (where no quoted name, escape, dollar quote or comment could make a quote mean
+    something else), and each run of digits 0 (where no digit is part of a name, like t1 or $1,
+    and no number has 10 digits or more, which may be a bigint or a numeric: a shorter one is an
+    integer, so its type is kept). Folded only as far as that is certain; otherwise the whole
+    text. What decides depends on where digits are, never on their values, so it is worked out
+    once per statement with its digits zeroed, which the same query with other numbers shares."""
+    if statement is None:
+        return None
+    raw = statement.encode("utf-8", "surrogatepass")
+    zeroed = raw.translate(_DIGITS_TO_ZERO)
+    try:
+        folded = _folded_statements[zeroed]
+    except KeyError:
+        if len(_folded_statements) >= _FOLDED_STATEMENTS_HELD:
+            _folded_statements.clear()
+        folded = _folded_statements[zeroed] = _folded(zeroed)
+    return raw if folded is None else folded
+
+
+def _folded(zeroed: bytes) -> bytes | None:
+    """statement_key of a statement whose digits are all 0; None where it keeps its own text."""
+    if b"'" in zeroed and not (b'"' in zeroed or b"\\" in zeroed or b"$" in zeroed or b"--" in zeroed
+                               or b"/*" in zeroed):
+        zeroed = _STRING_CONSTANT.sub(b"''", zeroed)
+    classes = zeroed.translate(_NAME_OR_DIGIT)
+    if b"a0" in classes or b"0000000000" in classes:
+        return None
+    while b"00" in zeroed:  # a run of up to 9 digits is an integer, whatever its length
+        zeroed = zeroed.replace(b"00", b"0")
+    return zeroed
+
+
+_folded_statements: dict[bytes, bytes | None] = {}
+_FOLDED_STATEMENTS_HELD = 20000
+
+
 @dataclass(frozen=True)
 class Advice:
     setting: str
@@ -484,9 +546,8 @@ def _state_from_message(message: str) -> str:
     return ""
 
 
-def parse_stderr(lines) -> list[LogError]:
+def parse_stderr(lines) -> Iterator[LogError]:
     """ERROR entries of a plain stderr log, with the HINT and STATEMENT lines that follow them."""
-    found: list[LogError] = []
     current: dict | None = None
     field_name = None
     for raw in lines:
@@ -501,7 +562,7 @@ def parse_stderr(lines) -> list[LogError]:
         if level == "ERROR":
             text = re.sub(r" at character \d+$", "", text)  # the cursor position stderr appends
             if current:
-                found.append(_stderr_error(current))
+                yield _stderr_error(current)
             prefix = line[:m.start()]
             who = _USER_IN_PREFIX.search(prefix)
             current = {"message": text, "state": m.group("state") or _state_from_message(text), "hint": None,
@@ -512,11 +573,10 @@ def parse_stderr(lines) -> list[LogError]:
             field_name = level.lower()
             current[field_name] = text
         elif current is not None and level not in ("DETAIL", "CONTEXT"):
-            found.append(_stderr_error(current))
+            yield _stderr_error(current)
             current, field_name = None, None
     if current:
-        found.append(_stderr_error(current))
-    return found
+        yield _stderr_error(current)
 
 
 def _stderr_error(entry: dict) -> LogError:
@@ -525,9 +585,10 @@ def _stderr_error(entry: dict) -> LogError:
                     application_name=None, session_id=None)
 
 
-def read_whole_log(path: str, progress=None) -> list[LogError]:
-    """Every ERROR entry of one log file in any of PostgreSQL's formats (for `selfheal emergency`);
-    progress, if given, is called with the bytes of each chunk read."""
+def iter_whole_log(path: str, progress=None) -> Iterator[LogError]:
+    """Every ERROR entry of one log file in any of PostgreSQL's formats (for `selfheal emergency`),
+    as it is read: memory stays one chunk's, whatever the file. progress, if given, is called
+    with the bytes of each chunk read."""
     try:
         with open(path, "rb") as fh:
             head = fh.read(4096)
@@ -540,7 +601,7 @@ def read_whole_log(path: str, progress=None) -> list[LogError]:
         log_format = "csvlog"
     else:
         with open(path, encoding="utf-8", errors="replace") as fh:
-            return parse_stderr(fh)
-    result = ReadResult()
-    read_file(path, 0, log_format, 1 << 62, result, None, progress)
-    return result.errors
+            yield from parse_stderr(fh)
+        return
+    for found, _ in _file_chunks(path, 0, log_format, 1 << 62, ReadResult(), None, progress):
+        yield from found

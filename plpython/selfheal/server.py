@@ -492,17 +492,22 @@ def _count_unconvertible(db: _Db, table: str, unconvertible: str, rows: int) -> 
 
 _EVENT_INSERT = """
 INSERT INTO selfheal.error_event (source, occurred_at, sqlstate, message, statement, hint, username, database_name,
-                                  application_name, session_id, context, signature, signature_key, class)
+                                  application_name, session_id, context, signature, signature_key, class,
+                                  occurrences, last_occurred_at)
 SELECT $1, coalesce(x.occurred_at::timestamptz, now()), x.sqlstate, x.message, x.statement, x.hint,
        coalesce(x.username, session_user)::name, coalesce(x.database_name, current_database())::name,
-       x.application_name, x.session_id, x.context, x.signature, x.signature_key::uuid, x.class
+       x.application_name, x.session_id, x.context, x.signature, x.signature_key::uuid, x.class,
+       x.occurrences::integer, x.last_occurred_at::timestamptz
   FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
-              $10::text[], $11::text[], $12::text[], $13::text[], $14::text[])
+              $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[])
        AS x(occurred_at, sqlstate, message, statement, hint, username, database_name, application_name,
-            session_id, context, signature, signature_key, class)
+            session_id, context, signature, signature_key, class, occurrences, last_occurred_at)
 RETURNING id
 """
-_EVENT_FIELDS = 13
+_EVENT_FIELDS = 15
+# Repeats of the log's errors held while a read goes on, before they are stored: memory stays
+# that of this many distinct errors, whatever the log.
+REPEATS_HELD = 5000
 _LOG_TIME = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?( ([A-Za-z][A-Za-z0-9+-]*|[+-]\d\d(:?\d\d)?))?$")
 
 
@@ -510,16 +515,18 @@ def _clip(text, limit):
     return logreader.clean_text(text, limit) or None
 
 
-def _event_values(e: logreader.LogError) -> tuple:
+def _event_values(e: logreader.LogError, occurrences: int = 1, last_occurred_at: str | None = None) -> tuple:
     """One event's column values; text from outside is cleaned and clipped, never trusted."""
     message = _clip(e.message, MAX_MESSAGE_CHARS) or ""
     sqlstate = (_clip(e.sqlstate, 5) or "")
-    return (e.occurred_at if e.occurred_at and _LOG_TIME.match(e.occurred_at) else None,
+    occurred_at = e.occurred_at if e.occurred_at and _LOG_TIME.match(e.occurred_at) else None
+    last = last_occurred_at if occurred_at and occurrences > 1 and _LOG_TIME.match(last_occurred_at or "") else None
+    return (occurred_at,
             sqlstate, message, _clip(e.statement, MAX_STATEMENT_CHARS), _clip(e.hint, MAX_MESSAGE_CHARS),
             _clip(e.user, 63), _clip(e.database, 63), _clip(e.application_name, 256), _clip(e.session_id, 64),
             _clip(e.context, MAX_MESSAGE_CHARS),
             _clip(errors.signature(sqlstate, message), errors.SIGNATURE_DISPLAY_CHARS),
-            errors.signature_key(sqlstate, message), errors.classify(sqlstate))
+            errors.signature_key(sqlstate, message), errors.classify(sqlstate), str(occurrences), last)
 
 
 def _insert_events(db: _Db, source: str, rows: list[tuple]) -> list[int]:
@@ -529,7 +536,7 @@ def _insert_events(db: _Db, source: str, rows: list[tuple]) -> list[int]:
 
 def _store_rows(db: _Db, source: str, rows: list[tuple], problems: list | None = None) -> list[int]:
     """Insert events (_event_values tuples) in one statement. A row PostgreSQL rejects never
-    blocks the others: it is retried alone with its time set to now (an odd zone
+    blocks the others: it is retried alone with its times set to now (an odd zone
     abbreviation), then skipped and counted."""
     if not rows:
         return []
@@ -540,7 +547,7 @@ def _store_rows(db: _Db, source: str, rows: list[tuple], problems: list | None =
         pass
     ids = []
     for row in rows:
-        for attempt in (row, (None,) + row[1:]):
+        for attempt in (row, (None,) + row[1:-1] + (None,)):
             try:
                 with db.plpy.subtransaction():
                     ids += _insert_events(db, source, [attempt])
@@ -561,19 +568,20 @@ def _client_reports_waiting(db: _Db) -> bool:
                   "AS waiting")["waiting"]
 
 
-def _not_reported_by_clients(db: _Db, rows: list[tuple]) -> list[tuple]:
-    """The log's events (_event_values tuples) that no client integration reported already; the
-    reports they match are marked seen_in_log, so one error is one event however it arrived."""
+def _not_reported_by_clients(db: _Db, entries: list[logreader.LogError]) -> list[logreader.LogError]:
+    """The log's entries that no client integration reported already; the reports they match
+    are marked seen_in_log, so one error is one event however it arrived."""
+    rows = [_event_values(e) for e in entries]
     timed = [(i, v) for i, v in enumerate(rows) if v[0] is not None]
     if not timed:
-        return rows
+        return entries
     try:
         with db.plpy.subtransaction():
             times = [r["t"] for r in db.rows(
                 "SELECT extract(epoch FROM x::timestamptz)::float8 AS t FROM unnest($1::text[]) WITH ORDINALITY "
                 "AS u(x, n) ORDER BY n", ("text[]",), ([v[0] for _, v in timed],))]
     except db.plpy.SPIError:
-        return rows  # an odd time zone: store them all rather than guess
+        return entries  # an odd time zone: store them all rather than guess
     reports = db.rows("""SELECT id, extract(epoch FROM received_at)::float8 AS t, sqlstate, message,
                                 username::text AS username, database_name::text AS database_name
                            FROM selfheal.error_event
@@ -581,13 +589,13 @@ def _not_reported_by_clients(db: _Db, rows: list[tuple]) -> list[tuple]:
                             AND received_at BETWEEN pg_catalog.to_timestamp($1) AND pg_catalog.to_timestamp($2)""",
                       ("float8", "float8"), (min(times), max(times) + errors.CLIENT_REPORT_WINDOW_S))
     if not reports:
-        return rows
+        return entries
     keyed = [(t, (v[1], v[2], v[5], v[6])) for t, (_, v) in zip(times, timed)]
     matched, claimed = errors.pair_with_client_reports(
         keyed, [(r["id"], r["t"], (r["sqlstate"], r["message"], r["username"], r["database_name"])) for r in reports])
     db.one("UPDATE selfheal.error_event SET seen_in_log = true WHERE id = ANY ($1)", ("int8[]",), (claimed,))
     skip = {timed[i][0] for i in matched}
-    return [v for i, v in enumerate(rows) if i not in skip]
+    return [e for i, e in enumerate(entries) if i not in skip]
 
 
 def _store_event(db: _Db, source: str, sqlstate, message, statement, hint) -> int:
@@ -831,20 +839,30 @@ def read_log(db: _Db, settings: dict) -> dict:
     bookmark = logreader.Bookmark.from_json({"positions": json.loads(mark["positions"]), "since": mark["since"]})
     budget = int(float(settings.get("log_read_max_mb", "64")) * (1 << 20))
     result = logreader.ReadResult()
-    already_reported = errors_read = 0
+    already_reported = errors_read = stored = 0
+    repeats: dict = {}
+
+    def store_repeats() -> int:
+        rows = [_event_values(first, occurrences, last) for first, occurrences, last in repeats.values()]
+        repeats.clear()
+        return len(_store_rows(db, "log", rows, result.problems))
+
     try:
-        # Batches are stored as they are read, so memory is one batch's whatever the file. All
-        # or nothing: a read that fails half-way must not keep rows its bookmark does not cover.
+        # Repeats of one error within a second are one row with their count, stored as the read
+        # goes on, so memory is that of REPEATS_HELD errors whatever the file. All or nothing: a
+        # read that fails half-way must not keep rows its bookmark does not cover.
         with db.plpy.subtransaction():
             for found in logreader.iter_new_errors(
                     directory, log_format, bookmark, current and os.path.basename(current), result, budget,
                     db.one("SELECT current_database() AS d")["d"],
                     frozenset(r["rolname"] for r in db.rows("SELECT rolname FROM pg_catalog.pg_roles WHERE rolsuper"))):
-                rows = [_event_values(e) for e in found]
-                errors_read += len(rows)
-                unreported = _not_reported_by_clients(db, rows) if _client_reports_waiting(db) else rows
-                already_reported += len(rows) - len(unreported)
-                _store_rows(db, "log", unreported, result.problems)
+                errors_read += len(found)
+                unreported = _not_reported_by_clients(db, found) if _client_reports_waiting(db) else found
+                already_reported += len(found) - len(unreported)
+                logreader.fold_repeats(unreported, repeats)
+                if len(repeats) >= REPEATS_HELD:
+                    stored += store_repeats()
+            stored += store_repeats()
     except logreader.LogReadError as exc:
         db.one("UPDATE selfheal.log_bookmark SET last_problem = $2, updated_at = now() WHERE log_format = $1",
                ("text", "text"), (log_format, str(exc)))
@@ -857,7 +875,8 @@ def read_log(db: _Db, settings: dict) -> dict:
            ("text", "text", "float8", "int8", "int8", "int8", "text"),
            (log_format, json.dumps(saved["positions"]), saved["since"], result.lines, errors_read,
             result.malformed, result.problem_text()))
-    summary = {"format": log_format, "lines": result.lines, "errors": errors_read, "more": result.more}
+    summary = {"format": log_format, "lines": result.lines, "errors": errors_read, "events": stored,
+               "more": result.more}
     if already_reported:
         summary["already_reported"] = already_reported
     if result.malformed:

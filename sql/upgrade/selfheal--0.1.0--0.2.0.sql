@@ -31,7 +31,8 @@ INSERT INTO selfheal.policy (name, value, description) VALUES
 
 -- Signatures get a fixed-size key: a long message could exceed a btree entry and stop ingestion.
 -- 0.1.0 stored the whole folded signature, so md5 of it is the key 0.2.0 computes.
-ALTER TABLE selfheal.error_event ADD COLUMN context text, ADD COLUMN signature_key uuid;
+ALTER TABLE selfheal.error_event ADD COLUMN context text, ADD COLUMN signature_key uuid,
+    ADD COLUMN occurrences integer NOT NULL DEFAULT 1 CHECK (occurrences > 0), ADD COLUMN last_occurred_at timestamptz;
 UPDATE selfheal.error_event SET signature_key = pg_catalog.md5(signature)::uuid, signature = pg_catalog.left(signature, 1000);
 ALTER TABLE selfheal.error_event ALTER COLUMN signature_key SET NOT NULL;
 DROP INDEX selfheal.error_event_signature_idx;
@@ -64,6 +65,9 @@ ALTER TABLE selfheal.error_event ADD COLUMN seen_in_log boolean NOT NULL DEFAULT
 -- heal() looks for client reports the log also recorded, by time, among those not yet matched.
 CREATE INDEX error_event_client_idx ON selfheal.error_event (received_at) WHERE source = 'client' AND NOT seen_in_log;
 COMMENT ON COLUMN selfheal.error_event.seen_in_log IS 'A client-reported error that the server log recorded too: the log''s entry was not stored again, so it counts once';
+COMMENT ON TABLE selfheal.error_event IS 'One row per error reported to selfheal, or per error the server log wrote, its repeats within the same second counted on the same row';
+COMMENT ON COLUMN selfheal.error_event.occurrences IS 'How many times the error happened: for the log, its entries within one second that differ only in session and in constants that cannot change the statement''s meaning (the statement kept is the first''s)';
+COMMENT ON COLUMN selfheal.error_event.last_occurred_at IS 'For occurrences > 1: the time of the last of them (occurred_at is the first''s)';
 COMMENT ON COLUMN selfheal.audit.repeats IS 'For a refusal or review: how many times the same decision was reached (one row, not one per error)';
 COMMENT ON COLUMN selfheal.audit.last_seen_at IS 'For a refusal or review: when the same decision was last reached';
 -- Repeated refusals and reviews are found again by their table and name, to be counted on one row.

@@ -88,3 +88,13 @@ def test_the_script_passes_squawk_with_timeouts_set_first(log_cluster, drifted, 
                    check=True, capture_output=True, env=log_cluster.env)
     with psycopg.connect(log_cluster.dsn(name, "app"), autocommit=True) as app:
         assert app.execute(LEGACY[0] + " ORDER BY 1").fetchall() == [(1, "1"), (2, "2"), (3, "3")]
+
+
+def test_a_storm_of_one_query_with_other_values_is_planned_once_and_counted_whole(log_cluster, drifted):
+    """The log is read as the script is planned, never held whole (logreader.iter_whole_log), and
+    the same query with other constants is one error to fix, however many times it failed."""
+    name, _ = drifted
+    script = fail_then_plan(log_cluster, drifted, [f"SELECT recommendation_data FROM sessions WHERE id = {n}"
+                                                    for n in range(100, 400)])
+    assert script.count('ADD COLUMN IF NOT EXISTS "recommendation_data"') == 1
+    assert "(600 errors)" in script

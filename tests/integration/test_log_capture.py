@@ -38,7 +38,7 @@ def fail(conn, statement):
 
 
 def log_events(db) -> int:
-    return db.scalar("SELECT count(*) FROM selfheal.error_event WHERE source = 'log'")
+    return db.scalar("SELECT coalesce(sum(occurrences), 0) FROM selfheal.error_event WHERE source = 'log'")
 
 
 def heal_until_logged(db, count: int, deadline: float = 20) -> dict:
@@ -170,7 +170,7 @@ def test_a_log_of_over_100_mb_is_streamed_across_calls(app_db):
             more, calls = summary["log"]["more"], calls + 1
             assert "problem" not in summary["log"], summary
         assert calls >= 2  # 64 MB per call at most: the file was read in pieces
-        assert app_db.scalar("SELECT count(*) FROM selfheal.error_event WHERE message = "
+        assert app_db.scalar("SELECT coalesce(sum(occurrences), 0) FROM selfheal.error_event WHERE message = "
                              "'column \"big_col\" does not exist'") == blocks * errors_per_block
         assert app_db.scalar("SELECT sum(lines_read) FROM selfheal.log_bookmark") >= blocks * 2004
     finally:
@@ -245,7 +245,7 @@ def test_watch_heals_as_errors_arrive_and_stops_cleanly_losing_nothing(app_db, s
     thread.join(20)
     assert not thread.is_alive() and "error" in outcome
     heal_until_logged(app_db, 2)  # whatever watch had not committed is read again now
-    late = app_db.scalar("SELECT count(*) FROM selfheal.error_event WHERE message = "
+    late = app_db.scalar("SELECT coalesce(sum(occurrences), 0) FROM selfheal.error_event WHERE message = "
                          "'column \"late_data\" does not exist'")
     assert late == 1
 
@@ -317,7 +317,7 @@ def test_concurrent_heals_read_each_line_once(app_db):
     assert second["log"] == {"format": "jsonlog", "skipped": "another heal() is reading the log"}
     first.commit()
     app_db.admin.execute("SELECT heal()")
-    assert app_db.scalar("SELECT count(*) FROM selfheal.error_event WHERE message = "
+    assert app_db.scalar("SELECT coalesce(sum(occurrences), 0) FROM selfheal.error_event WHERE message = "
                          "'column \"twice_col\" does not exist'") == 1
 
 
@@ -340,3 +340,23 @@ def test_an_error_a_client_reported_and_the_log_recorded_counts_once(app_db):
                                 "WHERE message LIKE '%churn_score%'").fetchall() == [("client", True)]
     row = report(app_db)['42703: column "churn_score" does not exist']
     assert (row["before_repair"], row["after_repair"]) == (1, 0)
+
+
+def test_an_error_storm_is_stored_as_its_repeats_and_reported_in_full(app_db):
+    """300 failures of one query with other values inlined, as an app that builds its SQL does:
+    heal() keeps one row per second of them with their count, repairs from it, and the report
+    counts all 300."""
+    app = app_db.connect()
+    for n in range(300):
+        fail(app, f"SELECT recommendation_data FROM sessions WHERE id = {100 + n}")
+    fail(app, "SELECT recommendation_data FROM sessions WHERE id = 1000")  # another type's size: its own row
+    heal_until_logged(app_db, 301)
+    rows = app_db.admin.execute("SELECT occurrences, statement, status FROM selfheal.error_event "
+                                "WHERE source = 'log' ORDER BY id").fetchall()
+    assert sum(count for count, _, _ in rows) == 301
+    assert len(rows) <= 2 * 4  # each of the two shapes, in the seconds the storm took
+    assert {status for _, _, status in rows} <= {"healed", "resolved"}
+    assert all(statement.startswith("SELECT recommendation_data FROM sessions WHERE id = ") for _, statement, _ in rows)
+    app_db.connect().execute("SELECT recommendation_data FROM sessions WHERE id = 1").fetchall()
+    row = next(r for name, r in report(app_db).items() if "recommendation_data" in name)
+    assert (row["before_repair"], row["after_repair"]) == (301, 0)

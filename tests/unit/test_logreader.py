@@ -207,7 +207,7 @@ STDERR_LOG = """2026-11-24 05:02:18.851 UTC [8958] app@shop ERROR:  column "serv
 def test_stderr_log_entries_with_hint_and_multiline_statement(tmp_path):
     path = tmp_path / "postgresql.log"
     path.write_text(STDERR_LOG)
-    entries = logreader.read_whole_log(str(path))
+    entries = list(logreader.iter_whole_log(str(path)))
     assert [(e.sqlstate, e.user, e.database) for e in entries] == [
         ("42703", "app", "shop"), ("42P01", None, None), ("", None, None)]
     first = entries[0]
@@ -219,8 +219,8 @@ def test_stderr_log_entries_with_hint_and_multiline_statement(tmp_path):
 def test_whole_log_reads_jsonlog_and_csvlog_by_their_content(tmp_path):
     (tmp_path / "x.log").write_bytes(json_line())
     (tmp_path / "y.log").write_bytes(CSV_LINE)
-    assert logreader.read_whole_log(str(tmp_path / "x.log"))[0].sqlstate == "42703"
-    assert logreader.read_whole_log(str(tmp_path / "y.log"))[0].statement == "select nope\nfrom s"
+    assert next(logreader.iter_whole_log(str(tmp_path / "x.log"))).sqlstate == "42703"
+    assert next(logreader.iter_whole_log(str(tmp_path / "y.log"))).statement == "select nope\nfrom s"
 
 
 def test_a_record_whose_fields_are_not_text_is_skipped_with_its_reason(tmp_path):
