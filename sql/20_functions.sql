@@ -1,5 +1,8 @@
 -- selfheal: functions. Bodies stay thin; the logic is the selfheal Python package.
 -- Every body first puts the installed package on sys.path (once per backend), then calls it with plpy.
+-- Functions that read the catalog use generic plans (plan_cache_mode): a custom plan of the
+-- catalog query was made again for every call, and planning it costs more in a database of
+-- 10,000 tables than running it. selfheal never plans the application's statements.
 
 CREATE OR REPLACE FUNCTION selfheal.heal() RETURNS jsonb
 LANGUAGE plpython3u
@@ -8,6 +11,7 @@ LANGUAGE plpython3u
 -- the policy's scope; names from error text are validated and quoted; no table owner's code runs.
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
 AS $$
 import sys; '@PYTHON_LIB_DIR@' in sys.path or sys.path.insert(0, '@PYTHON_LIB_DIR@')
 from selfheal import server
@@ -24,6 +28,7 @@ LANGUAGE plpython3u
 -- privilege its statement needs, inside the policy's scope. Inputs are validated in Python.
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
 AS $$
 import sys; '@PYTHON_LIB_DIR@' in sys.path or sys.path.insert(0, '@PYTHON_LIB_DIR@')
 from selfheal import server
@@ -39,6 +44,7 @@ LANGUAGE plpython3u
 -- heal() later acts for the recorded session_user, with the same checks as heal_error.
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
 AS $$
 import sys; '@PYTHON_LIB_DIR@' in sys.path or sys.path.insert(0, '@PYTHON_LIB_DIR@')
 from selfheal import server
@@ -51,6 +57,7 @@ CREATE OR REPLACE FUNCTION selfheal.add_alias(tbl regclass, legacy_name text, ex
 RETURNS bigint
 LANGUAGE plpython3u
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
 AS $$
 import sys; '@PYTHON_LIB_DIR@' in sys.path or sys.path.insert(0, '@PYTHON_LIB_DIR@')
 from selfheal import server
@@ -62,6 +69,7 @@ COMMENT ON FUNCTION selfheal.add_alias(regclass, text, text, boolean) IS
 CREATE OR REPLACE FUNCTION selfheal.enable_compat(role_name name) RETURNS text
 LANGUAGE plpython3u
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
 AS $$
 import sys; '@PYTHON_LIB_DIR@' in sys.path or sys.path.insert(0, '@PYTHON_LIB_DIR@')
 from selfheal import server
@@ -73,6 +81,7 @@ COMMENT ON FUNCTION selfheal.enable_compat(name) IS
 CREATE OR REPLACE FUNCTION selfheal.disable_compat(role_name name) RETURNS text
 LANGUAGE plpython3u
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
 AS $$
 import sys; '@PYTHON_LIB_DIR@' in sys.path or sys.path.insert(0, '@PYTHON_LIB_DIR@')
 from selfheal import server
@@ -84,6 +93,7 @@ COMMENT ON FUNCTION selfheal.disable_compat(name) IS
 CREATE OR REPLACE FUNCTION selfheal.refresh_compat() RETURNS integer
 LANGUAGE plpython3u
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
 AS $$
 import sys; '@PYTHON_LIB_DIR@' in sys.path or sys.path.insert(0, '@PYTHON_LIB_DIR@')
 from selfheal import server
@@ -95,6 +105,7 @@ COMMENT ON FUNCTION selfheal.refresh_compat() IS
 CREATE OR REPLACE FUNCTION selfheal.undo(audit_id bigint, force boolean DEFAULT false) RETURNS bigint
 LANGUAGE plpython3u
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
 AS $$
 import sys; '@PYTHON_LIB_DIR@' in sys.path or sys.path.insert(0, '@PYTHON_LIB_DIR@')
 from selfheal import server
@@ -106,6 +117,7 @@ COMMENT ON FUNCTION selfheal.undo(bigint, boolean) IS
 CREATE OR REPLACE FUNCTION selfheal.approve(audit_id bigint) RETURNS bigint
 LANGUAGE plpython3u
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
 AS $$
 import sys; '@PYTHON_LIB_DIR@' in sys.path or sys.path.insert(0, '@PYTHON_LIB_DIR@')
 from selfheal import server
@@ -117,6 +129,7 @@ COMMENT ON FUNCTION selfheal.approve(bigint) IS
 CREATE OR REPLACE FUNCTION selfheal.reject(audit_id bigint, why text DEFAULT NULL) RETURNS bigint
 LANGUAGE plpython3u
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
 AS $$
 import sys; '@PYTHON_LIB_DIR@' in sys.path or sys.path.insert(0, '@PYTHON_LIB_DIR@')
 from selfheal import server
@@ -220,7 +233,8 @@ $$;
 COMMENT ON FUNCTION selfheal.unschedule() IS 'Removes the pg_cron job that schedule() registered; false if there was none';
 
 -- A procedure that commits can be neither SECURITY DEFINER nor carry a SET clause, so watch
--- runs with the administrator's own rights; it pins search_path itself in every cycle.
+-- runs with the administrator's own rights; it pins search_path (and plan_cache_mode) itself in
+-- every cycle.
 CREATE OR REPLACE PROCEDURE selfheal.watch(poll interval DEFAULT '200 ms', max_cycles integer DEFAULT NULL)
 LANGUAGE plpython3u
 AS $$

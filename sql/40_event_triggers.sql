@@ -10,6 +10,7 @@ LANGUAGE plpython3u
 -- Called only by the on_ddl_start shim (EXECUTE is not granted to anyone). It reads the running
 -- statement itself (current_query); the text is only scanned.
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
 AS $$
 import sys; '@PYTHON_LIB_DIR@' in sys.path or sys.path.insert(0, '@PYTHON_LIB_DIR@')
 from selfheal import server
@@ -22,6 +23,7 @@ CREATE OR REPLACE FUNCTION selfheal._ddl_end(tag text, tables oid[]) RETURNS voi
 LANGUAGE plpython3u
 -- Called only by the on_ddl_end shim; it reads the catalog for the tables PostgreSQL names.
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
 AS $$
 import sys; '@PYTHON_LIB_DIR@' in sys.path or sys.path.insert(0, '@PYTHON_LIB_DIR@')
 from selfheal import server
@@ -34,6 +36,7 @@ CREATE OR REPLACE FUNCTION selfheal._ddl_dropped(schemas text[], tables text[]) 
 LANGUAGE plpython3u
 -- Called only by the on_sql_drop shim. It acts only on tables that no longer exist.
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
 AS $$
 import sys; '@PYTHON_LIB_DIR@' in sys.path or sys.path.insert(0, '@PYTHON_LIB_DIR@')
 from selfheal import server
@@ -45,6 +48,7 @@ CREATE OR REPLACE FUNCTION selfheal._drop_extension_start(query text) RETURNS vo
 LANGUAGE plpython3u
 -- Called only by the on_drop_extension shim, with the running statement, which it only scans.
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
 AS $$
 import sys; '@PYTHON_LIB_DIR@' in sys.path or sys.path.insert(0, '@PYTHON_LIB_DIR@')
 from selfheal import server

@@ -20,18 +20,19 @@ _TABLES = """
 SELECT n.nspname AS schema_name, c.relname AS table_name, ({rows})::float8 AS row_estimate,
        ({bound})::float8 AS row_bound, ({bytes})::float8 AS total_bytes,
        (SELECT max(attnum) FROM pg_catalog.pg_attribute WHERE attrelid = c.oid AND attnum > 0) AS attnum_high,
-       (SELECT coalesce(json_agg(json_build_object(
-                  'name', a.attname, 'type', pg_catalog.format_type(a.atttypid, a.atttypmod),
-                  'attnum', a.attnum, 'default', {default},
-                  'identity', a.attidentity, 'generated', a.attgenerated)
+       -- Each column as an array (name, type, attnum, default, identity, generated): objects
+       -- with their keys cost half as much again on a table of 400 columns.
+       (SELECT coalesce(json_agg(json_build_array(
+                  a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnum, {default},
+                  a.attidentity, a.attgenerated)
                 ORDER BY a.attnum), '[]')
           FROM pg_catalog.pg_attribute a
           LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
          WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped)::text AS columns,
-       (SELECT coalesce(json_agg(a.attname ORDER BY k.ord), '[]')
+       -- Key columns are looked up one by one, never by reading all of a wide table's columns.
+       (SELECT coalesce(json_agg({attname_of_k} ORDER BY k.ord), '[]')
           FROM pg_catalog.pg_index i
           CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
-          JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
          WHERE i.indrelid = c.oid AND i.indisprimary)::text AS primary_key,
        (SELECT coalesce(json_agg(DISTINCT a.attname), '[]')
           FROM pg_catalog.pg_index i
@@ -42,20 +43,21 @@ SELECT n.nspname AS schema_name, c.relname AS table_name, ({rows})::float8 AS ro
        -- that still carries an old column name is evidence of a rename.
        (SELECT coalesce(json_agg(json_build_object('name', x.name, 'columns', x.columns)), '[]')
           FROM (SELECT k.conname::text AS name,
-                       ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a
-                              WHERE a.attrelid = c.oid AND a.attnum = ANY (k.conkey)) AS columns
+                       ARRAY(SELECT {attname_of_k} FROM unnest(k.conkey) WITH ORDINALITY AS k(attnum, ord)
+                              ORDER BY k.ord) AS columns
                   FROM pg_catalog.pg_constraint k WHERE k.conrelid = c.oid
                 UNION ALL
                 SELECT i.indexrelid::pg_catalog.regclass::text,
-                       ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a
-                              WHERE a.attrelid = c.oid AND a.attnum = ANY (i.indkey::int2[]))
+                       ARRAY(SELECT {attname_of_k} FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
+                              WHERE k.attnum > 0 ORDER BY k.ord)
                   FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid
                 UNION ALL
                 SELECT d.objid::pg_catalog.regclass::text,
                        ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a
                               WHERE a.attrelid = c.oid AND a.attnum = d.refobjsubid)
                   FROM pg_catalog.pg_depend d
-                 WHERE d.refobjid = c.oid AND d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                 WHERE d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = c.oid
+                   AND d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
                    AND d.deptype IN ('a', 'i') AND d.refobjsubid > 0) x)::text AS leftovers
   FROM pg_catalog.pg_class c
   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -86,11 +88,13 @@ ROW_ESTIMATE = """SELECT coalesce(sum(CASE WHEN l.reltuples > 0 AND l.relpages >
                              ELSE pages.now * floor((pages.size - 24) / 28) END), 0)
           FROM (SELECT t.relid FROM pg_catalog.pg_partition_tree(c.oid) t WHERE t.isleaf
                 UNION SELECT c.oid WHERE c.relkind = 'r') leaf
-          -- Sizes are read per leaf: a lateral over pg_class l read them for every relation in
-          -- the database (1.6 ms of a 2.4 ms query in a new database).
+          -- Sizes and statistics are read per leaf, through pg_class's oid index: a join to
+          -- pg_class l was planned as a hash join over every relation of the database (1.6 ms of
+          -- a 2.4 ms query in a new database, 2.9 ms among 10,000 tables).
           CROSS JOIN LATERAL (SELECT pg_catalog.pg_relation_size(leaf.relid) / blocks.size AS now, blocks.size
                                 FROM (SELECT pg_catalog.current_setting('block_size')::float8 AS size) blocks) pages
-          JOIN pg_catalog.pg_class l ON l.oid = leaf.relid"""
+          CROSS JOIN LATERAL (SELECT x.reltuples, x.relpages FROM pg_catalog.pg_class x
+                               WHERE x.oid = leaf.relid OFFSET 0) l"""
 
 
 # What a rewrite costs is bounded from the files alone, whatever ANALYZE last saw: every page
@@ -104,8 +108,13 @@ ROW_BOUND = f"""SELECT coalesce(sum(floor(pg_catalog.pg_relation_size(leaf.relid
 TOTAL_BYTES = f"SELECT coalesce(sum(pg_catalog.pg_total_relation_size(leaf.relid)), 0) FROM {_LEAVES}"
 
 
+# The name of column k.attnum of table c, through pg_attribute's (attrelid, attnum) index.
+_ATTNAME_OF_K = """(SELECT a.attname::text FROM pg_catalog.pg_attribute a
+                          WHERE a.attrelid = c.oid AND a.attnum = k.attnum)"""
+
+
 def tables_sql(added: str = ADDED_BY_SELFHEAL) -> str:
-    return (_TABLES.replace("{added}", added).replace("{default}", DEFAULT_TEXT).replace("{rows}", ROW_ESTIMATE).replace("{bound}", ROW_BOUND)
+    return (_TABLES.replace("{added}", added).replace("{attname_of_k}", _ATTNAME_OF_K).replace("{default}", DEFAULT_TEXT).replace("{rows}", ROW_ESTIMATE).replace("{bound}", ROW_BOUND)
             .replace("{bytes}", TOTAL_BYTES))
 
 
@@ -113,8 +122,8 @@ def tables_from_rows(rows) -> tuple[Table, ...]:
     """Planner facts from the query's rows (dicts, from plpy or psycopg's dict_row)."""
     tables = []
     for r in rows:
-        columns = tuple(Column(c["name"], c["type"], c["attnum"], c["default"], c["identity"], c["generated"])
-                        for c in json.loads(r["columns"]))
+        columns = tuple(Column(name, type_, attnum, default, identity, generated)
+                        for name, type_, attnum, default, identity, generated in json.loads(r["columns"]))
         tables.append(Table(r["schema_name"], r["table_name"], columns,
                             primary_key=tuple(json.loads(r["primary_key"])),
                             row_estimate=r["row_estimate"], row_bound=r["row_bound"], total_bytes=r["total_bytes"],

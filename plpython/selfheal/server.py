@@ -950,19 +950,21 @@ def _expire_events(db: _Db, settings: dict, limit: int = 10000) -> int:
                   ("text", "int4"), (settings.get("event_retention", "30 days"), limit))["n"]
 
 
-def _pin_search_path(plpy) -> None:
-    """What SET search_path does for a function; a procedure that commits must do it itself."""
-    plpy.execute("SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true)")
+def _pin_settings(plpy) -> None:
+    """What the SET clauses of selfheal's functions do (search_path, plan_cache_mode); a procedure
+    that commits must do it itself."""
+    plpy.execute("SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true), "
+                 "pg_catalog.set_config('plan_cache_mode', 'force_generic_plan', true)")
 
 
 def watch(plpy, poll, max_cycles=None) -> None:
     """Heal, commit, sleep, again: until cancelled, terminated, or max_cycles are done."""
     db = _Db(plpy)
-    _pin_search_path(plpy)
+    _pin_settings(plpy)
     seconds = db.one("SELECT extract(epoch FROM $1::interval)::float8 AS s", ("text",), (poll,))["s"]
     cycles = 0
     while max_cycles is None or cycles < max_cycles:
-        _pin_search_path(plpy)  # a commit ends the transaction-local setting
+        _pin_settings(plpy)  # a commit ends the transaction-local setting
         summary = json.loads(heal(plpy))
         plpy.commit()  # each cycle's events and repairs survive a later cancel
         if summary["processed"]:
@@ -1028,7 +1030,7 @@ def backfill(plpy, max_batches=None) -> None:
     expressions never run with the caller's rights.
     """
     db = _Db(plpy)
-    _pin_search_path(plpy)
+    _pin_settings(plpy)
     _, settings = load_policy(db)
     batch_rows = int(settings.get("backfill_batch_rows", "10000"))
     pause = float(settings.get("backfill_pause_ms", "10")) / 1000.0
@@ -1044,7 +1046,7 @@ def backfill(plpy, max_batches=None) -> None:
         body = _batch_body(table, key, key_type, column, job["expression"], batch_rows)
         last_key = job["last_key"]
         while max_batches is None or batches < max_batches:
-            _pin_search_path(plpy)  # a commit ends the transaction-local setting
+            _pin_settings(plpy)  # a commit ends the transaction-local setting
             db.one("SELECT pg_catalog.set_config('lock_timeout', $1, true)", ("text",), (lock_timeout,))
             _refuse_deferrable_triggers(db, table)
             started = time.monotonic()
