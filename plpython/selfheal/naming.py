@@ -127,22 +127,37 @@ def edit_distance(a: str, b: str, limit: int | None = None) -> int:
     """Optimal string alignment distance: insertions, deletions, substitutions, transpositions.
 
     With a limit, any distance above it comes back as limit + 1, found early: a table's columns
-    are compared with every missing name, so most comparisons stop after a row or two.
+    are compared with every missing name. The common prefix and suffix are set aside first, and
+    only the cells within `limit` of the diagonal are worked out (any other is over the limit):
+    names that share a convention (note_..._count) cost a few cells, not their whole square.
     """
+    start = 0
+    while start < len(a) and start < len(b) and a[start] == b[start]:
+        start += 1
+    end_a, end_b = len(a), len(b)
+    while end_a > start and end_b > start and a[end_a - 1] == b[end_b - 1]:
+        end_a, end_b = end_a - 1, end_b - 1
+    a, b = a[start:end_a], b[start:end_b]
     if limit is not None and abs(len(a) - len(b)) > limit:
         return limit + 1
+    band = max(len(a), len(b)) if limit is None else limit
+    over = band + 1
     previous2: list[int] = []
-    previous = list(range(len(b) + 1))
+    previous = [j if j <= band else over for j in range(len(b) + 1)]
     for i, ca in enumerate(a, 1):
-        current = [i] + [0] * len(b)
-        for j, cb in enumerate(b, 1):
-            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb))
+        current = [over] * (len(b) + 1)
+        if i <= band:
+            current[0] = i
+        for j in range(max(1, i - band), min(len(b), i + band) + 1):
+            cb = b[j - 1]
+            value = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb))
             if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
-                current[j] = min(current[j], previous2[j - 2] + 1)
+                value = min(value, previous2[j - 2] + 1)
+            current[j] = min(value, over)
         if limit is not None and min(current) > limit:
             return limit + 1
         previous2, previous = previous, current
-    return previous[-1]
+    return previous[-1] if limit is None else min(previous[-1], limit + 1)
 
 
 def probable_typo(name: str, candidates: list[str]) -> list[str]:

@@ -54,3 +54,30 @@ def test_edit_distance_with_a_limit_stops_early_and_agrees_below_it():
     assert naming.edit_distance("recommendation_data", "service_type", 2) == 3
     assert naming.edit_distance("a" * 40, "b" * 40, 2) == 3
     assert naming.probable_typo("emial", ["email", "id", "mail_settings"]) == ["email"]
+
+
+def test_edit_distance_agrees_with_the_whole_table_of_alignments():
+    """The banded, prefix-and-suffix-trimmed distance against the plain dynamic programme."""
+    import random
+
+    def plain(a, b):
+        d = [[0] * (len(b) + 1) for _ in range(len(a) + 1)]
+        for i in range(len(a) + 1):
+            d[i][0] = i
+        for j in range(len(b) + 1):
+            d[0][j] = j
+        for i in range(1, len(a) + 1):
+            for j in range(1, len(b) + 1):
+                d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] != b[j - 1]))
+                if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                    d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1)
+        return d[-1][-1]
+
+    r = random.Random(7)
+    for _ in range(3000):
+        a = "".join(r.choice("abc_") for _ in range(r.randint(0, 9)))
+        b = "".join(r.choice("abc_") for _ in range(r.randint(0, 9)))
+        exact = plain(a, b)
+        assert naming.edit_distance(a, b) == exact, (a, b)
+        for limit in (1, 2):
+            assert naming.edit_distance(a, b, limit) == min(exact, limit + 1), (a, b, limit)
