@@ -3,7 +3,8 @@
 -- PUBLIC, so the work can only be set off by real DDL: PostgreSQL refuses to call a function
 -- returning event_trigger directly ("trigger functions can only be called as triggers").
 -- selfheal's own DDL is kept out by the workers themselves, in Python, where no role can
--- switch them off with a setting.
+-- switch them off with a setting. The workers run with client_min_messages = warning: the
+-- application's DDL must not show it selfheal's "view ... does not exist, skipping".
 
 CREATE OR REPLACE FUNCTION selfheal._ddl_start(tag text) RETURNS void
 LANGUAGE plpython3u
@@ -11,6 +12,7 @@ LANGUAGE plpython3u
 -- statement itself (current_query); the text is only scanned.
 SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan
+SET client_min_messages = warning
 AS $$
 import sys; '@PYTHON_LIB_DIR@' in sys.path or sys.path.insert(0, '@PYTHON_LIB_DIR@')
 from selfheal import server
@@ -24,6 +26,7 @@ LANGUAGE plpython3u
 -- Called only by the on_ddl_end shim; it reads the catalog for the tables PostgreSQL names.
 SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan
+SET client_min_messages = warning
 AS $$
 import sys; '@PYTHON_LIB_DIR@' in sys.path or sys.path.insert(0, '@PYTHON_LIB_DIR@')
 from selfheal import server
@@ -37,6 +40,7 @@ LANGUAGE plpython3u
 -- Called only by the on_sql_drop shim. It acts only on tables that no longer exist.
 SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan
+SET client_min_messages = warning
 AS $$
 import sys; '@PYTHON_LIB_DIR@' in sys.path or sys.path.insert(0, '@PYTHON_LIB_DIR@')
 from selfheal import server

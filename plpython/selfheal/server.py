@@ -1708,8 +1708,11 @@ def _drift_refusal(db: _Db, table: Table, aliases: list[Alias]) -> str | None:
     rights = _rights(db, None, table)
     if rights.extension:
         return f"{table.label} belongs to extension {rights.extension}"
-    names = {table.name} | {a.legacy_name for a in aliases}
-    conflicts = planner.alias_conflicts(table, aliases, load_catalog(db, names, set()))
+    # The names of the views these aliases call for: a column alias is served by the table's
+    # own view, so its old name is no relation's and is not looked up (with 1,000 aliases, old
+    # column names matched the aliases of every table that had a column so named).
+    views = {table.name} | {planner.compat_view_name(a) for a in aliases}
+    conflicts = planner.alias_conflicts(table, aliases, load_catalog(db, views, set()))
     return "; ".join(conflicts) or None
 
 
