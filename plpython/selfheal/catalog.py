@@ -1,7 +1,8 @@
 """The catalog facts the planner needs, as one query. Shared by the server (plpy) and the client.
 
-The query takes $1 (exact names), $2 (fold keys) and $3 (schemas to leave out); `added`
-counts the columns selfheal already added to a table, which only the extension knows.
+The query takes $1 (exact names), $2 (fold keys), $3 (schemas to leave out) and $4 (versions of
+column lists already read: theirs are not sent again); `added` counts the columns selfheal
+already added to a table, which only the extension knows.
 """
 
 from __future__ import annotations
@@ -20,15 +21,18 @@ _TABLES = """
 SELECT n.nspname AS schema_name, c.relname AS table_name, ({rows})::float8 AS row_estimate,
        ({bound})::float8 AS row_bound, ({bytes})::float8 AS total_bytes,
        (SELECT max(attnum) FROM pg_catalog.pg_attribute WHERE attrelid = c.oid AND attnum > 0) AS attnum_high,
+       v.columns_version,
        -- Each column as an array (name, type, attnum, default, identity, generated): objects
-       -- with their keys cost half as much again on a table of 400 columns.
+       -- with their keys cost half as much again on a table of 400 columns. Not sent again
+       -- when the caller has this version of them ($4).
+       CASE WHEN v.columns_version = ANY ($4) THEN NULL ELSE
        (SELECT coalesce(json_agg(json_build_array(
                   a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnum, {default},
                   a.attidentity, a.attgenerated)
                 ORDER BY a.attnum), '[]')
           FROM pg_catalog.pg_attribute a
           LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-         WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped)::text AS columns,
+         WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped)::text END AS columns,
        -- Key columns are looked up one by one, never by reading all of a wide table's columns.
        (SELECT coalesce(json_agg({attname_of_k} ORDER BY k.ord), '[]')
           FROM pg_catalog.pg_index i
@@ -61,6 +65,11 @@ SELECT n.nspname AS schema_name, c.relname AS table_name, ({rows})::float8 AS ro
                    AND d.deptype IN ('a', 'i') AND d.refobjsubid > 0) x)::text AS leftovers
   FROM pg_catalog.pg_class c
   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+  -- The version of the table's column list: every change to a column (added, dropped, renamed,
+  -- retyped, its default set or dropped) writes its pg_attribute row again, with a new xmin.
+  CROSS JOIN LATERAL (SELECT pg_catalog.md5(c.oid::text || ' ' || string_agg(a.attnum::text || ':' || a.xmin::text,
+                                                                        ',' ORDER BY a.attnum)) AS columns_version
+                        FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0) v
  WHERE c.relkind IN ('r', 'p')
    AND n.nspname <> ALL ($3) AND n.nspname NOT LIKE 'pg\\_%'
    -- Names through pg_class's name index. Fold keys ($2: names spelt another way) need a scan
@@ -118,12 +127,18 @@ def tables_sql(added: str = ADDED_BY_SELFHEAL) -> str:
             .replace("{bytes}", TOTAL_BYTES))
 
 
-def tables_from_rows(rows) -> tuple[Table, ...]:
-    """Planner facts from the query's rows (dicts, from plpy or psycopg's dict_row)."""
+def tables_from_rows(rows, known: dict | None = None) -> tuple[Table, ...]:
+    """Planner facts from the query's rows (dicts, from plpy or psycopg's dict_row). `known` maps
+    versions of column lists read before to their columns: a row that did not send its columns
+    again takes them from there, and what is read is added to it."""
     tables = []
     for r in rows:
-        columns = tuple(Column(name, type_, attnum, default, identity, generated)
-                        for name, type_, attnum, default, identity, generated in json.loads(r["columns"]))
+        if r["columns"] is None:
+            columns = known[r["columns_version"]]
+        else:
+            columns = tuple(map(Column._make, json.loads(r["columns"])))
+            if known is not None:
+                known[r["columns_version"]] = columns
         tables.append(Table(r["schema_name"], r["table_name"], columns,
                             primary_key=tuple(json.loads(r["primary_key"])),
                             row_estimate=r["row_estimate"], row_bound=r["row_bound"], total_bytes=r["total_bytes"],

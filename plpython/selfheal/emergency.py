@@ -23,11 +23,11 @@ def load_tables_named(conn, names: set[str]) -> tuple:
     keys = {naming.fold_key(n) for n in names}
     # The query is written for plpy ($n); its placeholders are not in numeric order, so name them.
     query = catalog.tables_sql("0").replace("%", "%%")
-    for number, name in (("$1", "names"), ("$2", "keys"), ("$3", "excluded")):
+    for number, name in (("$1", "names"), ("$2", "keys"), ("$3", "excluded"), ("$4", "known")):
         query = query.replace(number, f"%({name})s")
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(query, {"names": sorted(names), "keys": sorted(keys),
-                                   "excluded": catalog.EXCLUDED_SCHEMAS}).fetchall()
+                                   "excluded": catalog.EXCLUDED_SCHEMAS, "known": []}).fetchall()
     return catalog.tables_from_rows(rows)
 
 

@@ -29,6 +29,9 @@ class _Db:
 
     def __init__(self, plpy):
         self.plpy = plpy
+        # Column lists read while one repair is planned and planned again under its lock, by
+        # version (catalog.tables_from_rows); None outside a repair.
+        self.columns_read: dict | None = None
 
     def rows(self, sql: str, types: tuple = (), args: tuple = ()) -> list:
         key = (sql, types)
@@ -160,8 +163,10 @@ def _compat_views(db: _Db, source_schemas, names) -> dict:
 
 
 def _tables(db: _Db, names, keys) -> tuple[Table, ...]:
-    return catalog.tables_from_rows(db.rows(catalog.tables_sql(), ("text[]", "text[]", "text[]"),
-                                            (sorted(names), sorted(keys), catalog.EXCLUDED_SCHEMAS)))
+    known = db.columns_read
+    return catalog.tables_from_rows(
+        db.rows(catalog.tables_sql(), ("text[]", "text[]", "text[]", "text[]"),
+                (sorted(names), sorted(keys), catalog.EXCLUDED_SCHEMAS, sorted(known or ()))), known)
 
 
 def _aliases_concerning(db: _Db, names) -> tuple[Alias, ...]:
@@ -403,7 +408,16 @@ def apply_plan(db: _Db, settings: dict, event_id, replan, verify=None) -> tuple[
     Returns (final plan, status, audit id). status: applied | resolved | deferred | failed | the
     plan's own status when the fresh plan no longer applies.
     """
-    replan = _values_checked(db, replan)
+    # The fresh plan reads the table's columns again only if any of them changed meanwhile:
+    # a table of 400 columns is read and parsed once.
+    db.columns_read = {}
+    try:
+        return _apply_plan(db, settings, event_id, _values_checked(db, replan), verify)
+    finally:
+        db.columns_read = None
+
+
+def _apply_plan(db: _Db, settings: dict, event_id, replan, verify) -> tuple[Plan, str, int | None]:
     try:
         # Planning reads the table's size and may read its values: under lock_timeout, like the DDL.
         first = _with_lock_retries(db, settings, replan)
