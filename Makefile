@@ -16,8 +16,8 @@ include $(PGXS)
 
 # The Python package is installed beside the server's libraries, one directory per version.
 PYTHON_LIB_DIR = $(pkglibdir)/$(EXTENSION)/$(EXTVERSION)
-# The server gets the core and the adapter; the CLI and client integrations stay client side.
-PYTHON_SOURCES = $(filter-out %/cli.py %/adopt.py %/report.py %/client.py %/sqlalchemy.py %/export.py %/emergency.py %/scan.py,$(wildcard plpython/selfheal/*.py))
+# The server gets the core and server packages; client/ and cli/ stay client side.
+SERVER_PACKAGES = core server
 SQL_SOURCES = $(sort $(wildcard sql/*.sql))
 
 $(EXTENSION)--$(EXTVERSION).sql: $(SQL_SOURCES) $(EXTENSION).control
@@ -31,9 +31,15 @@ $(EXTENSION)--%--$(EXTVERSION).sql: sql/upgrade/$(EXTENSION)--%--$(EXTVERSION).s
 	sed 's|@PYTHON_LIB_DIR@|$(PYTHON_LIB_DIR)|g' $< $(ROUTINE_SOURCES) $(wildcard $(basename $<)-after.sql) > $@
 
 install: install-python
+# The version's directory is replaced whole, so no module from an earlier layout is left behind.
 install-python:
+	rm -rf '$(DESTDIR)$(PYTHON_LIB_DIR)/selfheal'
 	$(MKDIR_P) '$(DESTDIR)$(PYTHON_LIB_DIR)/selfheal'
-	$(INSTALL_DATA) $(PYTHON_SOURCES) '$(DESTDIR)$(PYTHON_LIB_DIR)/selfheal/'
+	$(INSTALL_DATA) plpython/selfheal/__init__.py '$(DESTDIR)$(PYTHON_LIB_DIR)/selfheal/'
+	for package in $(SERVER_PACKAGES); do \
+		$(MKDIR_P) '$(DESTDIR)$(PYTHON_LIB_DIR)/selfheal/'$$package && \
+		$(INSTALL_DATA) plpython/selfheal/$$package/*.py '$(DESTDIR)$(PYTHON_LIB_DIR)/selfheal/'$$package/ || exit 1; \
+	done
 
 uninstall: uninstall-python
 uninstall-python:

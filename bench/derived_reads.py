@@ -18,7 +18,7 @@ import time
 import psycopg
 
 from bench import DURABLE, print_goals
-from selfheal import adopt
+from selfheal.cli import adopt
 from tests.pgcluster import Cluster
 
 THROUGH_VIEW = "SELECT count(*) FROM items WHERE kind_id = 3"  # the routed role reads the compat view

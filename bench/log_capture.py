@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from bench import DURABLE, new_column_name, print_goals
-from selfheal import logreader
+from selfheal.core import logreader
 from tests.pgcluster import LOGGING, Cluster
 
 _WORDS = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet")
@@ -184,11 +184,12 @@ def installed_copy_note(conn, tree: Path) -> str:
     libdir = subprocess.run(["pg_config", "--pkglibdir"], capture_output=True, text=True, check=True).stdout.strip()
     version = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'selfheal'").fetchone()[0]
     installed = Path(libdir, "selfheal", version, "selfheal")
-    stale = [name for name in ("logreader.py", "errors.py", "server.py")
+    reading = ("core/logreader.py", "core/errors.py", "server/log.py", "server/events.py")
+    stale = [name for name in reading
              if not (installed / name).is_file() or (installed / name).read_bytes() != (tree / name).read_bytes()]
     if stale:
         return f"heal() ran the installed copy, whose {', '.join(stale)} differ from this tree's (make install)"
-    return "heal() ran the installed copy, whose logreader.py, errors.py and server.py are this tree's"
+    return f"heal() ran the installed copy, whose {', '.join(reading)} are this tree's"
 
 
 def speed(cluster: Cluster, args) -> list[tuple[str, float, float, str]]:

@@ -27,7 +27,7 @@ import pglast
 import psycopg
 
 from bench import print_goals
-from selfheal import scan
+from selfheal.cli import scan
 from tests.pgcluster import Cluster
 
 CHINOOK = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "chinook" / "chinook.sql"

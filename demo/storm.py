@@ -16,7 +16,7 @@ from collections import Counter
 
 import psycopg
 
-from selfheal import report
+from selfheal.cli import report
 from tests.pgcluster import LOGGING, Cluster
 
 SCHEMA = """

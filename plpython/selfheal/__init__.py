@@ -1,8 +1,12 @@
 """selfheal: repairs schema drift in PostgreSQL.
 
-The server imports only the core modules (errors, sqlscan, naming, planner) and the
-adapter (server). Client integrations and the CLI live beside them and are never
-imported inside PostgreSQL.
+Four packages, by where the code runs:
+- `core`: pure Python, no database; it decides (errors, statements, names, the planner).
+- `server`: inside PostgreSQL; the only code that uses plpy, and it applies what core decides.
+- `client`: heal-and-retry for applications (psycopg 3, SQLAlchemy 2).
+- `cli`: the `selfheal` command (setup, report, export, emergency, scan).
+
+PostgreSQL gets `core` and `server` only.
 """
 
 # The client integration is loaded on first use, so the server, which imports this

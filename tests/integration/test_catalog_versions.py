@@ -4,7 +4,7 @@ every change to a column gives a new version, so a plan is never made on columns
 import psycopg
 from psycopg.rows import dict_row
 
-from selfheal import catalog
+from selfheal.core import catalog
 
 CHANGES = [
     "ALTER TABLE t ADD COLUMN d text",

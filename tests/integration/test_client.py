@@ -8,7 +8,7 @@ import pytest
 from psycopg import errors as pgerr
 
 import selfheal
-from selfheal import sqlalchemy as selfheal_sqlalchemy
+from selfheal.client import sqlalchemy as selfheal_sqlalchemy
 
 from .support import SEED
 

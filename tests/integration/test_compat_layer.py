@@ -8,7 +8,7 @@ import psycopg
 import pytest
 from psycopg import errors as pgerr
 
-from selfheal import planner
+from selfheal.core import planner
 
 from .conftest import APP_ROLE
 from .support import fail_then_heal

@@ -7,7 +7,7 @@ import types
 import psycopg
 import pytest
 
-from selfheal import export
+from selfheal.cli import export
 
 from .support import SEED, fail_then_heal
 from .test_squawk import assert_passes

@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
-from selfheal import sqlalchemy as selfheal_sqlalchemy
+from selfheal.client import sqlalchemy as selfheal_sqlalchemy
 
 from .conftest import APP_ROLE, Database
 from .test_drift_cases import GRANTS

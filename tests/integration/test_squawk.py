@@ -13,7 +13,9 @@ import sys
 
 import pytest
 
-from selfheal import export, sqlscan
+from selfheal.cli import export
+
+from selfheal.core import sqlscan
 
 
 def squawk() -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from selfheal import errors
+from selfheal.core import errors
 
 from ..released import RELEASED, installed_script
 

@@ -1,8 +1,8 @@
 """Who may cause which change: the planner's plan, the reporting role's rights, the scope."""
 
-from selfheal import authority, planner
-from selfheal.authority import Rights
-from selfheal.planner import Alias, Catalog, Column, Event, Policy, Table
+from selfheal.core import authority, planner
+from selfheal.core.authority import Rights
+from selfheal.core.planner import Alias, Catalog, Column, Event, Policy, Table
 
 ITEMS = Table("public", "items", (Column("id", "integer", 1),), primary_key=("id",), attnum_high=1)
 CATALOG = Catalog((ITEMS,), aliases=(Alias("public", "items", "Items", kind="relation"),))

@@ -6,8 +6,10 @@ import io
 
 import pytest
 
-from selfheal import adopt, cli, export
-from selfheal.wording import plural
+from selfheal.cli import adopt, export
+
+from selfheal.cli import commands as cli
+from selfheal.core.wording import plural
 
 
 def options():

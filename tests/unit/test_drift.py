@@ -1,6 +1,6 @@
-from selfheal import drift
-from selfheal.drift import Shape
-from selfheal.planner import Alias
+from selfheal.core import drift
+from selfheal.core.drift import Shape
+from selfheal.core.planner import Alias
 
 BEFORE = Shape("public", "sessions", {1: "id", 2: "service_type", 3: "notes"})
 DERIVED = Alias("public", "sessions", "service_type_id", expression='CASE WHEN "service_type" ~ \'x\' THEN 1 END',

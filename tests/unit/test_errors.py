@@ -3,7 +3,7 @@ import uuid
 
 import pytest
 
-from selfheal import errors
+from selfheal.core import errors
 
 
 @pytest.mark.parametrize(

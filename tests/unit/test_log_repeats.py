@@ -1,7 +1,7 @@
 """Repeats of one error in the server log are counted on one row: what folds and what never does."""
 
-from selfheal import sqlscan
-from selfheal.logreader import LogError, fold_repeats, statement_key
+from selfheal.core import sqlscan
+from selfheal.core.logreader import LogError, fold_repeats, statement_key
 
 
 def entry(statement, at="2026-11-24 05:01:02.123 UTC", message='column "x" does not exist', user="app",

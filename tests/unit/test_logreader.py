@@ -5,8 +5,8 @@ import os
 
 import pytest
 
-from selfheal import logreader
-from selfheal.logreader import Bookmark, Position
+from selfheal.core import logreader
+from selfheal.core.logreader import Bookmark, Position
 
 
 def json_line(message="column \"x\" does not exist", state="42703", db="app", severity="ERROR", **extra):

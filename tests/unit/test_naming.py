@@ -1,6 +1,6 @@
 import pytest
 
-from selfheal import naming
+from selfheal.core import naming
 
 
 @pytest.mark.parametrize("name", ["x" * 64, "x" * 63, "", "bad name", "semi;colon", 'quo"te', "pg_thing",

@@ -4,8 +4,8 @@ from dataclasses import replace
 
 import pytest
 
-from selfheal import planner, sqlscan
-from selfheal.planner import Alias, Catalog, Column, Event, Policy, Table
+from selfheal.core import planner, sqlscan
+from selfheal.core.planner import Alias, Catalog, Column, Event, Policy, Table
 
 SESSIONS = Table("public", "sessions", (Column("id", "integer", 1), Column("service_type", "text", 2)),
                  primary_key=("id",), attnum_high=2)

@@ -3,7 +3,7 @@
 import re
 from datetime import datetime, timedelta, timezone
 
-from selfheal import report
+from selfheal.cli import report
 
 T0 = datetime(2026, 11, 24, 5, 0, tzinfo=timezone.utc)
 COLUMN = 'column "recommendation_data" does not exist'

@@ -3,7 +3,7 @@
 import psycopg
 import pytest
 
-from selfheal import client
+from selfheal.client import psycopg as client
 from selfheal.client import RetryTransaction
 
 

@@ -1,6 +1,6 @@
 """Where SQL is found in source files, and where each character of it came from."""
 
-from selfheal import scan
+from selfheal.cli import scan
 
 
 def test_python_adjacent_literals_and_fstrings_keep_exact_offsets():

@@ -5,8 +5,8 @@ from pglast import ast as pg
 from pglast import parse_sql
 from pglast.visitors import Visitor
 
-from selfheal import scan
-from selfheal.planner import Alias, Column, Table
+from selfheal.cli import scan
+from selfheal.core.planner import Alias, Column, Table
 
 STATEMENTS = [
     "SELECT a, t.b, s.c, * FROM t JOIN s ON s.id = t.s_id WHERE t.d IN (SELECT e FROM u) ORDER BY f",

@@ -1,4 +1,4 @@
-from selfheal import logreader
+from selfheal.core import logreader
 
 GOOD = {"logging_collector": "on", "log_destination": "stderr,jsonlog", "lc_messages": "C",
         "log_min_error_statement": "error"}

@@ -1,7 +1,7 @@
 import pytest
 
-from selfheal import sqlscan
-from selfheal.sqlscan import RelationRef
+from selfheal.core import sqlscan
+from selfheal.core.sqlscan import RelationRef
 
 
 def test_alias_resolves_to_its_table():

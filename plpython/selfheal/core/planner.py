@@ -1,6 +1,6 @@
 """Decide how to repair one error. Pure: it reads catalog facts and returns a plan.
 
-The planner never talks to the database. The adapter (server.py) gathers the facts,
+The planner never talks to the database. The server package gathers the facts,
 asks for a plan, applies its DDL under a lock and records it in the audit.
 """
 

@@ -11,7 +11,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from .planner import COMPAT_SCHEMA, quote_ident, quote_literal
+from ..core.planner import COMPAT_SCHEMA, quote_ident, quote_literal
 
 _COLUMNS_SQL = """
 SELECT a.id, a.schema_name, a.table_name, a.column_name, a.reason, a.ddl, a.undo_ddl,

@@ -165,7 +165,7 @@ def print_checklist(title: str, steps, stream=None) -> None:
 def _setup(args) -> int:
     """Exit 0: all done or already so; 1: a step needs the operator (a restart, a role)."""
     from . import adopt
-    from .wording import plural
+    from ..core.wording import plural
     with _connect(args) as conn:
         try:
             steps = adopt.setup(conn, args.app_role, args.every, dry_run=args.dry_run)
@@ -183,7 +183,7 @@ def _setup(args) -> int:
 def _doctor(args) -> int:
     """Exit 0: healthy; 1: faults found."""
     from . import adopt
-    from .wording import plural
+    from ..core.wording import plural
     with _connect(args) as conn:
         try:
             checks = adopt.doctor(conn, args.app_role)
@@ -223,7 +223,7 @@ def _report(args) -> int:
 
 def _export(args) -> int:
     from . import export
-    from .wording import plural
+    from ..core.wording import plural
     with _connect(args) as conn:
         migration = export.build(conn)
     text = (export.render_alembic(migration, args.down_revision) if args.format == "alembic"
@@ -237,7 +237,8 @@ def _export(args) -> int:
 
 
 def _emergency(args) -> int:
-    from . import emergency, logreader
+    from ..core import logreader
+    from . import emergency
     try:
         size = os.path.getsize(args.from_log)
     except OSError as exc:
@@ -255,7 +256,7 @@ def _emergency(args) -> int:
 def _scan(args) -> int:
     """Exit 0: clean; 1: wrong names found; 2: usage or connection error."""
     from . import scan
-    from .wording import plural
+    from ..core.wording import plural
     try:
         scan.source_files(args.path)  # a clear error for a path that is neither a source file nor a directory
     except ValueError as exc:
@@ -290,6 +291,3 @@ def _write(path: str, text: str) -> None:
     except OSError as exc:
         raise Failure(f"cannot write {path}: {exc.strerror}") from None
 
-
-if __name__ == "__main__":
-    sys.exit(main())

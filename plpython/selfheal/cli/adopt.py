@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 from psycopg.conninfo import make_conninfo
 
-from . import logreader
-from .planner import quote_ident, quote_literal as _literal, routed
+from ..core import logreader
+from ..core.planner import quote_ident, quote_literal as _literal, routed
 
 # States of a checklist line.
 DONE, ALREADY, NEEDS_YOU, WOULD_RUN, OK, FAULT = "done", "already so", "needs you", "would run", "ok", "fault"
@@ -333,7 +333,7 @@ def indexes(conn, apply: bool = False, lock_timeout: str = "10s") -> list[Step]:
     """The indexes that let reads filtering on a derived name use an index as the source column's
     do: listed, or built with CREATE INDEX CONCURRENTLY (writers are never blocked; a build that
     fails leaves no invalid index behind). `conn` is in autocommit."""
-    from .planner import Table, index_ddl, index_name
+    from ..core.planner import Table, index_ddl, index_name
     steps = []
     seen = set()
     for audit_id, schema, table_name, column, expression, in_table in conn.execute(_WANTED_INDEXES).fetchall():

@@ -13,9 +13,10 @@ from dataclasses import replace
 
 from psycopg.rows import dict_row
 
-from . import catalog, errors, export, naming, planner
-from .logreader import LogError, statement_key
-from .planner import Catalog, Column, Event, Plan, Policy, quote_ident
+from ..core import catalog, errors, naming, planner
+from ..core.logreader import LogError, statement_key
+from ..core.planner import Catalog, Column, Event, Plan, Policy, quote_ident
+from . import export
 
 
 def load_tables_named(conn, names: set[str]) -> tuple:

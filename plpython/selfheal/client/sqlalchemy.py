@@ -16,8 +16,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.util import find_tables
 
-from . import client, sqlscan
-from .client import HEALABLE, Options, _is_cached_plan, _routing_needed, ask_for_repair, route_session
+from ..core import sqlscan
+from . import psycopg as psycopg_healing
+from .psycopg import HEALABLE, Options, _is_cached_plan, _routing_needed, ask_for_repair, route_session
 
 
 def install(engine: Engine, heal_dsn: str | None = None, max_heals: int = 3) -> Engine:
@@ -90,7 +91,7 @@ def was_repaired(error: BaseException) -> bool:
     return bool(getattr(original, "selfheal", {}).get("repaired")) or _is_cached_plan(original)
 
 
-class Retrying(client.Retrying):
+class Retrying(psycopg_healing.Retrying):
     """Re-run a unit of work after a repair, a bounded number of times.
 
         for attempt in selfheal.sqlalchemy.retrying(session):

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from .wording import plural
+from ..core.wording import plural
 
 NICE_BUCKETS = [1, 5, 10, 30, 60, 300, 900, 3600, 6 * 3600, 86400]
 # The chart draws the busiest signatures one by one and groups the rest, so it reads the same

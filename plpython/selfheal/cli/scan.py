@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
-from . import naming, planner
-from .wording import plural
+from ..core import naming, planner
+from ..core.wording import plural
 
 SOURCE_EXTENSIONS = {".sql", ".py", ".js", ".jsx", ".ts", ".tsx", ".mjs", ".cjs", ".go", ".java", ".rb", ".php"}
 SKIPPED_DIRS = {".git", "node_modules", "vendor", "third_party", ".venv", "venv", "__pycache__", "dist", "build"}
