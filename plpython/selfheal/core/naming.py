@@ -163,5 +163,8 @@ def edit_distance(a: str, b: str, limit: int | None = None) -> int:
 def probable_typo(name: str, candidates: list[str]) -> list[str]:
     """Candidates within a small edit distance of name: one edit for short names, two otherwise."""
     limit = 1 if len(name) <= 4 else 2
-    lower = name.lower()
-    return [c for c in candidates if c != name and edit_distance(c.lower(), lower, limit) <= limit]
+    lower, length = name.lower(), len(name)
+    # Names whose lengths differ by more than the limit never get near: on a table of 400
+    # columns most are left out without a call.
+    return [c for c in candidates if c != name and abs(len(c) - length) <= limit
+            and edit_distance(c.lower(), lower, limit) <= limit]

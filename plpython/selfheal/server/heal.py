@@ -74,10 +74,17 @@ def _open_proposal(db: _Db, plan: Plan) -> int | None:
 def _decide_and_apply(db: _Db, policy: Policy, settings: dict, event: Event, row: dict, event_id) -> tuple:
     """(plan, status, audit id) of one event: planned, authorized for its role, applied or recorded."""
     role = row["username"]
+    planned: list = []  # (catalog, plan) of the last plan made
 
     def replan() -> Plan:
         catalog = _catalog_for(db, event)
-        decided = _plan_with_related(db, event, row, catalog, policy)
+        # The planner is pure: over the same facts, the plan made again under the lock is the
+        # first one, and a table of 400 columns is planned over once.
+        if planned and planned[0] == catalog:
+            decided = replace(planned[1])
+        else:
+            decided = _plan_with_related(db, event, row, catalog, policy)
+            planned[:] = [catalog, replace(decided)]
         if decided.status not in authority.CHANGING:
             return decided
         return authority.authorize(decided, event, _rights(db, role, decided.table), policy, catalog)
