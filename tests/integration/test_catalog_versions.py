@@ -19,13 +19,11 @@ CHANGES = [
 ]
 
 
-def read(conn, known=()):
-    query = catalog.tables_sql("0").replace("%", "%%")
-    for number, name in (("$1", "names"), ("$2", "keys"), ("$3", "excluded"), ("$4", "known")):
-        query = query.replace(number, f"%({name})s")
+def read(conn, known=(), defaults_of=None):
     with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(query, {"names": ["t"], "keys": [], "excluded": catalog.EXCLUDED_SCHEMAS,
-                                   "known": list(known)}).fetchone()
+        return cur.execute(catalog.tables_sql_for_client(),
+                           {"names": ["t"], "keys": [], "excluded": catalog.EXCLUDED_SCHEMAS,
+                            "known": list(known), "defaults_of": defaults_of}).fetchone()
 
 
 def test_every_change_to_a_column_is_a_new_version_and_an_unchanged_list_is_not_sent_again(db):
@@ -38,6 +36,24 @@ def test_every_change_to_a_column_is_a_new_version_and_an_unchanged_list_is_not_
         assert len(set(versions)) == len(versions), list(zip(["created"] + CHANGES, versions))
         again = read(conn, known=[versions[-1]])
         assert again["columns_version"] == versions[-1] and again["columns"] is None
+        assert not catalog.columns_unread([again], {versions[-1]: ()})
         known = {}
         first = catalog.tables_from_rows([read(conn)], known)
         assert catalog.tables_from_rows([again], known) == first  # the columns come from what was read
+        conn.execute("ALTER TABLE t RENAME COLUMN c TO c2")  # changed after it was read
+        assert catalog.columns_unread([read(conn, known=[versions[-1]])], {versions[-1]: ()})
+
+
+def test_defaults_are_read_only_for_the_tables_asked_for_and_a_list_without_them_is_another_version(db):
+    with psycopg.connect(db.cluster.dsn(db.name), autocommit=True) as conn:
+        conn.execute("CREATE TABLE t (a int DEFAULT 7, b int GENERATED ALWAYS AS (a * 2) STORED)")
+        every, asked, other = read(conn), read(conn, defaults_of=["t"]), read(conn, defaults_of=["elsewhere"])
+        (full,), (unread,) = catalog.tables_from_rows([asked]), catalog.tables_from_rows([other])
+        assert catalog.tables_from_rows([every]) == (full,)
+        assert [c.default for c in full.columns] == ["7", "(a * 2)"] and full.defaults_read
+        # A generated column's expression is always there; a plain default only when asked for.
+        assert [c.default for c in unread.columns] == [None, "(a * 2)"] and not unread.defaults_read
+        assert other["columns_version"] != asked["columns_version"]
+        # Knowing the list without defaults is not knowing it with them: it is to be read again.
+        again = read(conn, known=[other["columns_version"]], defaults_of=["t"])
+        assert catalog.columns_unread([again], {other["columns_version"]: unread.columns})

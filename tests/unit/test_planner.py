@@ -293,6 +293,14 @@ def test_a_write_to_a_cast_is_proposed_as_write_triggers_and_any_other_derived_n
     assert plan.status == "needs_review" and "write service_type instead" in plan.reason
 
 
+def test_write_triggers_are_never_made_from_a_table_whose_defaults_were_left_unread():
+    # An omitted column would be written as NULL, not the table's default: refuse instead.
+    outputs = [("id", '"id"'), ("kind", '"service_type"')]
+    assert any("CREATE TRIGGER" in d for d in planner.write_trigger_ddl(SESSIONS, "sessions", outputs))
+    with pytest.raises(ValueError, match="defaults of public.sessions were not read"):
+        planner.write_trigger_ddl(replace(SESSIONS, defaults_read=False), "sessions", outputs)
+
+
 def test_an_alias_an_administrator_declares_as_a_cast_is_written_back_too():
     # add_alias stores `service_type::integer` as `(service_type::integer)`: unquoted, in parentheses.
     column = SESSIONS.column("service_type")

@@ -22,13 +22,10 @@ from . import export
 def load_tables_named(conn, names: set[str]) -> tuple:
     """Catalog facts of the tables with these names, or their spellings (invoiceline, InvoiceLine)."""
     keys = {naming.fold_key(n) for n in names}
-    # The query is written for plpy ($n); its placeholders are not in numeric order, so name them.
-    query = catalog.tables_sql("0").replace("%", "%%")
-    for number, name in (("$1", "names"), ("$2", "keys"), ("$3", "excluded"), ("$4", "known")):
-        query = query.replace(number, f"%({name})s")
     with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(query, {"names": sorted(names), "keys": sorted(keys),
-                                   "excluded": catalog.EXCLUDED_SCHEMAS, "known": []}).fetchall()
+        rows = cur.execute(catalog.tables_sql_for_client(),
+                           {"names": sorted(names), "keys": sorted(keys), "excluded": catalog.EXCLUDED_SCHEMAS,
+                            "known": [], "defaults_of": None}).fetchall()
     return catalog.tables_from_rows(rows)
 
 

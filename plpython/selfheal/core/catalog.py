@@ -1,13 +1,15 @@
 """The catalog facts the planner needs, as one query. Shared by the server (plpy) and the client.
 
-The query takes $1 (exact names), $2 (fold keys), $3 (schemas to leave out) and $4 (versions of
-column lists already read: theirs are not sent again); `added` counts the columns selfheal
-already added to a table, which only the extension knows.
+The query takes $1 (exact names), $2 (fold keys), $3 (schemas to leave out), $4 (versions of
+column lists already read: theirs are not sent again) and $5 (the tables whose defaults are
+read: NULL for all); `added` counts the columns selfheal already added to a table, which only
+the extension knows.
 """
 
 from __future__ import annotations
 
 import json
+from operator import attrgetter
 
 from .planner import Column, Table
 
@@ -21,18 +23,8 @@ _TABLES = """
 SELECT n.nspname AS schema_name, c.relname AS table_name, ({rows})::float8 AS row_estimate,
        ({bound})::float8 AS row_bound, ({bytes})::float8 AS total_bytes,
        (SELECT max(attnum) FROM pg_catalog.pg_attribute WHERE attrelid = c.oid AND attnum > 0) AS attnum_high,
-       v.columns_version,
-       -- Each column as an array (name, type, attnum, default, identity, generated): objects
-       -- with their keys cost half as much again on a table of 400 columns. Not sent again
-       -- when the caller has this version of them ($4).
-       CASE WHEN v.columns_version = ANY ($4) THEN NULL ELSE
-       (SELECT coalesce(json_agg(json_build_array(
-                  a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnum, {default},
-                  a.attidentity, a.attgenerated)
-                ORDER BY a.attnum), '[]')
-          FROM pg_catalog.pg_attribute a
-          LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-         WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped)::text END AS columns,
+       v.columns_version, {wants_defaults} AS defaults_read,
+       CASE WHEN v.columns_version = ANY ($4) THEN NULL ELSE v.columns END AS columns,
        -- Key columns are looked up one by one, never by reading all of a wide table's columns.
        (SELECT coalesce(json_agg({attname_of_k} ORDER BY k.ord), '[]')
           FROM pg_catalog.pg_index i
@@ -66,9 +58,23 @@ SELECT n.nspname AS schema_name, c.relname AS table_name, ({rows})::float8 AS ro
   FROM pg_catalog.pg_class c
   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
   -- The version of the table's column list: every change to a column (added, dropped, renamed,
-  -- retyped, its default set or dropped) writes its pg_attribute row again, with a new xmin.
-  CROSS JOIN LATERAL (SELECT pg_catalog.md5(c.oid::text || ' ' || string_agg(a.attnum::text || ':' || a.xmin::text,
-                                                                        ',' ORDER BY a.attnum)) AS columns_version
+  -- retyped, its default set or dropped) writes its pg_attribute row again, with a transaction
+  -- id newer than any there, so both sums grow. Sums, not a digest of every row: a 400-column
+  -- table's version costs a third less. Whether the defaults were read is part of it.
+  -- The columns come from the same scan, each as an array (name, type, attnum, default,
+  -- identity, generated): objects with their keys cost half as much again on a table of 400
+  -- columns. They are built only when the caller knows no versions ($4); a caller that does,
+  -- and finds one it does not know, reads again knowing none (columns_unread). Unordered:
+  -- tables_from_rows sorts them by attnum for less than the aggregate's sort costs.
+  CROSS JOIN LATERAL (SELECT c.oid::text || ':' || count(*) || ':' || sum(a.xmin::text::int8) || ':'
+                             || sum(a.xmin::text::int8 * a.attnum)
+                             || CASE WHEN {wants_defaults} THEN ':defaults' ELSE '' END AS columns_version,
+                             CASE WHEN pg_catalog.cardinality($4::text[]) = 0 THEN
+                             coalesce(json_agg(json_build_array(
+                                 a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnum, {default},
+                                 a.attidentity, a.attgenerated))
+                               FILTER (WHERE NOT a.attisdropped AND pg_catalog.cardinality($4::text[]) = 0),
+                               '[]')::text END AS columns
                         FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0) v
  WHERE c.relkind IN ('r', 'p')
    AND n.nspname <> ALL ($3) AND n.nspname NOT LIKE 'pg\\_%'
@@ -83,9 +89,15 @@ SELECT n.nspname AS schema_name, c.relname AS table_name, ({rows})::float8 AS ro
 
 # A default is deparsed without the table's column names: with them, pg_get_expr reads every
 # column of the table for each default, and a table of 400 defaulted columns took 0.5 s a heal.
-# Only a generated column's expression names columns.
-DEFAULT_TEXT = """CASE WHEN a.attgenerated = '' THEN pg_catalog.pg_get_expr(d.adbin, 0)
-                      ELSE pg_catalog.pg_get_expr(d.adbin, d.adrelid) END"""
+# Only a generated column's expression names columns, and it is always read. Plain defaults
+# only serve writes through a compat view, so they are read only for the tables asked for ($5):
+# deparsing 400 of them was a third of reading a wide table.
+# pg_attrdef is looked up only for a default that is read.
+_WANTS_DEFAULTS = "($5::text[] IS NULL OR c.relname = ANY ($5::text[]))"
+DEFAULT_TEXT = """CASE WHEN NOT a.atthasdef THEN NULL
+                      WHEN a.attgenerated <> '' OR {wants_defaults} THEN
+                           (SELECT pg_catalog.pg_get_expr(d.adbin, CASE WHEN a.attgenerated <> '' THEN d.adrelid ELSE 0 END)
+                              FROM pg_catalog.pg_attrdef d WHERE d.adrelid = a.attrelid AND d.adnum = a.attnum) END"""
 
 
 # Rows by the size of the files now, never by reltuples alone (-1 until the first ANALYZE, and
@@ -123,8 +135,30 @@ _ATTNAME_OF_K = """(SELECT a.attname::text FROM pg_catalog.pg_attribute a
 
 
 def tables_sql(added: str = ADDED_BY_SELFHEAL) -> str:
-    return (_TABLES.replace("{added}", added).replace("{attname_of_k}", _ATTNAME_OF_K).replace("{default}", DEFAULT_TEXT).replace("{rows}", ROW_ESTIMATE).replace("{bound}", ROW_BOUND)
+    return (_TABLES.replace("{added}", added).replace("{attname_of_k}", _ATTNAME_OF_K).replace("{default}", DEFAULT_TEXT)
+            .replace("{wants_defaults}", _WANTS_DEFAULTS).replace("{rows}", ROW_ESTIMATE).replace("{bound}", ROW_BOUND)
             .replace("{bytes}", TOTAL_BYTES))
+
+
+TABLES_PARAMETERS = ("names", "keys", "excluded", "known", "defaults_of")
+
+
+def tables_sql_for_client() -> str:
+    """The query for psycopg, with named placeholders (TABLES_PARAMETERS); no selfheal.audit is
+    read, so it runs where selfheal is not installed."""
+    query = tables_sql("0").replace("%", "%%")
+    for number, name in reversed(list(enumerate(TABLES_PARAMETERS, 1))):
+        query = query.replace(f"${number}", f"%({name})s")
+    return query
+
+
+_ATTNUM = attrgetter("attnum")
+
+
+def columns_unread(rows, known: dict | None) -> bool:
+    """Whether a row came without columns the caller does not have: the query is to be run
+    again with no versions known ($4), so that it sends them."""
+    return any(r["columns"] is None and r["columns_version"] not in (known or ()) for r in rows)
 
 
 def tables_from_rows(rows, known: dict | None = None) -> tuple[Table, ...]:
@@ -136,10 +170,10 @@ def tables_from_rows(rows, known: dict | None = None) -> tuple[Table, ...]:
         if r["columns"] is None:
             columns = known[r["columns_version"]]
         else:
-            columns = tuple(map(Column._make, json.loads(r["columns"])))
+            columns = tuple(sorted(map(Column._make, json.loads(r["columns"])), key=_ATTNUM))
             if known is not None:
                 known[r["columns_version"]] = columns
-        tables.append(Table(r["schema_name"], r["table_name"], columns,
+        tables.append(Table(r["schema_name"], r["table_name"], columns, defaults_read=r["defaults_read"],
                             primary_key=tuple(json.loads(r["primary_key"])),
                             row_estimate=r["row_estimate"], row_bound=r["row_bound"], total_bytes=r["total_bytes"],
                             attnum_high=r["attnum_high"] or 0,

@@ -58,6 +58,7 @@ class Table:
     columns_added_by_selfheal: int = 0
     named_objects: tuple = ()  # (constraint, index or sequence name, the columns it is on)
     indexed_columns: frozenset = frozenset()  # columns that lead a valid index
+    defaults_read: bool = True  # False: plain columns' defaults were left unread (catalog.DEFAULT_TEXT)
 
     @property
     def qualified(self) -> str:
@@ -456,6 +457,8 @@ def write_trigger_ddl(table: Table, view_name: str, outputs: list[tuple[str, str
     The view takes the table's defaults, so an omitted column gets the table's default. A view
     with such triggers refuses INSERT ... ON CONFLICT (PostgreSQL finds no constraint on a view):
     that is why an administrator approves it. UPDATE needs the primary key in the view."""
+    if not table.defaults_read:  # an omitted column would lose the table's default
+        raise ValueError(f"the defaults of {table.label} were not read; a write trigger needs them")
     view = compat_view(table.schema, view_name)
     fn = write_function(table, view_name)
     new = {name: f"NEW.{quote_ident(name)}" for name, _ in outputs}

@@ -94,11 +94,18 @@ def _compat_views(db: _Db, source_schemas, names) -> dict:
             for r in db.rows(_COMPAT_VIEWS, ("text[]", "text[]"), (sorted(by_compat), sorted(names)))}
 
 
-def _tables(db: _Db, names, keys) -> tuple[Table, ...]:
-    known = db.columns_read
-    return catalog.tables_from_rows(
-        db.rows(catalog.tables_sql(), ("text[]", "text[]", "text[]", "text[]"),
-                (sorted(names), sorted(keys), catalog.EXCLUDED_SCHEMAS, sorted(known or ()))), known)
+def _tables(db: _Db, names, keys, aliases: tuple[Alias, ...]) -> tuple[Table, ...]:
+    # Defaults serve only a compat view's write trigger, and a table has compat views only
+    # through its aliases: the defaults of the others are not read (planner.write_trigger_ddl).
+    known, defaults_of = db.columns_read, sorted({a.table for a in aliases})
+
+    def read(versions) -> list:
+        return db.rows(catalog.tables_sql(), ("text[]", "text[]", "text[]", "text[]", "text[]"),
+                       (sorted(names), sorted(keys), catalog.EXCLUDED_SCHEMAS, sorted(versions), defaults_of))
+    rows = read(known or ())
+    if catalog.columns_unread(rows, known):  # a column list changed since it was read, or is new
+        rows = read(())
+    return catalog.tables_from_rows(rows, known)
 
 
 def _aliases_concerning(db: _Db, names) -> tuple[Alias, ...]:
@@ -113,15 +120,18 @@ def load_catalog(db: _Db, names: set[str], keys: set[str]) -> Catalog:
     names = set(names) | related
     view_names = names | {a.legacy_name for a in aliases if a.kind == "relation" and a.table in names}
     keys = set(keys) | {naming.fold_key(n) for n in related}
-    tables = _tables(db, names, ())
+    tables = _tables(db, names, (), aliases)
     # Other spellings are looked for only for names no table has: that is a scan of pg_class.
     keys &= {naming.fold_key(n) for n in names - {t.name for t in tables}}
     if keys:
         found = {(t.schema, t.name) for t in tables}
-        tables += tuple(t for t in _tables(db, (), keys) if (t.schema, t.name) not in found)
-        spelt = {t.name for t in tables} - names
+        spelt_tables = tuple(t for t in _tables(db, (), keys, aliases) if (t.schema, t.name) not in found)
+        spelt = {t.name for t in spelt_tables} - names
         if spelt:  # a table found by another spelling: its aliases too
             aliases = _aliases_concerning(db, names | spelt)
+            if any(a.table in spelt for a in aliases):  # and so its defaults
+                spelt_tables = tuple(t for t in _tables(db, spelt, (), aliases) if (t.schema, t.name) not in found)
+        tables += spelt_tables
     served = {t.name for t in tables}
     served |= {a.legacy_name for a in aliases if a.kind == "relation" and a.table in served}
     views = _compat_views(db, {t.schema for t in tables}, served)
