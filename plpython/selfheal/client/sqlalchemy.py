@@ -94,7 +94,7 @@ def was_repaired(error: BaseException) -> bool:
 class Retrying(psycopg_healing.Retrying):
     """Re-run a unit of work after a repair, a bounded number of times.
 
-        for attempt in selfheal.sqlalchemy.retrying(session):
+        for attempt in selfheal.client.sqlalchemy.retrying(session):
             with attempt:
                 session.execute(...); session.commit()
     """

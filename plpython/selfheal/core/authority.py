@@ -1,4 +1,4 @@
-"""Who may cause which change. Pure: the adapter supplies the reporting role's rights.
+"""Who may cause which change. Pure: server/facts.py supplies the reporting role's rights.
 
 selfheal changes a table only for a role that could legitimately have run the failing
 statement against it: the role holds USAGE on the schema and the table privilege the

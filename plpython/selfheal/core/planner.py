@@ -208,7 +208,7 @@ class Plan:
     lock_profile: str | None = None
     evidence: dict = field(default_factory=dict)
     backfill: dict | None = None  # for an in-table derived column filled in batches afterwards
-    value_check: dict | None = None  # existing values the adapter must find convertible before applying
+    value_check: dict | None = None  # existing values server/apply.py must find convertible first
 
 
 class _Stop(Exception):
@@ -240,7 +240,7 @@ def _refuse(reason: str, **evidence) -> _Stop:
 
 
 # ---------------------------------------------------------------------------------------
-# What the adapter must load
+# What the server must load
 
 
 def candidate_relation_names(event: Event) -> tuple[set[str], set[str]]:
@@ -846,7 +846,7 @@ def derived_cast(column: str, source_type: str, target_type: str) -> tuple[str, 
     a value it cannot cast (None when every value casts).
 
     The cast raises on a value it cannot convert: a derived name never reads a made-up NULL.
-    The condition never raises, so the adapter can count such values before serving the name.
+    The condition never raises, so the server can count such values before serving the name.
     """
     ident = quote_ident(column)
     source_type = source_type.split("(")[0]  # character varying(20) is a text type too
@@ -869,7 +869,7 @@ def derived_cast(column: str, source_type: str, target_type: str) -> tuple[str, 
 
 
 def judge_values(plan: Plan, checked: int, unconvertible: int) -> Plan:
-    """The plan once the adapter has tried its cast on `checked` existing rows."""
+    """The plan once the server has tried its cast on `checked` existing rows."""
     check = plan.value_check
     evidence = {**plan.evidence, "values_checked": checked}
     if unconvertible:
@@ -1485,7 +1485,7 @@ DERIVED_IN_TABLE = ("stored generated column", "column + sync trigger + batched 
 
 def relations_to_lock(plan: Plan) -> list[str]:
     """Relations the plan's DDL needs ACCESS EXCLUSIVE on: its table when the DDL alters it, and
-    each compat view it drops. The adapter takes them with NOWAIT before any DDL runs."""
+    each compat view it drops. server/apply.py takes them with NOWAIT before any DDL runs."""
     targets = []
     table = plan.table.qualified if plan.table else None
     alters_table = any(s.startswith(("ALTER TABLE ", "CREATE TRIGGER ", "DROP TRIGGER ")) for s in plan.ddl)

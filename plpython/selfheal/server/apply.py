@@ -7,7 +7,7 @@ import json
 import time
 
 from ..core import authority, errors, planner, sqlscan
-from ..core.planner import Alias, Event, Plan, Table
+from ..core.planner import Alias, Event, Plan
 from .adapter import ADVISORY_LOCK_CLASS, LOCK_NOT_AVAILABLE, _Db
 from .facts import _role_search_path
 from .roles import as_table_owner
@@ -278,20 +278,3 @@ def _count_unconvertible(db: _Db, table: str, unconvertible: str, rows: int) -> 
         return None
     read, bad = counts.split()
     return int(read), int(bad)
-
-
-def _xid(db: _Db) -> int:
-    return db.one("SELECT pg_catalog.txid_current() AS x")["x"]
-
-
-def _timeline(db: _Db, tag: str, schema, table, change: str, detail: dict) -> None:
-    db.one("""INSERT INTO selfheal.schema_event (command_tag, schema_name, table_name, change, detail)
-              VALUES ($1, $2, $3, $4, $5::jsonb)""", ("text", "text", "text", "text", "text"),
-           (tag, schema, table, change, json.dumps(detail, sort_keys=True)))
-
-
-def _audit_automatic(db: _Db, table: Table, action: str, status: str, column: str, reason: str,
-                     evidence: dict, ddl: list[str]) -> int:
-    plan = Plan(status, reason, action=action, table=table, column=column, ddl=ddl, evidence=evidence,
-                lock_profile="catalog only: compat views rebuilt after the application's own DDL")
-    return _insert_audit(db, plan, status, None)

@@ -6,7 +6,7 @@ from ..core import drift, naming, planner
 from ..core.planner import Alias, Plan
 from .adapter import _Db
 from .apply import _Retry, _lock_nowait, _with_lock_retries, apply_plan
-from .facts import _load_aliases, _role_search_path, _role_settings, _table_by_oid, _table_facts, load_catalog, load_policy
+from .facts import _load_aliases, _role_search_path, _search_path_settings, _table_facts, load_catalog, load_policy
 
 
 def add_alias(plpy, table_oid, legacy_name: str, expression: str, in_table: bool = False) -> int:
@@ -120,3 +120,22 @@ def refresh_compat(plpy) -> int:
             raise RuntimeError(f"the compat views of {table.label} were not rebuilt: {exc}") from None
         done += 1
     return done
+
+
+def _table_by_oid(db: _Db, table_oid) -> tuple[str, str]:
+    row = db.one("SELECT n.nspname, c.relname FROM pg_catalog.pg_class c "
+                 "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+                 "WHERE c.oid = $1::pg_catalog.regclass AND c.relkind IN ('r', 'p')",
+                 ("text",), (table_oid,))
+    if row is None:
+        raise ValueError("selfheal serves aliases for ordinary and partitioned tables only")
+    return row["nspname"], row["relname"]
+
+
+def _role_settings(db: _Db, role_name: str) -> tuple[str, dict]:
+    """(role name, {in this database only: search_path}) as set by ALTER ROLE."""
+    role = db.one("SELECT rolname FROM pg_catalog.pg_roles WHERE rolname = $1", ("name",), (role_name,))
+    if role is None:
+        raise ValueError(f"role {role_name!r} does not exist")
+    return role["rolname"], {r["in_database"]: r["path"] for r in _search_path_settings(db)
+                             if r["role"] == role["rolname"]}

@@ -8,8 +8,8 @@ import json
 from ..core import catalog, drift, planner, sqlscan
 from ..core.planner import Alias, Plan, Table
 from .adapter import _Db
-from .apply import _audit_automatic, _event_trigger_guard, _insert_audit, _own_ddl, _record_alias, _timeline, _xid
-from .facts import _ALIAS_COLUMNS, _alias_of, _aliases_of_tables, _column_has_data, _load_aliases, _names_taken, _rights, _shape, _table_facts, load_catalog, load_policy
+from .apply import _event_trigger_guard, _insert_audit, _own_ddl, _record_alias
+from .facts import _ALIAS_COLUMNS, _alias_of, _aliases_of_tables, _column_has_data, _load_aliases, _names_taken, _rights, _table_facts, load_catalog, load_policy
 
 
 _snapshots: dict[int, dict[int, drift.Shape]] = {}  # transaction id -> table oid -> shape before the DDL
@@ -281,3 +281,31 @@ def _drop_write_functions(db: _Db, aliases: list[Alias]) -> None:
                     db.run(ddl)
             except db.plpy.SPIError as exc:
                 db.plpy.warning(f"selfheal: a write function of dropped {schema}.{name} stays: {exc}")
+
+
+def _shape(db: _Db, table_oid) -> drift.Shape | None:
+    rows = db.rows("""SELECT n.nspname, c.relname, a.attnum, a.attname
+                        FROM pg_catalog.pg_class c
+                        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                        JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                       WHERE c.oid = $1""", ("oid",), (table_oid,))
+    if not rows:
+        return None
+    return drift.Shape(rows[0]["nspname"], rows[0]["relname"], {r["attnum"]: r["attname"] for r in rows})
+
+
+def _xid(db: _Db) -> int:
+    return db.one("SELECT pg_catalog.txid_current() AS x")["x"]
+
+
+def _timeline(db: _Db, tag: str, schema, table, change: str, detail: dict) -> None:
+    db.one("""INSERT INTO selfheal.schema_event (command_tag, schema_name, table_name, change, detail)
+              VALUES ($1, $2, $3, $4, $5::jsonb)""", ("text", "text", "text", "text", "text"),
+           (tag, schema, table, change, json.dumps(detail, sort_keys=True)))
+
+
+def _audit_automatic(db: _Db, table: Table, action: str, status: str, column: str, reason: str,
+                     evidence: dict, ddl: list[str]) -> int:
+    plan = Plan(status, reason, action=action, table=table, column=column, ddl=ddl, evidence=evidence,
+                lock_profile="catalog only: compat views rebuilt after the application's own DDL")
+    return _insert_audit(db, plan, status, None)

@@ -3,7 +3,7 @@ taken, a role's search_path and rights."""
 
 from __future__ import annotations
 
-from ..core import authority, catalog, drift, naming, planner
+from ..core import authority, catalog, naming, planner
 from ..core.planner import Alias, Catalog, Event, Policy, Table
 from .adapter import _Db
 
@@ -191,25 +191,6 @@ def _rights(db: _Db, role: str | None, table: Table) -> authority.Rights:
                             row["extension"])
 
 
-def _table_by_oid(db: _Db, table_oid) -> tuple[str, str]:
-    row = db.one("SELECT n.nspname, c.relname FROM pg_catalog.pg_class c "
-                 "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-                 "WHERE c.oid = $1::pg_catalog.regclass AND c.relkind IN ('r', 'p')",
-                 ("text",), (table_oid,))
-    if row is None:
-        raise ValueError("selfheal serves aliases for ordinary and partitioned tables only")
-    return row["nspname"], row["relname"]
-
-
-def _role_settings(db: _Db, role_name: str) -> tuple[str, dict]:
-    """(role name, {in this database only: search_path}) as set by ALTER ROLE."""
-    role = db.one("SELECT rolname FROM pg_catalog.pg_roles WHERE rolname = $1", ("name",), (role_name,))
-    if role is None:
-        raise ValueError(f"role {role_name!r} does not exist")
-    return role["rolname"], {r["in_database"]: r["path"] for r in _search_path_settings(db)
-                             if r["role"] == role["rolname"]}
-
-
 _DATA_CHECK_FACTS = """
 SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) AS type,
        t.typnamespace = 'pg_catalog'::pg_catalog.regnamespace AND t.typtype = 'b' AS builtin,
@@ -250,17 +231,6 @@ def _column_has_data(db: _Db, table: Table, column: str, added_as: dict | None) 
     default = (added_as or {}).get("default")
     condition = f"{ident} IS DISTINCT FROM ({default})" if default else f"{ident} IS NOT NULL"
     return bool(db.plpy.execute(f"SELECT EXISTS (SELECT 1 FROM {table.qualified} WHERE {condition}) AS x")[0]["x"])
-
-
-def _shape(db: _Db, table_oid) -> drift.Shape | None:
-    rows = db.rows("""SELECT n.nspname, c.relname, a.attnum, a.attname
-                        FROM pg_catalog.pg_class c
-                        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-                        JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-                       WHERE c.oid = $1""", ("oid",), (table_oid,))
-    if not rows:
-        return None
-    return drift.Shape(rows[0]["nspname"], rows[0]["relname"], {r["attnum"]: r["attname"] for r in rows})
 
 
 def _table_facts(db: _Db, schema: str, name: str) -> Table | None:
