@@ -38,9 +38,18 @@ def heal(conn, message: str, statement: str) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-def undo_last(conn) -> None:
-    conn.execute("SELECT selfheal.undo(max(id)) FROM selfheal.audit WHERE status = 'applied' "
-                 "AND undone_by IS NULL AND action <> 'undo'")
+def undo_last(conn, attempts: int = 120) -> None:
+    """Undo the latest repair. Its NOWAIT locks give way to autovacuum, which a backfill's
+    batches set off on the table: the undo is deferred, and tried again here."""
+    for attempt in range(attempts):
+        try:
+            conn.execute("SELECT selfheal.undo(max(id)) FROM selfheal.audit WHERE status = 'applied' "
+                         "AND undone_by IS NULL AND action <> 'undo'")
+            break
+        except psycopg.errors.ObjectNotInPrerequisiteState:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5)
     # An undo is a rejection; the benchmark repeats the same repair, so it lifts its own.
     conn.execute("DELETE FROM selfheal.rejection")
 
