@@ -57,3 +57,29 @@ def test_defaults_are_read_only_for_the_tables_asked_for_and_a_list_without_them
         # Knowing the list without defaults is not knowing it with them: it is to be read again.
         again = read(conn, known=[other["columns_version"]], defaults_of=["t"])
         assert catalog.columns_unread([again], {other["columns_version"]: unread.columns})
+
+
+SERVER_READS_TWICE = """
+DO $$
+import sys
+path = plpy.execute("SELECT (SELECT setting FROM pg_catalog.pg_config WHERE name = 'PKGLIBDIR') || '/selfheal/' "
+                    "|| extversion AS p FROM pg_catalog.pg_extension WHERE extname = 'selfheal'")[0]["p"]
+path in sys.path or sys.path.insert(0, path)
+from selfheal.server import adapter, facts
+db = adapter._Db(plpy)
+db.columns_read = {}  # as within one repair: the read under the lock knows the first read's versions
+first = facts.load_catalog(db, {"t"}, set()).table("public", "t")
+plpy.execute("ALTER TABLE t RENAME COLUMN b TO b2")
+again = facts.load_catalog(db, {"t"}, set()).table("public", "t")
+plpy.notice(" ".join(c.name for c in first.columns) + " / " + " ".join(c.name for c in again.columns))
+$$ LANGUAGE plpython3u
+"""
+
+
+def test_a_column_changed_between_the_two_reads_of_a_repair_is_read_again(db):
+    with psycopg.connect(db.cluster.dsn(db.name), autocommit=True) as conn:
+        conn.execute("CREATE TABLE t (id int PRIMARY KEY, a int, b int)")
+        notices = []
+        conn.add_notice_handler(lambda d: notices.append(d.message_primary))
+        conn.execute(SERVER_READS_TWICE)
+        assert notices[-1] == "id a b / id a b2"
