@@ -3,6 +3,7 @@ counted twice; and the logging advice."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 
@@ -85,6 +86,10 @@ def read_log(db: _Db, settings: dict) -> dict:
         repeats.clear()
         return len(_store_rows(db, "log", rows, result.problems))
 
+    # A dict per line and no cycles: the cyclic collector would only walk the held repeats again
+    # and again, a few percent of an outage's read.
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         # Repeats of one error within a second are one row with their count, stored as the read
         # goes on, so memory is that of REPEATS_HELD errors whatever the file. All or nothing: a
@@ -105,6 +110,9 @@ def read_log(db: _Db, settings: dict) -> dict:
         db.one("UPDATE selfheal.log_bookmark SET last_problem = $2, updated_at = now() WHERE log_format = $1",
                ("text", "text"), (log_format, str(exc)))
         return {"format": log_format, "problem": str(exc)}
+    finally:
+        if collecting:
+            gc.enable()
     saved = result.bookmark.to_json()
     db.one("""UPDATE selfheal.log_bookmark
                  SET positions = $2::jsonb, since = $3, updated_at = now(), lines_read = lines_read + $4,
