@@ -62,22 +62,31 @@ COMMENT ON FUNCTION selfheal._drop_extension_start(text) IS
   'Before DROP EXTENSION selfheal: unroutes routed roles, drops the compat schemas and sync triggers selfheal made at run time, and marks the log as handled';
 
 CREATE OR REPLACE FUNCTION selfheal._concerns(query text) RETURNS boolean
-LANGUAGE sql STABLE
+-- PL/pgSQL, not SQL: its queries are planned once per session, where a SQL function with SET
+-- is planned again in every transaction, and every DDL statement of a migration is one.
+LANGUAGE plpgsql STABLE
 -- Called by the shims, which run as the extension's owner.
 SET search_path = pg_catalog, pg_temp
 AS $$
-SELECT strpos(lower(query), 'rename') > 0
-    OR lower(query) ~ 'alter\s+table.*\mdrop\M'  -- DROP [COLUMN]: the drift timeline keeps every drop
+DECLARE
+    q text := lower(query);
+BEGIN
+    IF strpos(q, 'rename') > 0 OR q ~ 'alter\s+table.*\mdrop\M' THEN
+        RETURN true;  -- DROP [COLUMN]: the drift timeline keeps every drop
+    END IF;
     -- ADD COLUMN of a name selfheal added: the migration takes the column over
-    OR (lower(query) ~ 'alter\s+table.*\madd\M' AND EXISTS (
+    IF q ~ 'alter\s+table.*\madd\M' AND EXISTS (
             SELECT 1 FROM selfheal.audit
              WHERE action = 'add_column' AND status = 'applied' AND undone_by IS NULL
-               AND strpos(lower(query), lower(column_name)) > 0))
-    OR EXISTS (SELECT 1 FROM selfheal.alias
-                WHERE active AND (strpos(lower(query), lower(table_name)) > 0
-                                  OR strpos(lower(query), lower(legacy_name)) > 0
-                                  -- DDL from inside a function: the statement does not show its target
-                                  OR lower(query) !~ '(alter|drop|create)\s+table'))
+               AND strpos(q, lower(column_name)) > 0) THEN
+        RETURN true;
+    END IF;
+    RETURN EXISTS (SELECT 1 FROM selfheal.alias
+                    WHERE active AND (strpos(q, lower(table_name)) > 0
+                                      OR strpos(q, lower(legacy_name)) > 0
+                                      -- DDL from inside a function: the statement does not show its target
+                                      OR q !~ '(alter|drop|create)\s+table'));
+END
 $$;
 COMMENT ON FUNCTION selfheal._concerns(text) IS
   'Whether a DDL statement may rename or drop a column, or names a table with aliases or a legacy name; when not, the event trigger shims skip PL/Python. A coarse text test: a false yes only costs the exact check';
