@@ -77,9 +77,9 @@ def main() -> None:
                 assert "selfheal_" in plan, plan
                 figures["and the index selfheal built"] = side_by_side(app, args.repeat)
         print(f"\n{args.rows:,} rows; kind_id served as {served}; median of {args.repeat}, interleaved\n"
-              "\n| indexes | through the view (s) | base column (s) | view / base |\n|---|---|---|---|")
+              "\n| indexes | through the view (ms) | base column (ms) | view / base |\n|---|---|---|---|")
         for what, (view, base) in figures.items():
-            print(f"| {what} | {view:.4f} | {base:.4f} | {view / base:.2f}x |")
+            print(f"| {what} | {view * 1000:.3f} | {base * 1000:.3f} | {view / base:.2f}x |")
         print_goals("derived reads", [(f"filter through the derived name / base column, {what}", view / base, 2, "x")
                                       for what, (view, base) in figures.items() if what != "an index on kind only"])
     finally:

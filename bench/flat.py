@@ -6,6 +6,8 @@ interleaves single operations between them (small, large, small, ...):
 - a missing column beside 10 aliases, and beside 1,000 (renamed columns on 100 tables);
 - a missing column in a database of 100 tables, and of 10,000;
 - an application's `ALTER TABLE ... RENAME COLUMN` with 10 aliases in place, and with 1,000.
+Beside the width case, the same ADD COLUMN without selfheal, on copies of both tables, shows
+how much of the difference is PostgreSQL's own.
 Usage: python -m bench.flat [--repeat 40] [--tables 10000] [--aliases 1000] [--width 400]
 """
 
@@ -54,6 +56,23 @@ def rename(conn, i: int) -> float:
     """The i-th rename of target's third column (i = -1 first: c0 to c0_first)."""
     before = "c0" if i < 0 else "c0_first" if i == 0 else f"c0_{i - 1}"
     return timed(conn, f"ALTER TABLE target RENAME COLUMN {before} TO {'c0_first' if i < 0 else f'c0_{i}'}")
+
+
+def plain_add_column(conn, table: str, i: int) -> float:
+    """What PostgreSQL alone spends on the DDL of a repair, with no selfheal: the ADD COLUMN,
+    committed, then the table opened again (pg_relation_size), as the next statement on it does
+    and as selfheal's next catalog read does."""
+    started = time.perf_counter()
+    conn.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {new_column_name(i)} integer DEFAULT 0")
+    conn.execute("SELECT pg_catalog.pg_relation_size(%s::regclass)", (table,))
+    return (time.perf_counter() - started) * 1000
+
+
+def width_tables(width: int):
+    """A narrow table, and a wide one of `width` columns that all have defaults."""
+    return lambda conn: (conn.execute("CREATE TABLE narrow (id int PRIMARY KEY, kind text)"),
+                         conn.execute("CREATE TABLE wide (id int PRIMARY KEY, "
+                                      + ", ".join(f"d{j} int DEFAULT {j}" for j in range(width)) + ")"))
 
 
 def create_tables(conn, count: int, columns: int = 2, prefix: str = "t") -> None:
@@ -111,13 +130,16 @@ def main() -> None:
     figures = []
     try:
         with psycopg.connect(cluster.dsn(), autocommit=True) as admin:
-            width = database(admin, cluster, "width", lambda c: (
-                c.execute("CREATE TABLE narrow (id int PRIMARY KEY, kind text)"),
-                c.execute("CREATE TABLE wide (id int PRIMARY KEY, "
-                          + ", ".join(f"d{j} int DEFAULT {j}" for j in range(args.width)) + ")")))
+            width = database(admin, cluster, "width", width_tables(args.width))
             small, large = interleaved(args.repeat, lambda i: heal_missing(width, "narrow", i),
                                        lambda i: heal_missing(width, "wide", i))
             figures.append((f"missing column: {args.width} defaulted columns / 2", small, large))
+            admin.execute("CREATE DATABASE width_plain")
+            plain = psycopg.connect(cluster.dsn("width_plain"), autocommit=True)
+            width_tables(args.width)(plain)
+            plain_small, plain_large = interleaved(args.repeat, lambda i: plain_add_column(plain, "narrow", i),
+                                                   lambda i: plain_add_column(plain, "wide", i))
+            plain.close()
 
             few = database(admin, cluster, "aliases_few", aliased, renamed(10))
             many = database(admin, cluster, "aliases_many", aliased, renamed(args.aliases))
@@ -141,6 +163,12 @@ def main() -> None:
         print(f"\nmedian of {args.repeat}, interleaved\n\n| case | small (ms) | large (ms) |\n|---|---|---|")
         for what, small, large in figures:
             print(f"| {what} | {small:.1f} | {large:.1f} |")
+        heal_small, heal_large = figures[0][1:]
+        print(f"\nPostgreSQL alone, no selfheal (ADD COLUMN, then the table opened again), same run: "
+              f"{plain_small:.2f} ms narrow, {plain_large:.2f} ms wide. Of heal_error's "
+              f"{heal_large - heal_small:.2f} ms more on the wide table, about {plain_large - plain_small:.2f} ms "
+              f"are PostgreSQL's own (the same DDL alone) and {heal_large - heal_small - plain_large + plain_small:.2f} "
+              "ms selfheal's.")
         print_goals("flat in width and size", [(what, large / small, 1.5, "x") for what, small, large in figures])
     finally:
         cluster.stop()
