@@ -83,3 +83,31 @@ def test_a_column_changed_between_the_two_reads_of_a_repair_is_read_again(db):
         conn.add_notice_handler(lambda d: notices.append(d.message_primary))
         conn.execute(SERVER_READS_TWICE)
         assert notices[-1] == "id a b / id a b2"
+
+
+SERVER_ALIAS_BECOMES_WRITABLE = """
+DO $$
+import sys
+path = plpy.execute("SELECT (SELECT setting FROM pg_catalog.pg_config WHERE name = 'PKGLIBDIR') || '/selfheal/' "
+                    "|| extversion AS p FROM pg_catalog.pg_extension WHERE extname = 'selfheal'")[0]["p"]
+path in sys.path or sys.path.insert(0, path)
+from selfheal.core import planner
+from selfheal.server import adapter, facts
+db = adapter._Db(plpy)
+table = facts.load_catalog(db, {"t"}, set()).table("public", "t")  # no alias yet: no defaults read
+writable = planner.Alias("public", "t", "kind_id", expression='("kind")::integer', writable=True)
+served = facts.with_defaults_for(db, table, [writable])
+plpy.notice(f"{table.defaults_read} {served.defaults_read} {served.column('label').default}")
+$$ LANGUAGE plpython3u
+"""
+
+
+def test_a_table_read_before_it_had_aliases_is_read_again_with_its_defaults_for_a_write_trigger(db):
+    """The event triggers and refresh_compat read a table's facts, then its aliases: an alias
+    made writable in between must not leave its write trigger without the table's defaults."""
+    with psycopg.connect(db.cluster.dsn(db.name), autocommit=True) as conn:
+        conn.execute("CREATE TABLE t (id int PRIMARY KEY, kind text, label text DEFAULT 'none')")
+        notices = []
+        conn.add_notice_handler(lambda d: notices.append(d.message_primary))
+        conn.execute(SERVER_ALIAS_BECOMES_WRITABLE)
+        assert notices[-1] == "False True 'none'::text"

@@ -58,9 +58,11 @@ SELECT n.nspname AS schema_name, c.relname AS table_name, ({rows})::float8 AS ro
   FROM pg_catalog.pg_class c
   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
   -- The version of the table's column list: every change to a column (added, dropped, renamed,
-  -- retyped, its default set or dropped) writes its pg_attribute row again, with a transaction
-  -- id newer than any there, so both sums grow. Sums, not a digest of every row: a 400-column
-  -- table's version costs a third less. Whether the defaults were read is part of it.
+  -- retyped, its default set or dropped) writes its pg_attribute row again, with a newer
+  -- transaction id, so the sums change: always for one or two rows changed, and for more
+  -- unless, past transaction-id wraparound, both sums cancel out at once. Sums, not a digest
+  -- of every row: a 400-column table's version costs a third less, and it only has to tell
+  -- the two reads of one repair apart. Whether the defaults were read is part of it.
   -- The columns come from the same scan, each as an array (name, type, attnum, default,
   -- identity, generated): objects with their keys cost half as much again on a table of 400
   -- columns. They are built only when the caller knows no versions ($4); a caller that does,

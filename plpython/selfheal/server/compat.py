@@ -6,7 +6,8 @@ from ..core import drift, naming, planner
 from ..core.planner import Alias, Plan
 from .adapter import _Db
 from .apply import _Retry, _lock_nowait, _with_lock_retries, apply_plan
-from .facts import _load_aliases, _role_search_path, _search_path_settings, _table_facts, load_catalog, load_policy
+from .facts import (_load_aliases, _role_search_path, _search_path_settings, _table_facts, load_catalog, load_policy,
+                    with_defaults_for)
 
 
 def add_alias(plpy, table_oid, legacy_name: str, expression: str, in_table: bool = False) -> int:
@@ -108,6 +109,7 @@ def refresh_compat(plpy) -> int:
         if table is None:
             continue
         current = [a for a in aliases if (a.schema, a.table) == (schema, name)]
+        table = with_defaults_for(db, table, current)  # its aliases may have changed since they were read
 
         def work(table=table, current=current):
             ddl = planner.rebuild_compat(table, current, current)

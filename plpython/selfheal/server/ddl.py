@@ -9,7 +9,7 @@ from ..core import catalog, drift, planner, sqlscan
 from ..core.planner import Alias, Plan, Table
 from .adapter import _Db
 from .apply import _event_trigger_guard, _insert_audit, _own_ddl, _record_alias
-from .facts import _ALIAS_COLUMNS, _alias_of, _aliases_of_tables, _column_has_data, _load_aliases, _names_taken, _rights, _table_facts, load_catalog, load_policy
+from .facts import _ALIAS_COLUMNS, _alias_of, _aliases_of_tables, _column_has_data, _load_aliases, _names_taken, _rights, _table_facts, load_catalog, load_policy, with_defaults_for
 
 
 _snapshots: dict[int, dict[int, drift.Shape]] = {}  # transaction id -> table oid -> shape before the DDL
@@ -155,12 +155,13 @@ def _apply_drift(db: _Db, tag: str, before: drift.Shape, after: drift.Shape, ali
         added.append(alias)
     change.added = added
     final = current + added
-    ddl = planner.rebuild_compat(table, final, final)
     try:
+        # An alias made writable since the table was read: its write trigger needs the defaults.
+        ddl = planner.rebuild_compat(with_defaults_for(db, table, final), final, final)
         with db.plpy.subtransaction():
             for statement in ddl:
                 db.run(statement)
-    except db.plpy.SPIError as exc:
+    except (db.plpy.SPIError, ValueError) as exc:
         # Never block the application's DDL: the views stay down and the reason is on record.
         _timeline(db, tag, after.schema, after.name, "compat views not rebuilt", {"error": str(exc)})
         db.plpy.warning(f"selfheal: compat views of {after.schema}.{after.name} could not be rebuilt: {exc}")

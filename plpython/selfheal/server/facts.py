@@ -108,6 +108,14 @@ def _tables(db: _Db, names, keys, aliases: tuple[Alias, ...]) -> tuple[Table, ..
     return catalog.tables_from_rows(rows, known)
 
 
+def with_defaults_for(db: _Db, table: Table, aliases) -> Table:
+    """The table's facts with its defaults if one of these aliases takes writes: its view's write
+    trigger needs them, and a table that had no alias when it was read came without them."""
+    if table.defaults_read or not any(a.writable for a in aliases):
+        return table
+    return next((t for t in _tables(db, {table.name}, (), tuple(aliases)) if t.schema == table.schema), table)
+
+
 def _aliases_concerning(db: _Db, names) -> tuple[Alias, ...]:
     return tuple(map(_alias_of, db.rows(_ALIASES_CONCERNING, ("text[]",), (sorted(names),))))
 
