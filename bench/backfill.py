@@ -54,15 +54,22 @@ def timed_update(conn, table: str, expression: str) -> float:
     return time.perf_counter() - started
 
 
-def fill_both(conn, rows: int) -> tuple[float, float]:
-    """(backfill seconds, plain UPDATE seconds) on two new tables of `rows` rows, then dropped."""
+def fill_both(conn, rows: int, update_first: bool = False) -> tuple[float, float]:
+    """(backfill seconds, plain UPDATE seconds) on two new tables of `rows` rows, then dropped.
+    The side that goes first alternates between rounds, and a checkpoint separates the two, so
+    neither pays for the other's dirty buffers and WAL."""
     build(conn, f"filled_{rows}", rows)
     build(conn, f"updated_{rows}", rows)
     derive_in_table(conn, f"filled_{rows}")
     set_policy(conn, backfill_duty_cycle=1, backfill_pause_ms=0)
     expression = conn.execute("SELECT expression FROM selfheal.backfill_job WHERE done_at IS NULL").fetchone()[0]
-    backfill = timed_backfill(conn)
-    update = timed_update(conn, f"updated_{rows}", expression)
+    sides = {"backfill": lambda: timed_backfill(conn),
+             "update": lambda: timed_update(conn, f"updated_{rows}", expression)}
+    took = {}
+    for side in (("update", "backfill") if update_first else ("backfill", "update")):
+        conn.execute("CHECKPOINT")
+        took[side] = sides[side]()
+    backfill, update = took["backfill"], took["update"]
     assert filled(conn, f"filled_{rows}") == filled(conn, f"updated_{rows}") == rows
     heal_latency.undo_last(conn)  # the column and its sync trigger; the next round repairs again
     conn.execute(f"DROP TABLE filled_{rows}, updated_{rows}")
@@ -115,9 +122,9 @@ def main() -> None:
             conn.execute("SELECT selfheal.enable_compat(current_user::name)")
             set_policy(conn, derived_columns="table", generated_column_row_limit=0, value_check_rows=1000)
             samples: dict[int, list[tuple[float, float]]] = {rows: [] for rows in sizes}
-            for _ in range(args.repeat):
+            for round_ in range(args.repeat):
                 for rows in sizes:
-                    samples[rows].append(fill_both(conn, rows))
+                    samples[rows].append(fill_both(conn, rows, update_first=round_ % 2 == 1))
             times = {rows: (statistics.median(b for b, _ in taken), statistics.median(u for _, u in taken))
                      for rows, taken in samples.items()}
 
