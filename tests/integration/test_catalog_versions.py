@@ -59,21 +59,25 @@ def test_defaults_are_read_only_for_the_tables_asked_for_and_a_list_without_them
         assert catalog.columns_unread([again], {other["columns_version"]: unread.columns})
 
 
-SERVER_READS_TWICE = """
+# Inside the server, as selfheal's own functions run: the installed package on sys.path.
+IN_SERVER = """
 DO $$
 import sys
 path = plpy.execute("SELECT (SELECT setting FROM pg_catalog.pg_config WHERE name = 'PKGLIBDIR') || '/selfheal/' "
                     "|| extversion AS p FROM pg_catalog.pg_extension WHERE extname = 'selfheal'")[0]["p"]
 path in sys.path or sys.path.insert(0, path)
+{body}
+$$ LANGUAGE plpython3u
+"""
+
+SERVER_READS_TWICE = IN_SERVER.format(body="""\
 from selfheal.server import adapter, facts
 db = adapter._Db(plpy)
 db.columns_read = {}  # as within one repair: the read under the lock knows the first read's versions
 first = facts.load_catalog(db, {"t"}, set()).table("public", "t")
 plpy.execute("ALTER TABLE t RENAME COLUMN b TO b2")
 again = facts.load_catalog(db, {"t"}, set()).table("public", "t")
-plpy.notice(" ".join(c.name for c in first.columns) + " / " + " ".join(c.name for c in again.columns))
-$$ LANGUAGE plpython3u
-"""
+plpy.notice(" ".join(c.name for c in first.columns) + " / " + " ".join(c.name for c in again.columns))""")
 
 
 def test_a_column_changed_between_the_two_reads_of_a_repair_is_read_again(db):
@@ -85,21 +89,14 @@ def test_a_column_changed_between_the_two_reads_of_a_repair_is_read_again(db):
         assert notices[-1] == "id a b / id a b2"
 
 
-SERVER_ALIAS_BECOMES_WRITABLE = """
-DO $$
-import sys
-path = plpy.execute("SELECT (SELECT setting FROM pg_catalog.pg_config WHERE name = 'PKGLIBDIR') || '/selfheal/' "
-                    "|| extversion AS p FROM pg_catalog.pg_extension WHERE extname = 'selfheal'")[0]["p"]
-path in sys.path or sys.path.insert(0, path)
+SERVER_ALIAS_BECOMES_WRITABLE = IN_SERVER.format(body="""\
 from selfheal.core import planner
 from selfheal.server import adapter, facts
 db = adapter._Db(plpy)
 table = facts.load_catalog(db, {"t"}, set()).table("public", "t")  # no alias yet: no defaults read
 writable = planner.Alias("public", "t", "kind_id", expression='("kind")::integer', writable=True)
 served = facts.with_defaults_for(db, table, [writable])
-plpy.notice(f"{table.defaults_read} {served.defaults_read} {served.column('label').default}")
-$$ LANGUAGE plpython3u
-"""
+plpy.notice(f"{table.defaults_read} {served.defaults_read} {served.column('label').default}")""")
 
 
 def test_a_table_read_before_it_had_aliases_is_read_again_with_its_defaults_for_a_write_trigger(db):
