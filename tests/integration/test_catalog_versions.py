@@ -80,13 +80,19 @@ again = facts.load_catalog(db, {"t"}, set()).table("public", "t")
 plpy.notice(" ".join(c.name for c in first.columns) + " / " + " ".join(c.name for c in again.columns))""")
 
 
-def test_a_column_changed_between_the_two_reads_of_a_repair_is_read_again(db):
+def last_notice_in_server(db, table_ddl: str, block: str) -> str:
+    """The last notice of `block` (an IN_SERVER DO block), run on a new table t."""
     with psycopg.connect(db.cluster.dsn(db.name), autocommit=True) as conn:
-        conn.execute("CREATE TABLE t (id int PRIMARY KEY, a int, b int)")
+        conn.execute(table_ddl)
         notices = []
         conn.add_notice_handler(lambda d: notices.append(d.message_primary))
-        conn.execute(SERVER_READS_TWICE)
-        assert notices[-1] == "id a b / id a b2"
+        conn.execute(block)
+        return notices[-1]
+
+
+def test_a_column_changed_between_the_two_reads_of_a_repair_is_read_again(db):
+    assert last_notice_in_server(db, "CREATE TABLE t (id int PRIMARY KEY, a int, b int)",
+                                 SERVER_READS_TWICE) == "id a b / id a b2"
 
 
 SERVER_ALIAS_BECOMES_WRITABLE = IN_SERVER.format(body="""\
@@ -102,9 +108,5 @@ plpy.notice(f"{table.defaults_read} {served.defaults_read} {served.column('label
 def test_a_table_read_before_it_had_aliases_is_read_again_with_its_defaults_for_a_write_trigger(db):
     """The event triggers and refresh_compat read a table's facts, then its aliases: an alias
     made writable in between must not leave its write trigger without the table's defaults."""
-    with psycopg.connect(db.cluster.dsn(db.name), autocommit=True) as conn:
-        conn.execute("CREATE TABLE t (id int PRIMARY KEY, kind text, label text DEFAULT 'none')")
-        notices = []
-        conn.add_notice_handler(lambda d: notices.append(d.message_primary))
-        conn.execute(SERVER_ALIAS_BECOMES_WRITABLE)
-        assert notices[-1] == "False True 'none'::text"
+    assert last_notice_in_server(db, "CREATE TABLE t (id int PRIMARY KEY, kind text, label text DEFAULT 'none')",
+                                 SERVER_ALIAS_BECOMES_WRITABLE) == "False True 'none'::text"
