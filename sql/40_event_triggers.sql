@@ -71,6 +71,9 @@ AS $$
 DECLARE
     q text := lower(query);
 BEGIN
+    IF q IS NULL THEN
+        RETURN true;  -- the statement's text is not known: the exact check decides
+    END IF;
     IF strpos(q, 'rename') > 0 OR q ~ 'alter\s+table.*\mdrop\M' THEN
         RETURN true;  -- DROP [COLUMN]: the drift timeline keeps every drop
     END IF;
