@@ -27,11 +27,14 @@ def read(conn, known=(), defaults_of=None):
 
 
 def test_every_change_to_a_column_is_a_new_version_and_an_unchanged_list_is_not_sent_again(db):
-    with psycopg.connect(db.cluster.dsn(db.name), autocommit=True) as conn:
-        conn.execute("CREATE TABLE t (a int NOT NULL, b text, c int)")
+    # A version tells apart two reads of one transaction, as a repair's two reads are: the
+    # reader stays in one transaction while another session changes the table.
+    dsn = db.cluster.dsn(db.name)
+    with psycopg.connect(dsn) as conn, psycopg.connect(dsn, autocommit=True) as other:
+        other.execute("CREATE TABLE t (a int NOT NULL, b text, c int)")
         versions = [read(conn)["columns_version"]]
         for ddl in CHANGES:
-            conn.execute(ddl)
+            other.execute(ddl)
             versions.append(read(conn)["columns_version"])
         assert len(set(versions)) == len(versions), list(zip(["created"] + CHANGES, versions))
         again = read(conn, known=[versions[-1]])
@@ -40,7 +43,10 @@ def test_every_change_to_a_column_is_a_new_version_and_an_unchanged_list_is_not_
         known = {}
         first = catalog.tables_from_rows([read(conn)], known)
         assert catalog.tables_from_rows([again], known) == first  # the columns come from what was read
-        conn.execute("ALTER TABLE t RENAME COLUMN c TO c2")  # changed after it was read
+        assert [(c.name, c.type, c.attnum) for c in first[0].columns] == [("a", "integer", 1), ("b2", "text", 2),
+                                                                          ("c", "bigint", 3)]
+        assert first[0].columns[0].identity == "a" and first[0].columns[2].default is None
+        other.execute("ALTER TABLE t RENAME COLUMN c TO c2")  # changed after it was read
         assert catalog.columns_unread([read(conn, known=[versions[-1]])], {versions[-1]: ()})
 
 

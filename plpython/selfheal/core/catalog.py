@@ -57,25 +57,27 @@ SELECT n.nspname AS schema_name, c.relname AS table_name, ({rows})::float8 AS ro
                    AND d.deptype IN ('a', 'i') AND d.refobjsubid > 0) x)::text AS leftovers
   FROM pg_catalog.pg_class c
   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-  -- The version of the table's column list: every change to a column (added, dropped, renamed,
-  -- retyped, its default set or dropped) writes its pg_attribute row again, with a newer
-  -- transaction id, so the sums change: always for one or two rows changed, and for more
-  -- unless, past transaction-id wraparound, both sums cancel out at once. Sums, not a digest
-  -- of every row: a 400-column table's version costs a third less, and it only has to tell
-  -- the two reads of one repair apart. Whether the defaults were read is part of it.
-  -- The columns come from the same scan, each as an array (name, type, attnum, default,
-  -- identity, generated): objects with their keys cost half as much again on a table of 400
-  -- columns. They are built only when the caller knows no versions ($4); a caller that does,
-  -- and finds one it does not know, reads again knowing none (columns_unread). Unordered:
-  -- tables_from_rows sorts them by attnum for less than the aggregate's sort costs.
-  CROSS JOIN LATERAL (SELECT c.oid::text || ':' || count(*) || ':' || sum(a.xmin::text::int8) || ':'
-                             || sum(a.xmin::text::int8 * a.attnum)
+  -- The version of the table's column list within one transaction: every change to a column
+  -- (added, dropped, renamed, retyped, its default set or dropped) writes its pg_attribute row
+  -- again, with a newer transaction id, so the sums change: always for one or two rows
+  -- changed, and for more unless both sums cancel out at once. Sums, not a digest of every
+  -- row, and of age(xmin), which is stable within a transaction, not of xmin through text:
+  -- it only has to tell the two reads of one repair apart, and a 400-column table's version
+  -- costs less. Whether the defaults were read is part of it.
+  -- The columns come from the same scan, each as an array of text (name, type, attnum,
+  -- default, identity, generated) turned to JSON once: json_build_array looks up the type of
+  -- each of its arguments on every row, a third of a 400-column table's first read. They are
+  -- built only when the caller knows no versions ($4); a caller that does, and finds one it
+  -- does not know, reads again knowing none (columns_unread). Unordered: tables_from_rows
+  -- sorts them by attnum for less than the aggregate's sort costs.
+  CROSS JOIN LATERAL (SELECT c.oid::text || ':' || count(*) || ':' || sum(pg_catalog.age(a.xmin)) || ':'
+                             || sum(pg_catalog.age(a.xmin)::int8 * a.attnum)
                              || CASE WHEN {wants_defaults} THEN ':defaults' ELSE '' END AS columns_version,
                              CASE WHEN pg_catalog.cardinality($4::text[]) = 0 THEN
-                             coalesce(json_agg(json_build_array(
-                                 a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnum, {default},
-                                 a.attidentity, a.attgenerated))
-                               FILTER (WHERE NOT a.attisdropped AND pg_catalog.cardinality($4::text[]) = 0),
+                             coalesce(pg_catalog.array_to_json(array_agg(ARRAY[
+                                 a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnum::text,
+                                 {default}, a.attidentity::text, a.attgenerated::text])
+                               FILTER (WHERE NOT a.attisdropped AND pg_catalog.cardinality($4::text[]) = 0)),
                                '[]')::text END AS columns
                         FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0) v
  WHERE c.relkind IN ('r', 'p')
@@ -172,7 +174,10 @@ def tables_from_rows(rows, known: dict | None = None) -> tuple[Table, ...]:
         if r["columns"] is None:
             columns = known[r["columns_version"]]
         else:
-            columns = tuple(sorted(map(Column._make, json.loads(r["columns"])), key=_ATTNUM))
+            listed = json.loads(r["columns"])
+            for column in listed:
+                column[2] = int(column[2])  # attnum, sent as text in an array of text
+            columns = tuple(sorted(map(Column._make, listed), key=_ATTNUM))
             if known is not None:
                 known[r["columns_version"]] = columns
         tables.append(Table(r["schema_name"], r["table_name"], columns, defaults_read=r["defaults_read"],
