@@ -1126,8 +1126,11 @@ def _renamed_column(table: Table, name: str, statement: str) -> tuple[str, str] 
             if len(between) == 1 and fits(between[0]):
                 listed = " and ".join(repr(n) for n in neighbours if n)
                 return between[0].name, f"the only column the statement leaves out beside {listed}"
-    word = re.compile(rf"(^|_){re.escape(name.lower())}(_|$)")
-    carriers = [c for c in table.columns if c.name not in named and word.search(c.name.lower())]
+    lower = name.lower()
+    word = re.compile(rf"(^|_){re.escape(lower)}(_|$)")
+    # The substring test first: on a wide table it leaves out nearly every column without a regex.
+    carriers = [c for c in table.columns
+                if lower in (folded := c.name.lower()) and c.name not in named and word.search(folded)]
     if len(carriers) == 1 and fits(carriers[0]):
         return carriers[0].name, f"{carriers[0].name} keeps {name!r} as a word"
     if expected and expected[0] in MADE_UP_DEFAULT_TYPES:
@@ -1225,8 +1228,9 @@ def _check_column_budget(table: Table, policy: Policy, evidence: dict) -> None:
 
 def drop_column_ddl(table: Table, name: str, aliases: list[Alias]) -> list[str]:
     """Undo of an added column: compat views first (they pin their columns), then the column."""
-    without = replace(table, columns=tuple(c for c in table.columns if c.name != name))
-    ddl = rebuild_compat(without, aliases, aliases) if aliases else []
+    ddl = []
+    if aliases:
+        ddl = rebuild_compat(replace(table, columns=tuple(c for c in table.columns if c.name != name)), aliases, aliases)
     return ddl + [f"ALTER TABLE {table.qualified} DROP COLUMN IF EXISTS {quote_ident(name)}"]
 
 
