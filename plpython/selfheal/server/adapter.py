@@ -22,6 +22,7 @@ class _Db:
         # Column lists read while one repair is planned and planned again under its lock, by
         # version (catalog.tables_from_rows); None outside a repair.
         self.columns_read: dict | None = None
+        self.server_search_path: str | None = None  # facts._server_search_path
 
     def rows(self, sql: str, types: tuple = (), args: tuple = ()) -> list:
         key = (sql, types)

@@ -166,13 +166,21 @@ def _role_search_path(db: _Db, role: str) -> str:
     for key in ((role, True), (role, False), ("", True)):
         if key in settings:
             return settings[key]
-    try:
-        with db.plpy.subtransaction():
-            row = db.one("SELECT setting FROM pg_catalog.pg_file_settings WHERE name = 'search_path' AND applied "
-                         "ORDER BY seqno DESC LIMIT 1")
-    except db.plpy.SPIError:
-        row = None  # pg_file_settings is for superusers
-    return row["setting"] if row else '"$user", public'
+    return _server_search_path(db)
+
+
+def _server_search_path(db: _Db) -> str:
+    # pg_file_settings parses the configuration files at every read (a tenth of a heal), and
+    # they change only on reload: read once per call of selfheal's (one heal_error, one heal()).
+    if db.server_search_path is None:
+        try:
+            with db.plpy.subtransaction():
+                row = db.one("SELECT setting FROM pg_catalog.pg_file_settings WHERE name = 'search_path' "
+                             "AND applied ORDER BY seqno DESC LIMIT 1")
+        except db.plpy.SPIError:
+            row = None  # pg_file_settings is for superusers
+        db.server_search_path = row["setting"] if row else '"$user", public'
+    return db.server_search_path
 
 
 _RIGHTS = """
