@@ -9,7 +9,7 @@ import hashlib
 DURABLE = {"fsync": "on", "synchronous_commit": "on", "full_page_writes": "on"}
 
 
-def new_column_name(i: int) -> str:
+def new_column_name(i: int | str) -> str:
     """The i-th genuinely missing column of a benchmark: names far apart from each other, since
     one within two edits of another is a probable typo, which selfheal only proposes. Not
     `_data`: that reads as jsonb, and beside the table's one other jsonb column that the

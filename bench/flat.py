@@ -33,7 +33,9 @@ def heal_missing(conn, table: str, i: int) -> float:
     if i < 0:
         warm(conn, table)
         return 0.0
-    name = new_column_name(i)
+    # Names of each table's own: an error about the same name on the other table would be read
+    # as evidence of its type (heal._related_statements), and plan one side twice.
+    name = new_column_name(f"{table}:{i}")
     started = time.perf_counter()
     status, reason = conn.execute("SELECT status, reason FROM selfheal.heal_error('42703', %s, %s)",
                                   (f'column "{name}" does not exist', f"SELECT {name} FROM {table}")).fetchone()
