@@ -1,7 +1,7 @@
 """The catalog facts the planner needs, as one query. Shared by the server (plpy) and the client.
 
 The query takes $1 (exact names), $2 (fold keys), $3 (schemas to leave out), $4 (versions of
-column lists already read: theirs are not sent again) and $5 (the tables whose defaults are
+column lists already read in this transaction: theirs are not sent again) and $5 (the tables whose defaults are
 read: NULL for all); `added` counts the columns selfheal already added to a table, which only
 the extension knows.
 """
