@@ -33,16 +33,28 @@ def _clip(text, limit):
     return logreader.clean_text(text, limit) or None
 
 
+# The longest each text of a LogError (after its time) is stored: sqlstate, message, hint,
+# statement, user, database, application_name, session_id, context.
+_TEXT_LIMITS = (5, MAX_MESSAGE_CHARS, MAX_MESSAGE_CHARS, MAX_STATEMENT_CHARS, 63, 63, 256, 64, MAX_MESSAGE_CHARS)
+
+
+def _clipped_texts(e: logreader.LogError) -> list:
+    """The entry's texts clipped and cleaned (_clip), empty ones None. An outage stores tens of
+    thousands of rows: texts that are plain ASCII with no NUL, nearly all, are only sliced."""
+    texts = e[1:]
+    joined = "".join(filter(None, texts))
+    if joined.isascii() and "\x00" not in joined:
+        return [text[:limit] if text else None for text, limit in zip(texts, _TEXT_LIMITS)]
+    return [_clip(text, limit) for text, limit in zip(texts, _TEXT_LIMITS)]
+
+
 def _event_values(e: logreader.LogError, occurrences: int = 1, last_occurred_at: str | None = None) -> tuple:
     """One event's column values; text from outside is cleaned and clipped, never trusted."""
-    message = _clip(e.message, MAX_MESSAGE_CHARS) or ""
-    sqlstate = (_clip(e.sqlstate, 5) or "")
+    sqlstate, message, hint, statement, user, database, application, session, context = _clipped_texts(e)
+    sqlstate, message = sqlstate or "", message or ""
     occurred_at = e.occurred_at if e.occurred_at and _LOG_TIME.match(e.occurred_at) else None
     last = last_occurred_at if occurred_at and occurrences > 1 and _LOG_TIME.match(last_occurred_at or "") else None
-    return (occurred_at,
-            sqlstate, message, _clip(e.statement, MAX_STATEMENT_CHARS), _clip(e.hint, MAX_MESSAGE_CHARS),
-            _clip(e.user, 63), _clip(e.database, 63), _clip(e.application_name, 256), _clip(e.session_id, 64),
-            _clip(e.context, MAX_MESSAGE_CHARS),
+    return (occurred_at, sqlstate, message, statement, hint, user, database, application, session, context,
             _clip(errors.signature(sqlstate, message), errors.SIGNATURE_DISPLAY_CHARS),
             errors.signature_key(sqlstate, message), errors.classify(sqlstate), str(occurrences), last)
 
