@@ -17,7 +17,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterator, NamedTuple
 
-CHUNK_BYTES = 1 << 20
+# Small enough that a chunk's lines, their parsed entries and the errors kept from them stay in
+# one core's cache until they are folded: in an outage, 1 MiB chunks made the read 1.5x the
+# json.loads floor, 128 KiB chunks handed over one by one 1.2x.
+CHUNK_BYTES = 1 << 17
 
 # Logged by DROP EXTENSION selfheal: a re-created selfheal reads its database's entries after the
 # last such line only, so what the dropped one handled is never repaired again.
@@ -376,10 +379,10 @@ def after_last_drop(path: str, log_format: str, database: str | None, trusted_us
 
 def iter_new_errors(directory: str, log_format: str, bookmark: Bookmark, current: str | None,
                     result: ReadResult, budget: int = 64 << 20, database: str | None = None,
-                    trusted_users: frozenset = frozenset(), batch: int = 5000) -> Iterator[list[LogError]]:
-    """read_new_errors, handing the errors over in lists of about `batch` as they are read
-    instead of keeping them all, so memory is that of one batch whatever the budget and the
-    file. Once the iterator is exhausted, `result` holds the counts, the problems and the
+                    trusted_users: frozenset = frozenset(), batch: int = 1) -> Iterator[list[LogError]]:
+    """read_new_errors, handing the errors over in lists of at least `batch` (by default each
+    chunk's, as soon as it is read) instead of keeping them all, so memory is that of one batch
+    whatever the budget and the file. Once the iterator is exhausted, `result` holds the counts, the problems and the
     bookmark to store (its errors stay empty); a reader that stops early must store nothing."""
     if log_format not in EXTENSIONS:
         raise LogReadError(f"log format {log_format!r} is not one selfheal reads (jsonlog, csvlog)")

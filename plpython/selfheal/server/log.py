@@ -16,10 +16,14 @@ from .events import _event_values, _store_rows
 # that of this many distinct errors, whatever the log.
 REPEATS_HELD = 5000
 
+# Errors are handed over a chunk at a time; whether client reports wait is asked again after
+# this many, as it was per batch: a report that commits while the log is read is matched from then.
+REPORTS_ASKED_EVERY = 5000
+
 
 def _client_reports_waiting(db: _Db) -> bool:
-    """Asked per batch (a report may commit while the log is read); most of the time none wait,
-    and matching costs more than reading a line."""
+    """Asked again as the read goes on (a report may commit meanwhile); most of the time none
+    wait, and matching costs more than reading a line."""
     return db.one("SELECT EXISTS (SELECT 1 FROM selfheal.error_event WHERE source = 'client' AND NOT seen_in_log) "
                   "AS waiting")["waiting"]
 
@@ -79,6 +83,7 @@ def read_log(db: _Db, settings: dict) -> dict:
     budget = int(float(settings.get("log_read_max_mb", "64")) * (1 << 20))
     result = logreader.ReadResult()
     already_reported = errors_read = stored = 0
+    reports_asked_at = 0  # errors read when client reports are next looked for
     repeats: dict = {}
 
     def store_repeats() -> int:
@@ -99,8 +104,10 @@ def read_log(db: _Db, settings: dict) -> dict:
                     directory, log_format, bookmark, current and os.path.basename(current), result, budget,
                     db.one("SELECT current_database() AS d")["d"],
                     frozenset(r["rolname"] for r in db.rows("SELECT rolname FROM pg_catalog.pg_roles WHERE rolsuper"))):
+                if errors_read >= reports_asked_at:
+                    reports_waiting, reports_asked_at = _client_reports_waiting(db), errors_read + REPORTS_ASKED_EVERY
                 errors_read += len(found)
-                unreported = _not_reported_by_clients(db, found) if _client_reports_waiting(db) else found
+                unreported = _not_reported_by_clients(db, found) if reports_waiting else found
                 already_reported += len(found) - len(unreported)
                 logreader.fold_repeats(unreported, repeats)
                 if len(repeats) >= REPEATS_HELD:
