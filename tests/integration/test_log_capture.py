@@ -342,6 +342,33 @@ def test_an_error_a_client_reported_and_the_log_recorded_counts_once(app_db):
     assert (row["before_repair"], row["after_repair"]) == (1, 0)
 
 
+def test_while_a_client_report_waits_a_long_read_matches_it_and_loses_no_other_error(app_db):
+    """Errors are held and matched with waiting client reports a few thousand at a time: of a
+    storm of 12,000 lines read while a report waits, every one is counted, and the report's own
+    line, read after them, is still not counted twice."""
+    path = log_directory(app_db) / "postgresql-storm.json"
+    storm = 12_000
+    try:
+        path.write_bytes(json_entry(app_db.name, 'column "storm_col" does not exist') * storm)
+        app = app_db.connect()
+        statement = "SELECT held_col FROM sessions"
+        with pytest.raises(pgerr.UndefinedColumn) as info:
+            app.execute(statement)  # logged after the storm file was written: read after it
+        app_db.connect().execute("SELECT * FROM selfheal.heal_error(%s, %s, %s, %s)",
+                                 (info.value.diag.sqlstate, info.value.diag.message_primary, statement, None))
+        deadline, reported = time.monotonic() + 20, 0
+        while not reported and time.monotonic() < deadline:
+            reported = app_db.scalar("SELECT heal()")["log"].get("already_reported", 0)
+            time.sleep(0.05)
+        assert reported == 1
+        assert app_db.scalar("SELECT coalesce(sum(occurrences), 0) FROM selfheal.error_event WHERE message = "
+                             "'column \"storm_col\" does not exist'") == storm
+        assert app_db.admin.execute("SELECT source, seen_in_log FROM selfheal.error_event "
+                                    "WHERE message LIKE '%held_col%'").fetchall() == [("client", True)]
+    finally:
+        path.unlink(missing_ok=True)
+
+
 def test_an_error_storm_is_stored_as_its_repeats_and_reported_in_full(app_db):
     """300 failures of one query with other values inlined, as an app that builds its SQL does:
     heal() keeps one row per second of them with their count, repairs from it, and the report

@@ -16,8 +16,8 @@ from .events import _event_values, _store_rows
 # that of this many distinct errors, whatever the log.
 REPEATS_HELD = 5000
 
-# Errors are handed over a chunk at a time; whether client reports wait is asked again after
-# this many, as it was per batch: a report that commits while the log is read is matched from then.
+# Whether client reports wait is asked again after this many errors read: a report that commits
+# while the log is read is matched from then on.
 REPORTS_ASKED_EVERY = 5000
 
 
@@ -83,13 +83,22 @@ def read_log(db: _Db, settings: dict) -> dict:
     budget = int(float(settings.get("log_read_max_mb", "64")) * (1 << 20))
     result = logreader.ReadResult()
     already_reported = errors_read = stored = 0
-    reports_asked_at = 0  # errors read when client reports are next looked for
     repeats: dict = {}
 
     def store_repeats() -> int:
         rows = [_event_values(first, occurrences, last) for first, occurrences, last in repeats.values()]
         repeats.clear()
         return len(_store_rows(db, "log", rows, result.problems))
+
+    def fold(entries: list, matched_with_reports: bool) -> None:
+        nonlocal already_reported, stored
+        if matched_with_reports:
+            unreported = _not_reported_by_clients(db, entries)
+            already_reported += len(entries) - len(unreported)
+            entries = unreported
+        logreader.fold_repeats(entries, repeats)
+        if len(repeats) >= REPEATS_HELD:
+            stored += store_repeats()
 
     # A dict per line and no cycles: the cyclic collector would only walk the held repeats again
     # and again, a few percent of an outage's read.
@@ -100,18 +109,25 @@ def read_log(db: _Db, settings: dict) -> dict:
         # goes on, so memory is that of REPEATS_HELD errors whatever the file. All or nothing: a
         # read that fails half-way must not keep rows its bookmark does not cover.
         with db.plpy.subtransaction():
+            # Each chunk's errors are folded at once, while they are in the processor's cache; only
+            # while client reports wait are they held and matched with them REPORTS_ASKED_EVERY at a time.
+            reports_waiting, reports_asked_at, held = _client_reports_waiting(db), REPORTS_ASKED_EVERY, []
             for found in logreader.iter_new_errors(
                     directory, log_format, bookmark, current and os.path.basename(current), result, budget,
                     db.one("SELECT current_database() AS d")["d"],
                     frozenset(r["rolname"] for r in db.rows("SELECT rolname FROM pg_catalog.pg_roles WHERE rolsuper"))):
-                if errors_read >= reports_asked_at:
-                    reports_waiting, reports_asked_at = _client_reports_waiting(db), errors_read + REPORTS_ASKED_EVERY
                 errors_read += len(found)
-                unreported = _not_reported_by_clients(db, found) if reports_waiting else found
-                already_reported += len(found) - len(unreported)
-                logreader.fold_repeats(unreported, repeats)
-                if len(repeats) >= REPEATS_HELD:
-                    stored += store_repeats()
+                if reports_waiting:
+                    held += found
+                else:
+                    fold(found, False)
+                if errors_read >= reports_asked_at:
+                    if held:
+                        fold(held, True)
+                        held = []
+                    reports_waiting, reports_asked_at = _client_reports_waiting(db), errors_read + REPORTS_ASKED_EVERY
+            if held:
+                fold(held, True)
             stored += store_repeats()
     except logreader.LogReadError as exc:
         db.one("UPDATE selfheal.log_bookmark SET last_problem = $2, updated_at = now() WHERE log_format = $1",
