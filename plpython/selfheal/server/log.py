@@ -90,15 +90,20 @@ def read_log(db: _Db, settings: dict) -> dict:
         repeats.clear()
         return len(_store_rows(db, "log", rows, result.problems))
 
-    def fold(entries: list, matched_with_reports: bool) -> None:
-        nonlocal already_reported, stored
-        if matched_with_reports:
-            unreported = _not_reported_by_clients(db, entries)
-            already_reported += len(entries) - len(unreported)
-            entries = unreported
+    def fold(entries: list) -> None:
+        nonlocal stored
         logreader.fold_repeats(entries, repeats)
         if len(repeats) >= REPEATS_HELD:
             stored += store_repeats()
+
+    held: list = []  # errors read while client reports wait, matched with them in one go
+
+    def fold_held() -> None:
+        nonlocal already_reported
+        unreported = _not_reported_by_clients(db, held)
+        already_reported += len(held) - len(unreported)
+        fold(unreported)
+        held.clear()
 
     # A dict per line and no cycles: the cyclic collector would only walk the held repeats again
     # and again, a few percent of an outage's read.
@@ -111,7 +116,7 @@ def read_log(db: _Db, settings: dict) -> dict:
         with db.plpy.subtransaction():
             # Each chunk's errors are folded at once, while they are in the processor's cache; only
             # while client reports wait are they held and matched with them REPORTS_ASKED_EVERY at a time.
-            reports_waiting, reports_asked_at, held = _client_reports_waiting(db), REPORTS_ASKED_EVERY, []
+            reports_waiting, reports_asked_at = _client_reports_waiting(db), REPORTS_ASKED_EVERY
             for found in logreader.iter_new_errors(
                     directory, log_format, bookmark, current and os.path.basename(current), result, budget,
                     db.one("SELECT current_database() AS d")["d"],
@@ -120,14 +125,13 @@ def read_log(db: _Db, settings: dict) -> dict:
                 if reports_waiting:
                     held += found
                 else:
-                    fold(found, False)
+                    fold(found)
                 if errors_read >= reports_asked_at:
                     if held:
-                        fold(held, True)
-                        held = []
+                        fold_held()
                     reports_waiting, reports_asked_at = _client_reports_waiting(db), errors_read + REPORTS_ASKED_EVERY
             if held:
-                fold(held, True)
+                fold_held()
             stored += store_repeats()
     except logreader.LogReadError as exc:
         db.one("UPDATE selfheal.log_bookmark SET last_problem = $2, updated_at = now() WHERE log_format = $1",
