@@ -177,6 +177,26 @@ def test_a_log_of_over_100_mb_is_streamed_across_calls(app_db):
         path.unlink(missing_ok=True)
 
 
+def test_a_statement_of_30_mb_in_the_log_is_read_once_and_stored_clipped(app_db):
+    """A failed bulk INSERT writes one log record of tens of megabytes: heal() reads past it in
+    one call (the read grows with the record, not in 128 KiB steps over it) and stores its error
+    with the statement clipped; the error after it is not lost."""
+    path = log_directory(app_db) / "postgresql-huge.json"
+    entry = json.loads(json_entry(app_db.name, 'column "huge_col" does not exist'))
+    entry["statement"] = "INSERT INTO sessions (huge_col) VALUES " + ",".join(["(1)"] * 7_500_000)
+    try:
+        path.write_bytes((json.dumps(entry) + "\n").encode()
+                         + json_entry(app_db.name, 'column "after_huge" does not exist'))
+        summary = app_db.scalar("SELECT heal()")["log"]
+        assert "problem" not in summary and not summary.get("malformed"), summary
+        rows = app_db.admin.execute("SELECT message, length(statement) FROM selfheal.error_event "
+                                    "WHERE source = 'log' ORDER BY id").fetchall()
+        assert [m for m, _ in rows] == ['column "huge_col" does not exist', 'column "after_huge" does not exist']
+        assert rows[0][1] < 1_000_000  # clipped, never 30 MB in error_event
+    finally:
+        path.unlink(missing_ok=True)
+
+
 def test_reader_failures_are_clear_and_do_not_stop_healing(app_db):
     app_db.admin.execute("ALTER SYSTEM SET log_directory = 'no_such_dir'")
     app_db.admin.execute("SELECT pg_reload_conf()")

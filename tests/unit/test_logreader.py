@@ -126,6 +126,25 @@ def test_errors_handed_over_in_batches_are_those_of_one_read(tmp_path, monkeypat
     assert (result.bookmark, result.lines, result.malformed) == (whole.bookmark, whole.lines, whole.malformed)
 
 
+@pytest.mark.parametrize("log_format", ["jsonlog", "csvlog"])
+def test_a_record_far_longer_than_a_chunk_is_read_in_few_reads(tmp_path, monkeypatch, log_format):
+    """A huge statement on one record: each read takes as much again as is pending, so the
+    reads are logarithmic in the record's length, not linear (each re-scanning all before it)."""
+    monkeypatch.setattr(logreader, "CHUNK_BYTES", 300)
+    statement = "SELECT " + "x" * 200_000
+    if log_format == "jsonlog":
+        record = json_line(message="long one", statement=statement)
+    else:
+        record = CSV_LINE.replace(b"select nope\nfrom s", statement.encode())
+    path = tmp_path / ("a.json" if log_format == "jsonlog" else "a.csv")
+    path.write_bytes(record * 2)
+    result = logreader.ReadResult()
+    chunks = list(logreader._file_chunks(str(path), 0, log_format, 1 << 40, result, None))
+    assert len(chunks) < 30  # 300-byte reads would be over 1,300
+    found = [e for errors, _ in chunks for e in errors]
+    assert [e.statement for e in found] == [statement, statement] and chunks[-1][1] == len(record) * 2
+
+
 def test_csvlog_with_a_newline_inside_a_quoted_field(tmp_path):
     (tmp_path / "a.csv").write_bytes(CSV_LINE + CSV_LINE[:50])
     result = read(tmp_path, "csvlog")

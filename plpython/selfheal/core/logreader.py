@@ -175,10 +175,17 @@ def clean_text(value: str | None, limit: int) -> str | None:
 
 
 def _csv_record(raw: bytes) -> tuple[bool, LogError | None]:
+    # csv refuses a field over 128 KiB, and a statement can be longer: the limit is raised to this
+    # record's size for the parse only, since it is the whole interpreter's.
+    limit = csv.field_size_limit()
     try:
+        if len(raw) > limit:
+            csv.field_size_limit(len(raw))
         rows = list(csv.reader(io.StringIO(raw.decode("utf-8"))))
     except (csv.Error, UnicodeDecodeError):
         return False, None
+    finally:
+        csv.field_size_limit(limit)
     if len(rows) != 1 or len(rows[0]) < 23:
         return False, None
     entry = dict(zip(_CSV_FIELDS, rows[0]))
@@ -311,7 +318,9 @@ def _file_chunks(path: str, start: int, log_format: str, budget: int, result: Re
             fh.seek(start)
             pending = b""
             while True:
-                chunk = fh.read(CHUNK_BYTES)
+                # A record longer than a chunk (a huge statement) is read on with as much again as
+                # is pending, so it costs its length, not its length squared over the chunk size.
+                chunk = fh.read(max(CHUNK_BYTES, len(pending)))
                 if not chunk:
                     break
                 buf = pending + chunk
@@ -382,8 +391,9 @@ def iter_new_errors(directory: str, log_format: str, bookmark: Bookmark, current
                     trusted_users: frozenset = frozenset(), batch: int = 1) -> Iterator[list[LogError]]:
     """read_new_errors, handing the errors over in lists of at least `batch` (by default each
     chunk's, as soon as it is read) instead of keeping them all, so memory is that of one batch
-    whatever the budget and the file. Once the iterator is exhausted, `result` holds the counts, the problems and the
-    bookmark to store (its errors stay empty); a reader that stops early must store nothing."""
+    whatever the budget and the file. Once the iterator is exhausted, `result` holds the counts,
+    the problems and the bookmark to store (its errors stay empty); a reader that stops early
+    must store nothing."""
     if log_format not in EXTENSIONS:
         raise LogReadError(f"log format {log_format!r} is not one selfheal reads (jsonlog, csvlog)")
     files = list_log_files(directory, log_format)
