@@ -114,3 +114,28 @@ def test_the_quick_literal_reader_gives_way_where_it_could_misread():
     assert scan._lexed_literals("x = (1,\n") is None  # an open bracket
     assert scan._lexed_literals("x = 'a\n") is None  # a stray quote
     assert scan._lexed_literals("x = 1)\n") is None
+
+
+def test_a_source_file_scan_cannot_read_is_named_with_the_reason(tmp_path, monkeypatch):
+    """A file passed over must not read as "no wrong names": each says why it was not scanned."""
+    monkeypatch.setattr(scan, "MAX_FILE_BYTES", 1 << 20)
+    big = tmp_path / "generated.py"
+    big.write_text('Q = "SELECT a FROM t"\n' * 60_000)
+    binary = tmp_path / "blob.js"
+    binary.write_bytes(b"const q = 'SELECT a FROM t';\0\0")
+    broken = tmp_path / "broken.py"
+    broken.write_text('Q = """SELECT a FROM t\n')  # a string never closed
+    fine = tmp_path / "ok.py"
+    fine.write_text('Q = "SELECT a FROM t"\n')
+    assert scan.file_snippets(str(big)) == ([], None, "not read: larger than 1 MiB")
+    assert scan.file_snippets(str(binary)) == ([], None, "not read: binary")
+    snippets, text, why = scan.file_snippets(str(broken))
+    assert (snippets, text) == ([], None) and why.startswith("not scanned: not valid Python (")
+    snippets, text, why = scan.file_snippets(str(fine))
+    assert [s.sql for s in snippets] == ["SELECT a FROM t"] and why is None
+
+    result = scan.ScanResult(files=1, snippets=1, unread=[(str(big), "not read: larger than 1 MiB")])
+    text = scan.render_text(result)
+    assert f"{big}: not read: larger than 1 MiB" in text
+    assert text.rstrip().endswith("; 1 source file not scanned")
+    assert '"reason": "not read: larger than 1 MiB"' in scan.render_json(result)

@@ -66,6 +66,7 @@ class ScanResult:
     snippets: int = 0
     findings: list = field(default_factory=list)
     unparsable: list = field(default_factory=list)  # (path, line, reason)
+    unread: list = field(default_factory=list)  # (path, reason): source files whose SQL was not looked for
 
 
 # ---------------------------------------------------------------------------------------
@@ -394,23 +395,27 @@ def _read_head(path: str, limit: int) -> bytes:
     return data
 
 
-def file_snippets(path: str) -> tuple[list[Snippet], str | None]:
-    """(snippets, text) of one file; text None for binary or oversized files."""
+def file_snippets(path: str) -> tuple[list[Snippet], str | None, str | None]:
+    """(snippets, text, why not scanned) of one file: text and snippets are None and empty for an
+    unreadable, binary or oversized file and for Python that does not parse, and the reason says so."""
     try:
         data = _read_head(path, MAX_FILE_BYTES + 1)
-    except OSError:
-        return [], None
-    if len(data) > MAX_FILE_BYTES or b"\0" in data[:8192]:
-        return [], None
+    except OSError as exc:
+        return [], None, f"not read: {exc.strerror or exc}"
+    if len(data) > MAX_FILE_BYTES:
+        return [], None, f"not read: larger than {MAX_FILE_BYTES >> 20} MiB"
+    if b"\0" in data[:8192]:
+        return [], None, "not read: binary"
     source = data.decode("utf-8", errors="replace")
     if path.endswith(".sql"):
-        return sql_file_snippets(path, source), source
+        return sql_file_snippets(path, source), source, None
     if path.endswith(".py"):
         try:
-            return python_snippets(path, source), source
-        except (SyntaxError, tokenize.TokenError, ValueError):
-            return [], source
-    return c_like_snippets(path, source), source
+            return python_snippets(path, source), source, None
+        except (SyntaxError, tokenize.TokenError, ValueError) as exc:
+            why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            return [], None, f"not scanned: not valid Python ({why})"
+    return c_like_snippets(path, source), source, None
 
 
 # ---------------------------------------------------------------------------------------
@@ -640,10 +645,13 @@ def render_text(result: ScanResult) -> str:
         out.append(f"{f.path}:{f.line}:{f.column}: {f.kind} {f.wrong}{target} ({f.evidence})")
     for path, line, reason in result.unparsable:
         out.append(f"{path}:{line}: SQL not parsed: {reason}")
+    for path, reason in result.unread:
+        out.append(f"{path}: {reason}")
     files = len({f.path for f in result.findings})
     out.append(f"\n{plural(len(result.findings), 'wrong name')} in {plural(files, 'file')}; "
                f"{plural(result.snippets, 'SQL text')} in {plural(result.files, 'file')} scanned; "
-               f"{len(result.unparsable)} not parsed")
+               f"{len(result.unparsable)} not parsed"
+               + (f"; {plural(len(result.unread), 'source file')} not scanned" if result.unread else ""))
     return "\n".join(out) + "\n"
 
 
@@ -651,6 +659,7 @@ def render_json(result: ScanResult) -> str:
     return json.dumps({
         "findings": [{k: v for k, v in vars(f).items() if k not in ("file_start", "file_end")} for f in result.findings],
         "unparsable": [{"path": p, "line": line, "reason": r} for p, line, r in result.unparsable],
+        "unread": [{"path": p, "reason": r} for p, r in result.unread],
         "files": result.files, "snippets": result.snippets}, indent=2) + "\n"
 
 
@@ -762,7 +771,9 @@ def scan(root: str, conn, progress: bool = False) -> tuple[ScanResult, dict, dic
     with _garbage_collection_paused():
         for path in tqdm(paths, desc="selfheal scan", unit=" files", disable=not progress, file=sys.stderr,
                          leave=False):
-            snippets, text = file_snippets(path)
+            snippets, text, unread = file_snippets(path)
+            if unread:
+                result.unread.append((path, unread))
             if text is None:
                 continue
             result.files += 1
