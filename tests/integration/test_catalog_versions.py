@@ -116,3 +116,24 @@ def test_a_table_read_before_it_had_aliases_is_read_again_with_its_defaults_for_
     made writable in between must not leave its write trigger without the table's defaults."""
     assert last_notice_in_server(db, "CREATE TABLE t (id int PRIMARY KEY, kind text, label text DEFAULT 'none')",
                                  SERVER_ALIAS_BECOMES_WRITABLE) == "False True 'none'::text"
+
+
+SERVER_READS_A_TABLE_WITHOUT_COLUMNS = IN_SERVER.format(body="""\
+from selfheal.server import adapter, facts
+db = adapter._Db(plpy)
+db.columns_read = {}
+first = facts.load_catalog(db, {"t"}, set()).table("public", "t")
+again = facts.load_catalog(db, {"t"}, set()).table("public", "t")
+plpy.notice(f"{first.columns!r} {again.columns!r}")""")
+
+
+def test_a_table_whose_every_column_was_dropped_reads_as_one_without_columns(db):
+    """A table with no columns sends an empty list, never NULL, which would read as "columns not
+    sent" and ask for them again."""
+    assert last_notice_in_server(db, "CREATE TABLE t (a int); ALTER TABLE t DROP COLUMN a",
+                                 SERVER_READS_A_TABLE_WITHOUT_COLUMNS) == "() ()"
+    with psycopg.connect(db.cluster.dsn(db.name), autocommit=True) as conn:
+        row = read(conn)
+        assert row["columns"] == "[]"
+        (table,) = catalog.tables_from_rows([row])
+        assert table.columns == ()
