@@ -1,6 +1,6 @@
 """selfheal scan on generated application code against the Chinook schema, beside the parse floor.
 
-Usage: python -m bench.scan [--files 10000] [--strings 250,1000,4000] [--repeats 5]
+Usage: python -m bench.scan [--files 10000] [--strings 250,1000,4000] [--repeats 15]
 
 Shapes: a tree of many small files (Python, JavaScript, SQL, Go, Java, Ruby and PHP, one SQL
 text each), and one Python file holding more and more SQL texts, written two ways: handlers
@@ -9,7 +9,8 @@ query constants (four lines each). Each is timed against its floor: pglast.parse
 the very SQL texts scan finds, taken out of the files the way scan takes them before the clock
 starts. Scan reads the same parser's JSON (pglast.parser.parse_sql_json), which costs far less
 than parse_sql's node objects; that lower floor is shown beside it. Scan and floors take turns,
-and each figure is the median of the repeats.
+and each figure is the median of the repeats; growth with the file's size compares each size's
+fastest run.
 """
 
 from __future__ import annotations
@@ -93,7 +94,8 @@ def measure(root: str, conn, repeats: int) -> dict:
             started = time.perf_counter()
             run()
             seconds[name].append(time.perf_counter() - started)
-    return {"result": result, **{name: statistics.median(times) for name, times in seconds.items()}}
+    return {"result": result, **{name: statistics.median(times) for name, times in seconds.items()},
+            "scan_min": min(seconds["scan"])}
 
 
 def main() -> None:
@@ -101,7 +103,7 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=10_000, help="small files in the tree")
     parser.add_argument("--strings", default="250,1000,4000",
                         help="SQL texts in the one big file, one run each (comma-separated)")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=15)
     args = parser.parse_args()
     counts = [int(n) for n in args.strings.split(",")]
     cluster = Cluster().start()
@@ -140,10 +142,14 @@ def main() -> None:
         if shape.endswith("small files"):
             goals.append((f"{shape}: scan seconds", run["scan"], 10, " s"))
     if 1000 in counts and 4000 in counts:
+        # Growth is read from each size's fastest run: a run of 50 ms on a shared machine is
+        # slowed by whatever else runs, never sped up, so the medians' ratio is mostly noise.
         for shape in BIG_FILES:
-            grown = runs[f"one file of {shape}, 4,000 SQL texts"]["scan"]
-            goals.append((f"one file of {shape}: scan t(4,000) / t(1,000) (linear: 4x)",
-                          grown / runs[f"one file of {shape}, 1,000 SQL texts"]["scan"], GROWTH_GOAL, "x"))
+            grown, base = (runs[f"one file of {shape}, {n:,} SQL texts"] for n in (4000, 1000))
+            print(f"one file of {shape}: t(4,000) / t(1,000), fastest runs {grown['scan_min'] / base['scan_min']:.2f}x, "
+                  f"medians {grown['scan'] / base['scan']:.2f}x")
+            goals.append((f"one file of {shape}: scan t(4,000) / t(1,000), fastest of {args.repeats} (linear: 4x)",
+                          grown["scan_min"] / base["scan_min"], GROWTH_GOAL, "x"))
     print_goals("selfheal scan", goals)
 
 
