@@ -1,6 +1,7 @@
 """Time to heal, by strategy and table size, beside the naive fix (a STORED generated column).
 
-Starts its own cluster; all sizes are measured in one run, so ratios between them are fair.
+Starts its own cluster; all sizes are measured in one run, taking turns repair by repair, so
+ratios between them are fair. The naive fix runs once per table.
 Usage: python -m bench.heal_latency [--sizes 10000,1000000,5000000] [--repeat 5]
 """
 
@@ -31,11 +32,20 @@ def timed(conn, sql: str, params=()) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-def heal(conn, message: str, statement: str) -> float:
-    started = time.perf_counter()
-    status = conn.execute("SELECT status FROM selfheal.heal_error('42703', %s, %s)", (message, statement)).fetchone()[0]
+def heal(conn, message: str, statement: str, attempts: int = 1) -> float:
+    """ms of the heal that repaired. A deferred one (its NOWAIT lock gave way to autovacuum,
+    which a backfill's batches set off on the table) is tried again after a rest, up to
+    `attempts` times, and only the last attempt is timed."""
+    for attempt in range(attempts):
+        started = time.perf_counter()
+        status = conn.execute("SELECT status FROM selfheal.heal_error('42703', %s, %s)",
+                              (message, statement)).fetchone()[0]
+        took = (time.perf_counter() - started) * 1000
+        if status != "deferred" or attempt == attempts - 1:
+            break
+        time.sleep(0.5)
     assert status == "healed", status
-    return (time.perf_counter() - started) * 1000
+    return took
 
 
 def undo_last(conn, attempts: int = 120) -> None:
@@ -58,35 +68,46 @@ def set_policy(conn, name: str, value: str) -> None:
     conn.execute("UPDATE selfheal.policy SET value = %s WHERE name = %s", (value, name))
 
 
-def heal_derived(conn, table: str, repeat: int, fill: bool = False) -> float:
-    """Median ms to heal kind_id beside kind, and with `fill` to backfill it too (rests off);
-    each repair is undone before the next."""
-    samples = []
-    for _ in range(repeat):
-        took = heal(conn, 'column "kind_id" does not exist', f"SELECT kind_id FROM {table} WHERE kind_id = 1")
-        if fill:
-            took += timed(conn, "CALL selfheal.backfill()")
-        samples.append(took)
-        undo_last(conn)
-    return statistics.median(samples)
+def derived_sample(conn, table: str, fill: bool = False) -> float:
+    """ms to heal kind_id beside kind, and with `fill` to backfill it too (rests off); the repair
+    is undone after."""
+    took = heal(conn, 'column "kind_id" does not exist', f"SELECT kind_id FROM {table} WHERE kind_id = 1",
+                attempts=120)
+    if fill:
+        took += timed(conn, "CALL selfheal.backfill()")
+    undo_last(conn)
+    return took
 
 
-def measure(conn, table: str, repeat: int) -> dict[str, float]:
+def interleaved(tables: dict[int, str], repeat: int, sample) -> dict[int, float]:
+    """Median of `repeat` samples per table, the tables taking turns sample by sample (the first
+    of each round alternating), so that the machine's drift over minutes falls on every size."""
+    samples: dict[int, list[float]] = {rows: [] for rows in tables}
+    for i in range(repeat):
+        for rows in (list(tables) if i % 2 == 0 else list(reversed(tables))):
+            samples[rows].append(sample(tables[rows], i))
+    return {rows: statistics.median(times) for rows, times in samples.items()}
+
+
+def measure(conn, tables: dict[int, str], repeat: int) -> dict[str, dict[int, float]]:
     results = {}
-    results["missing column (ADD COLUMN, constant default)"] = statistics.median(
-        heal(conn, f'column "{new_column_name(i)}" does not exist', f"SELECT {new_column_name(i)} FROM {table}")
-        for i in range(repeat))
-    results["derived alias, compat view"] = heal_derived(conn, table, repeat)
+    results["missing column (ADD COLUMN, constant default)"] = interleaved(tables, repeat, lambda table, i: heal(
+        conn, f'column "{new_column_name(f"{table}:{i}")}" does not exist',
+        f"SELECT {new_column_name(f'{table}:{i}')} FROM {table}"))
+    results["derived alias, compat view"] = interleaved(tables, repeat, lambda table, i: derived_sample(conn, table))
     set_policy(conn, "derived_columns", "table")
     set_policy(conn, "generated_column_row_limit", "0")
     set_policy(conn, "backfill_duty_cycle", "1")
     set_policy(conn, "backfill_pause_ms", "0")
-    results["derived, in-table: column + sync trigger, and backfill() with rests off"] = heal_derived(
-        conn, table, repeat, fill=True)
+    results["derived, in-table: column + sync trigger, and backfill() with rests off"] = interleaved(
+        tables, repeat, lambda table, i: derived_sample(conn, table, fill=True))
     set_policy(conn, "derived_columns", "view")
     conn.execute("DELETE FROM selfheal.backfill_job")
-    results["naive fix: STORED generated column"] = timed(conn, STORED.format(t=table))
-    conn.execute(f"ALTER TABLE {table} DROP COLUMN kind_id")
+    stored = {}
+    for rows, table in tables.items():
+        stored[rows] = timed(conn, STORED.format(t=table))
+        conn.execute(f"ALTER TABLE {table} DROP COLUMN kind_id")
+    results["naive fix: STORED generated column"] = stored
     return results
 
 
@@ -103,12 +124,12 @@ def main() -> None:
             # The reporting role is routed, so a compat view repair verifies as healed for it.
             conn.execute("SELECT selfheal.enable_compat(current_user::name)")
             set_policy(conn, "column_budget_per_table", "1000")
-            columns = {}
-            for rows in sizes:
-                table = f"t_{rows}"
+            tables = {rows: f"t_{rows}" for rows in sizes}
+            for rows, table in tables.items():
                 build(conn, table, rows)
                 heal(conn, 'column "warm_data" does not exist', f"SELECT warm_data FROM {table}")
-                columns[rows] = measure(conn, table, args.repeat)
+            by_strategy = measure(conn, tables, args.repeat)
+            columns = {rows: {name: times[rows] for name, times in by_strategy.items()} for rows in sizes}
         names = list(columns[sizes[0]])
         print("\n| strategy | " + " | ".join(f"{r:,} rows (ms)" for r in sizes) + f" | {sizes[-1]:,} / {sizes[0]:,} |")
         print("|---|" + "---|" * (len(sizes) + 1))
