@@ -772,9 +772,8 @@ def scan(root: str, conn, progress: bool = False) -> tuple[ScanResult, dict, dic
         for path in tqdm(paths, desc="selfheal scan", unit=" files", disable=not progress, file=sys.stderr,
                          leave=False):
             snippets, text, unread = file_snippets(path)
-            if unread:
+            if text is None:  # never without its reason
                 result.unread.append((path, unread))
-            if text is None:
                 continue
             result.files += 1
             texts[path] = text
