@@ -9,8 +9,8 @@ query constants (four lines each). Each is timed against its floor: pglast.parse
 the very SQL texts scan finds, taken out of the files the way scan takes them before the clock
 starts. Scan reads the same parser's JSON (pglast.parser.parse_sql_json), which costs far less
 than parse_sql's node objects; that lower floor is shown beside it. Scan and floors take turns,
-and each figure is the median of the repeats; growth with the file's size compares each size's
-fastest run.
+the one file's sizes too (250, 1,000, 4,000, 250, ...), and each figure is the median of the
+repeats; growth with the file's size compares each size's fastest run.
 """
 
 from __future__ import annotations
@@ -80,22 +80,28 @@ def json_parse(text: str):
     return json.loads(pglast.parser.parse_sql_json(text))
 
 
-def measure(root: str, conn, repeats: int) -> dict:
-    """Median seconds of scan and its pglast floor, taking turns after one untimed run."""
-    texts = sql_texts(root)
-    runs = {"scan": lambda: scan.scan(root, conn), "floor": lambda: parse_floor(texts),
-            "json": lambda: parse_floor(texts, json_parse)}
-    result, _, _ = runs["scan"]()
-    runs["floor"]()
-    runs["json"]()
-    seconds = {name: [] for name in runs}
+def measure(roots: list[str], conn, repeats: int) -> list[dict]:
+    """Median seconds of scan and its pglast floor for each root, after one untimed run each.
+    Every repeat runs scan and floors on every root in turn, so a slow minute on a shared machine
+    falls on all sizes alike, never on one."""
+    runs = []
+    for root in roots:
+        texts = sql_texts(root)
+        runs.append({"scan": lambda root=root: scan.scan(root, conn), "floor": lambda texts=texts: parse_floor(texts),
+                     "json": lambda texts=texts: parse_floor(texts, json_parse)})
+    results = [run["scan"]()[0] for run in runs]
+    for run in runs:
+        run["floor"]()
+        run["json"]()
+    seconds = [{name: [] for name in run} for run in runs]
     for _ in range(repeats):
-        for name, run in runs.items():
-            started = time.perf_counter()
-            run()
-            seconds[name].append(time.perf_counter() - started)
-    return {"result": result, **{name: statistics.median(times) for name, times in seconds.items()},
-            "scan_min": min(seconds["scan"])}
+        for run, times in zip(runs, seconds):
+            for name, step in run.items():
+                started = time.perf_counter()
+                step()
+                times[name].append(time.perf_counter() - started)
+    return [{"result": result, **{name: statistics.median(t) for name, t in times.items()}, "scan_min": min(times["scan"])}
+            for result, times in zip(results, seconds)]
 
 
 def main() -> None:
@@ -116,12 +122,14 @@ def main() -> None:
             tree = Path(tmp) / "tree"
             tree.mkdir()
             make_tree(tree, args.files)
-            runs[f"{args.files:,} small files"] = measure(str(tree), conn, args.repeats)
+            runs[f"{args.files:,} small files"] = measure([str(tree)], conn, args.repeats)[0]
             for shape, template in BIG_FILES.items():
+                bigs = []
                 for count in counts:
-                    big = Path(tmp) / f"{shape.replace(' ', '_')}_{count}.py"
-                    big.write_text("".join(template.format(n=n) for n in range(count)))
-                    runs[f"one file of {shape}, {count:,} SQL texts"] = measure(str(big), conn, args.repeats)
+                    bigs.append(Path(tmp) / f"{shape.replace(' ', '_')}_{count}.py")
+                    bigs[-1].write_text("".join(template.format(n=n) for n in range(count)))
+                for count, run in zip(counts, measure(list(map(str, bigs)), conn, args.repeats)):
+                    runs[f"one file of {shape}, {count:,} SQL texts"] = run
     finally:
         cluster.stop()
 
