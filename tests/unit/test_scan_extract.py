@@ -1,6 +1,7 @@
 """Where SQL is found in source files, and where each character of it came from."""
 
 from selfheal.cli import scan
+from selfheal.cli.offsets import OffsetMap
 
 
 def test_python_adjacent_literals_and_fstrings_keep_exact_offsets():
@@ -28,14 +29,14 @@ def test_js_template_placeholders_and_go_raw_strings():
 
 def test_driver_placeholders_become_dollar_one():
     snippet = scan.Snippet("m.py", "SELECT a FROM t WHERE b = %s AND c = %(c)s AND d = ? AND e = :e AND f::int = 1",
-                           list(range(200)))
+                           OffsetMap([(0, 200)]))
     assert scan.normalise_placeholders(snippet).sql == \
         "SELECT a FROM t WHERE b = $1 AND c = $1 AND d = $1 AND e = $1 AND f::int = 1"
 
 
 def test_only_sql_looking_literals_are_taken():
     assert scan.c_like_snippets("a.rb", "x = 'select a colour'; y = 'hello'") == [
-        scan.Snippet("a.rb", "select a colour", list(range(5, 20)))]
+        scan.Snippet("a.rb", "select a colour", OffsetMap([(5, 15)]))]
 
 
 # Literals between comments and line breaks, CRLF line ends, raw quotes, f-strings with strings

@@ -22,13 +22,13 @@ import subprocess
 import sys
 import tokenize
 from collections import deque
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
 from ..core import naming, planner
 from ..core.wording import plural
+from .offsets import OffsetMap
 
 SOURCE_EXTENSIONS = {".sql", ".py", ".js", ".jsx", ".ts", ".tsx", ".mjs", ".cjs", ".go", ".java", ".rb", ".php"}
 SKIPPED_DIRS = {".git", "node_modules", "vendor", "third_party", ".venv", "venv", "__pycache__", "dist", "build"}
@@ -43,7 +43,7 @@ class Snippet:
 
     path: str
     sql: str
-    offsets: list
+    offsets: OffsetMap
 
 
 @dataclass
@@ -95,12 +95,11 @@ def source_files(root: str) -> list[str]:
                   and not set(p.split(os.sep)) & SKIPPED_DIRS)
 
 
-def _literal_body(text: str, start: int, quote: str, raw: bool, template: bool) -> tuple[str, Sequence]:
-    """Decode a literal's body beginning at `start`: characters and their file offsets (a range
-    where there is nothing to decode)."""
+def _literal_body(text: str, start: int, quote: str, raw: bool, template: bool) -> tuple[str, OffsetMap]:
+    """Decode a literal's body beginning at `start`: characters and their offsets in `text`."""
     out, offsets, i, end = [], [], start, len(text) - len(quote)
     if (raw or "\\" not in text) and not (template and ("{" in text or "}" in text)):
-        return text[start:end], range(start, end)
+        return text[start:end], OffsetMap.run(start, end - start)
     while i < end:
         ch = text[i]
         if template and ch == "{" and text[i:i + 2] != "{{":
@@ -127,7 +126,7 @@ def _literal_body(text: str, start: int, quote: str, raw: bool, template: bool) 
         out.append(ch)
         offsets.append(i)
         i += 1
-    return "".join(out), offsets
+    return "".join(out), OffsetMap.of(offsets)
 
 
 def python_snippets(path: str, source: str) -> list[Snippet]:
@@ -146,7 +145,7 @@ def python_snippets(path: str, source: str) -> list[Snippet]:
         decoded = [(offset, _python_literal_body(text)) for offset, text in pieces]
         sql = "".join(body for _, (body, _) in decoded)
         if SQL_START.match(sql):
-            offsets = [None if o is None else offset + o for offset, (_, body_offsets) in decoded for o in body_offsets]
+            offsets = OffsetMap.joined(body_offsets.shifted(offset) for offset, (_, body_offsets) in decoded)
             snippets.append(Snippet(path, sql, offsets))
     return snippets
 
@@ -308,7 +307,7 @@ def _literal_prefix(text: str) -> str:
     return text[:len(text) - len(text.lstrip(string.ascii_letters))].lower()
 
 
-def _python_literal_body(text: str) -> tuple[str, Sequence]:
+def _python_literal_body(text: str) -> tuple[str, OffsetMap]:
     """A Python literal, prefix and quotes and all, decoded: its characters and their offsets in it."""
     prefix = _literal_prefix(text)
     quote = text[len(prefix):len(prefix) + 3] if text[len(prefix):len(prefix) + 3] in ('"""', "'''") \
@@ -348,23 +347,21 @@ def c_like_snippets(path: str, source: str) -> list[Snippet]:
         if template:
             body, offsets = _js_template(body, offsets)
         if SQL_START.match(body):
-            snippets.append(Snippet(path, body, [None if o is None else m.start() + o for o in offsets]))
+            snippets.append(Snippet(path, body, offsets.shifted(m.start())))
     return snippets
 
 
-def _js_template(body: str, offsets: Sequence) -> tuple[str, list]:
+def _js_template(body: str, offsets: OffsetMap) -> tuple[str, OffsetMap]:
     """${...} in a JavaScript template literal becomes $1."""
-    out, out_offsets, i = [], [], 0
+    out, spans, i = [], [], 0
     while (j := body.find("${", i)) >= 0:
         end = body.find("}", j)
         end = len(body) - 1 if end < 0 else end
         out += [body[i:j], PLACEHOLDER]
-        out_offsets += offsets[i:j]
-        out_offsets += [None] * len(PLACEHOLDER)
+        spans.append((j, end + 1))
         i = end + 1
     out.append(body[i:])
-    out_offsets += offsets[i:]
-    return "".join(out), out_offsets
+    return "".join(out), offsets.replaced(spans, len(PLACEHOLDER)) if spans else offsets
 
 
 _DRIVER_PLACEHOLDER = re.compile(r"%\(\w+\)s|%s|\?|(?<![:\w]):[A-Za-z_]\w*")
@@ -372,16 +369,15 @@ _DRIVER_PLACEHOLDER = re.compile(r"%\(\w+\)s|%s|\?|(?<![:\w]):[A-Za-z_]\w*")
 
 def normalise_placeholders(snippet: Snippet) -> Snippet:
     """Driver placeholders (%s, %(name)s, ?, :name) become $1, which PostgreSQL's parser reads."""
-    sql, offsets, last = [], [], 0
-    for m in _DRIVER_PLACEHOLDER.finditer(snippet.sql):
-        sql.append(snippet.sql[last:m.start()])
-        offsets += snippet.offsets[last:m.start()]
-        sql.append(PLACEHOLDER)
-        offsets += [None] * len(PLACEHOLDER)
-        last = m.end()
+    spans = [m.span() for m in _DRIVER_PLACEHOLDER.finditer(snippet.sql)]
+    if not spans:
+        return snippet
+    sql, last = [], 0
+    for start, end in spans:
+        sql += [snippet.sql[last:start], PLACEHOLDER]
+        last = end
     sql.append(snippet.sql[last:])
-    offsets += snippet.offsets[last:]
-    return Snippet(snippet.path, "".join(sql), offsets)
+    return Snippet(snippet.path, "".join(sql), snippet.offsets.replaced(spans, len(PLACEHOLDER)))
 
 
 def _read_head(path: str, limit: int) -> bytes:
@@ -518,7 +514,7 @@ def parse_snippets(snippets: list[Snippet], result: ScanResult, line_of) -> list
         try:
             parsed.append((snippet, collect(snippet.sql)))
         except pglast.parser.ParseError as exc:
-            start = next((o for o in snippet.offsets if o is not None), 0)
+            start = snippet.offsets.first_in_file() or 0
             result.unparsable.append((snippet.path, line_of(snippet.path, start)[0], str(exc).splitlines()[0]))
     return parsed
 
@@ -606,12 +602,8 @@ def check(parsed, checker: Checker, result: ScanResult, line_of) -> None:
 
 def _add(result, snippet: Snippet, kind, wrong, canonical, evidence, location, fixable, line_of):
     span = _name_span(snippet.sql, wrong, location)
-    start = end = None
-    if span:
-        pieces = snippet.offsets[span[0]:span[1]]
-        if None not in pieces and pieces == list(range(pieces[0], pieces[0] + len(pieces))):
-            start, end = pieces[0], pieces[-1] + 1
-    anchor = start if start is not None else next((o for o in snippet.offsets[location:] if o is not None), 0)
+    start, end = (span and snippet.offsets.span(*span)) or (None, None)
+    anchor = start if start is not None else snippet.offsets.first_in_file(location) or 0
     line, column = line_of(snippet.path, anchor)
     result.findings.append(Finding(snippet.path, line, column, kind, wrong, canonical, evidence,
                                    fixable and start is not None, start, end))
@@ -740,7 +732,7 @@ def sql_file_snippets(path: str, source: str) -> list[Snippet]:
         if start < 0:
             continue
         cursor = start + len(statement)
-        snippets.append(Snippet(path, statement, list(range(start, cursor))))
+        snippets.append(Snippet(path, statement, OffsetMap.run(start, cursor - start)))
     return snippets
 
 
