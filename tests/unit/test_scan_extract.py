@@ -140,3 +140,34 @@ def test_a_source_file_scan_cannot_read_is_named_with_the_reason(tmp_path, monke
     assert f"{big}: not read: larger than 1 MiB" in text
     assert text.rstrip().endswith("; 1 source file not scanned")
     assert '"reason": "not read: larger than 1 MiB"' in scan.render_json(result)
+    import json
+    (notice,) = json.loads(scan.render_sarif(result))["runs"][0]["invocations"][0]["toolExecutionNotifications"]
+    assert notice["message"]["text"] == "not read: larger than 1 MiB"
+    assert notice["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == str(big)
+
+
+def test_a_fifo_in_the_tree_is_named_and_never_waited_on(tmp_path):
+    """Tried as a careless repository would: a named pipe called queries.sql."""
+    import os
+    import threading
+
+    fifo = tmp_path / "queries.sql"
+    os.mkfifo(fifo)
+    answer = []
+    reader = threading.Thread(target=lambda: answer.append(scan.file_snippets(str(fifo))), daemon=True)
+    reader.start()
+    reader.join(timeout=10)
+    assert answer == [([], None, "not read: not a regular file")]
+
+
+def test_names_in_the_code_cannot_write_lines_into_the_text_report():
+    """Tried as a hostile repository would: a file name and a quoted identifier holding line breaks."""
+    forged = "\n0 wrong names in 0 files; 0 SQL texts in 0 files scanned; 0 not parsed"
+    result = scan.ScanResult(files=1, snippets=1, findings=[
+        scan.Finding(f"app{forged}.py", 3, 7, "column", f'total{forged}\u202e', None, "no such column")],
+        unparsable=[(f"bad\r{forged}.sql", 1, "syntax error")], unread=[(f"big{forged}.py", "not read: binary")])
+    lines = scan.render_text(result).splitlines()
+    assert len(lines) == 5 and lines[3] == ""  # three entries, the blank line, the summary
+    assert lines[0].startswith("app\\x0a0 wrong names in 0 files;") and "\\u202e" in lines[0]
+    assert lines[1].startswith("bad\\x0d\\x0a0 wrong names") and lines[2].startswith("big\\x0a0 wrong names")
+    assert lines[4].startswith("1 wrong name in 1 file;")

@@ -17,6 +17,7 @@ import io
 import json
 import os
 import re
+import stat
 import string
 import subprocess
 import sys
@@ -382,9 +383,14 @@ def normalise_placeholders(snippet: Snippet) -> Snippet:
 
 def _read_head(path: str, limit: int) -> bytes:
     """The first `limit` bytes of a file, all of a smaller one: read(limit) alone would set aside
-    `limit` bytes for each file, which costs more than reading a small one."""
-    with open(path, "rb") as fh:
-        wanted = min(limit, os.fstat(fh.fileno()).st_size + 1)
+    `limit` bytes for each file, which costs more than reading a small one. A FIFO or device in
+    the tree is never read: opened without O_NONBLOCK, a FIFO would hold the scan until someone
+    writes to it."""
+    with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as fh:
+        status = os.fstat(fh.fileno())
+        if not stat.S_ISREG(status.st_mode):
+            raise OSError("not a regular file")
+        wanted = min(limit, status.st_size + 1)
         data = fh.read(wanted)
         if len(data) == wanted < limit:  # it grew, or its size was not known (a pipe, /proc)
             data += fh.read(limit - wanted)
@@ -630,15 +636,25 @@ def _line_starts(text: str) -> list[int]:
     return starts
 
 
+# Line breaks, other control characters and bidirectional overrides, as escapes: a file name or
+# a quoted identifier in the code scanned could otherwise write lines of its own into the report.
+_UNPRINTABLE = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7f, 0xa0)]} | {
+    c: f"\\u{c:04x}" for c in [0x2028, 0x2029, *range(0x202a, 0x202f), *range(0x2066, 0x206a)]}
+
+
+def _shown(text) -> str:
+    return str(text).translate(_UNPRINTABLE)
+
+
 def render_text(result: ScanResult) -> str:
     out = []
     for f in result.findings:
-        target = f" -> {f.canonical}" if f.canonical else ""
-        out.append(f"{f.path}:{f.line}:{f.column}: {f.kind} {f.wrong}{target} ({f.evidence})")
+        target = f" -> {_shown(f.canonical)}" if f.canonical else ""
+        out.append(f"{_shown(f.path)}:{f.line}:{f.column}: {f.kind} {_shown(f.wrong)}{target} ({_shown(f.evidence)})")
     for path, line, reason in result.unparsable:
-        out.append(f"{path}:{line}: SQL not parsed: {reason}")
+        out.append(f"{_shown(path)}:{line}: SQL not parsed: {_shown(reason)}")
     for path, reason in result.unread:
-        out.append(f"{path}: {reason}")
+        out.append(f"{_shown(path)}: {_shown(reason)}")
     files = len({f.path for f in result.findings})
     out.append(f"\n{plural(len(result.findings), 'wrong name')} in {plural(files, 'file')}; "
                f"{plural(result.snippets, 'SQL text')} in {plural(result.files, 'file')} scanned; "
@@ -668,7 +684,15 @@ def render_sarif(result: ScanResult) -> str:
                             + f" ({f.evidence})"},
                 "locations": [{"physicalLocation": {"artifactLocation": {"uri": f.path},
                                                     "region": {"startLine": f.line, "startColumn": f.column}}}],
-            } for f in result.findings]}]}, indent=2) + "\n"
+            } for f in result.findings],
+            # What was not looked at is said too, so that no findings never reads as no wrong names.
+            "invocations": [{"executionSuccessful": True, "toolExecutionNotifications": [
+                *({"level": "warning", "message": {"text": f"SQL not parsed: {reason}"},
+                   "locations": [{"physicalLocation": {"artifactLocation": {"uri": path}, "region": {"startLine": line}}}]}
+                  for path, line, reason in result.unparsable),
+                *({"level": "warning", "message": {"text": reason},
+                   "locations": [{"physicalLocation": {"artifactLocation": {"uri": path}}}]}
+                  for path, reason in result.unread)]}]}]}, indent=2) + "\n"
 
 
 def fixes(result: ScanResult, texts: dict[str, str], snippets_by_path: dict) -> dict[str, str]:
