@@ -34,6 +34,7 @@ def test_the_map_answers_as_the_list_of_offsets_would():
         for i in range(len(listed)):
             assert mapped[i] == listed[i]
             assert mapped.first_in_file(i) == next((o for o in listed[i:] if o is not None), None)
+        assert mapped.first_in_file(len(listed)) is None
         a, b = sorted(rng.randrange(0, len(listed) + 2) for _ in range(2))
         assert list(mapped[a:b]) == listed[a:b] and mapped[a:b] == OffsetMap.of(listed[a:b])
         piece = listed[a:b]

@@ -159,6 +159,8 @@ class OffsetMap:
 
     def first_in_file(self, start: int = 0) -> int | None:
         """The file offset of the first character at or after `start` that is in the file."""
+        if start >= self._length:
+            return None
         for run in range(max(bisect.bisect_right(self._starts, start) - 1, 0), len(self._starts)):
             origin = self._origins[run]
             if origin is not None:
