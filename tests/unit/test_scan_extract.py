@@ -171,3 +171,41 @@ def test_names_in_the_code_cannot_write_lines_into_the_text_report():
     assert lines[0].startswith("app\\x0a0 wrong names in 0 files;") and "\\u202e" in lines[0]
     assert lines[1].startswith("bad\\x0d\\x0a0 wrong names") and lines[2].startswith("big\\x0a0 wrong names")
     assert lines[4].startswith("1 wrong name in 1 file;")
+
+
+def test_a_file_name_that_is_not_utf8_or_holds_a_backslash_is_shown_unambiguously():
+    """Tried as a hostile repository would: raw terminal bytes in a name, and a name that spells an escape."""
+    import os
+
+    raw = os.fsdecode(b"a\x9b31mb\x85.py")
+    result = scan.ScanResult(unread=[(raw, "not read: binary"), ("app\\x0a.py", "not read: binary")])
+    text = scan.render_text(result)
+    assert text.isascii() and "a\\x9b31mb\\x85.py: not read: binary" in text
+    assert "app\\\\x0a.py: not read: binary" in text
+
+
+def test_sarif_locations_are_uri_references():
+    import json
+
+    result = scan.ScanResult(unread=[("src/my app #2.py", "not read: binary")])
+    sarif = json.loads(scan.render_sarif(result))
+    (notice,) = sarif["runs"][0]["invocations"][0]["toolExecutionNotifications"]
+    assert notice["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "src/my%20app%20%232.py"
+    assert sarif["runs"][0]["columnKind"] == "unicodeCodePoints"
+
+
+def test_a_file_with_nothing_to_give_yet_is_named_not_waited_on(tmp_path, monkeypatch):
+    """A link to a /proc file that would block reads as regular but has no data: a pipe with a
+    writer and nothing written stands in for it."""
+    import os
+
+    fifo = tmp_path / "kmsg.sql"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    writer = os.open(fifo, os.O_WRONLY)
+    try:
+        monkeypatch.setattr(scan.stat, "S_ISREG", lambda mode: True)
+        assert scan.file_snippets(str(fifo)) == ([], None, "not read: no data to read without waiting")
+    finally:
+        os.close(writer)
+        os.close(reader)

@@ -22,6 +22,7 @@ import string
 import subprocess
 import sys
 import tokenize
+import urllib.parse
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -385,15 +386,22 @@ def _read_head(path: str, limit: int) -> bytes:
     """The first `limit` bytes of a file, all of a smaller one: read(limit) alone would set aside
     `limit` bytes for each file, which costs more than reading a small one. A FIFO or device in
     the tree is never read: opened without O_NONBLOCK, a FIFO would hold the scan until someone
-    writes to it."""
-    with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as fh:
+    writes to it (and a terminal, without O_NOCTTY, could become the scan's own)."""
+    with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY), "rb") as fh:
         status = os.fstat(fh.fileno())
         if not stat.S_ISREG(status.st_mode):
             raise OSError("not a regular file")
         wanted = min(limit, status.st_size + 1)
-        data = fh.read(wanted)
+        data = _read_now(fh, wanted)
         if len(data) == wanted < limit:  # it grew, or its size was not known (a pipe, /proc)
-            data += fh.read(limit - wanted)
+            data += _read_now(fh, limit - wanted)
+    return data
+
+
+def _read_now(fh, size: int) -> bytes:
+    data = fh.read(size)
+    if data is None:  # a /proc file behind a link, with nothing to give yet: never waited on
+        raise OSError("no data to read without waiting")
     return data
 
 
@@ -636,10 +644,14 @@ def _line_starts(text: str) -> list[int]:
     return starts
 
 
-# Line breaks, other control characters and bidirectional overrides, as escapes: a file name or
-# a quoted identifier in the code scanned could otherwise write lines of its own into the report.
+# Line breaks, other control characters and bidirectional marks, as escapes: a file name or a
+# quoted identifier in the code scanned could otherwise write lines of its own into the report.
+# A name's bytes that are not UTF-8 (held as surrogates) are shown as the bytes they were, and a
+# backslash is doubled, so no name can pass for an escape.
 _UNPRINTABLE = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7f, 0xa0)]} | {
-    c: f"\\u{c:04x}" for c in [0x2028, 0x2029, *range(0x202a, 0x202f), *range(0x2066, 0x206a)]}
+    c: f"\\u{c:04x}" for c in [0x061c, 0x200e, 0x200f, 0x2028, 0x2029, *range(0x202a, 0x202f),
+                               *range(0x2066, 0x206a)]} | {
+    c: f"\\x{c - 0xdc00:02x}" for c in range(0xdc80, 0xdd00)} | {ord("\\"): "\\\\"}
 
 
 def _shown(text) -> str:
@@ -671,27 +683,33 @@ def render_json(result: ScanResult) -> str:
         "files": result.files, "snippets": result.snippets}, indent=2) + "\n"
 
 
+def _uri(path: str) -> str:
+    """A file's path as the URI reference SARIF asks for: a space, %, # or a byte that is not
+    UTF-8 is percent-encoded."""
+    return urllib.parse.quote(os.fsencode(path))
+
+
 def render_sarif(result: ScanResult) -> str:
     rules = {"column": "selfheal/wrong-column", "relation": "selfheal/wrong-relation"}
     return json.dumps({
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json", "version": "2.1.0",
-        "runs": [{"tool": {"driver": {"name": "selfheal", "rules": [
+        "runs": [{"columnKind": "unicodeCodePoints", "tool": {"driver": {"name": "selfheal", "rules": [
             {"id": rule, "shortDescription": {"text": f"{kind} name the schema does not have"}}
             for kind, rule in rules.items()]}},
             "results": [{
                 "ruleId": rules[f.kind], "level": "error",
                 "message": {"text": f"{f.kind} {f.wrong}" + (f" should be {f.canonical}" if f.canonical else "")
                             + f" ({f.evidence})"},
-                "locations": [{"physicalLocation": {"artifactLocation": {"uri": f.path},
+                "locations": [{"physicalLocation": {"artifactLocation": {"uri": _uri(f.path)},
                                                     "region": {"startLine": f.line, "startColumn": f.column}}}],
             } for f in result.findings],
             # What was not looked at is said too, so that no findings never reads as no wrong names.
             "invocations": [{"executionSuccessful": True, "toolExecutionNotifications": [
                 *({"level": "warning", "message": {"text": f"SQL not parsed: {reason}"},
-                   "locations": [{"physicalLocation": {"artifactLocation": {"uri": path}, "region": {"startLine": line}}}]}
+                   "locations": [{"physicalLocation": {"artifactLocation": {"uri": _uri(path)}, "region": {"startLine": line}}}]}
                   for path, line, reason in result.unparsable),
                 *({"level": "warning", "message": {"text": reason},
-                   "locations": [{"physicalLocation": {"artifactLocation": {"uri": path}}}]}
+                   "locations": [{"physicalLocation": {"artifactLocation": {"uri": _uri(path)}}}]}
                   for path, reason in result.unread)]}]}]}, indent=2) + "\n"
 
 
