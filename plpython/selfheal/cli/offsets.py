@@ -43,7 +43,7 @@ class OffsetMap:
     @classmethod
     def run(cls, origin: int | None, length: int) -> OffsetMap:
         """The map of `length` characters copied from `origin` on (placeholders: None)."""
-        return cls._made([0], [origin], length) if length > 0 else cls._made([], [], 0)
+        return cls._made([0], [origin], length) if length > 0 else cls()
 
     @classmethod
     def of(cls, offsets: Iterable[int | None]) -> OffsetMap:
@@ -88,7 +88,7 @@ class OffsetMap:
                 starts.append(at)
                 origins.append(origin)
 
-        ends = self._starts[1:] + [self._length]
+        ends = self._ends()
         run, position, moved = 0, 0, 0  # moved: where a character is now, less where it was
         for start, end in [*spans, (self._length, None)]:
             while run < len(self._starts) and self._starts[run] < start:  # position..start, as it was
@@ -107,9 +107,11 @@ class OffsetMap:
             position = end
         return OffsetMap._made(starts, origins, self._length + moved)
 
+    def _ends(self) -> list[int]:
+        return self._starts[1:] + [self._length]
+
     def runs(self) -> Iterator[tuple[int | None, int]]:
-        ends = self._starts[1:] + [self._length]
-        return ((origin, end - start) for start, origin, end in zip(self._starts, self._origins, ends))
+        return ((origin, end - start) for start, origin, end in zip(self._starts, self._origins, self._ends()))
 
     def shifted(self, by: int) -> OffsetMap:
         """The same map for a text that begins `by` characters further into the file."""
@@ -138,7 +140,7 @@ class OffsetMap:
         first = max(bisect.bisect_right(self._starts, start) - 1, 0)
         last = bisect.bisect_left(self._starts, stop)  # runs first..last-1 reach into start..stop
         if start >= stop or first >= last:
-            return OffsetMap._made([], [], 0)
+            return OffsetMap()
         starts = [max(run_start - start, 0) for run_start in self._starts[first:last]]
         origins = self._origins[first:last]
         if origins[0] is not None:

@@ -355,15 +355,24 @@ def c_like_snippets(path: str, source: str) -> list[Snippet]:
 
 def _js_template(body: str, offsets: OffsetMap) -> tuple[str, OffsetMap]:
     """${...} in a JavaScript template literal becomes $1."""
-    out, spans, i = [], [], 0
+    spans, i = [], 0
     while (j := body.find("${", i)) >= 0:
         end = body.find("}", j)
-        end = len(body) - 1 if end < 0 else end
-        out += [body[i:j], PLACEHOLDER]
-        spans.append((j, end + 1))
-        i = end + 1
-    out.append(body[i:])
-    return "".join(out), offsets.replaced(spans, len(PLACEHOLDER)) if spans else offsets
+        i = len(body) if end < 0 else end + 1
+        spans.append((j, i))
+    return _placeholders_put_in(body, offsets, spans)
+
+
+def _placeholders_put_in(text: str, offsets: OffsetMap, spans: list[tuple[int, int]]) -> tuple[str, OffsetMap]:
+    """The text with each span (in order, apart) replaced by $1, and its offsets to match."""
+    if not spans:
+        return text, offsets
+    pieces, last = [], 0
+    for start, end in spans:
+        pieces += [text[last:start], PLACEHOLDER]
+        last = end
+    pieces.append(text[last:])
+    return "".join(pieces), offsets.replaced(spans, len(PLACEHOLDER))
 
 
 _DRIVER_PLACEHOLDER = re.compile(r"%\(\w+\)s|%s|\?|(?<![:\w]):[A-Za-z_]\w*")
@@ -374,12 +383,7 @@ def normalise_placeholders(snippet: Snippet) -> Snippet:
     spans = [m.span() for m in _DRIVER_PLACEHOLDER.finditer(snippet.sql)]
     if not spans:
         return snippet
-    sql, last = [], 0
-    for start, end in spans:
-        sql += [snippet.sql[last:start], PLACEHOLDER]
-        last = end
-    sql.append(snippet.sql[last:])
-    return Snippet(snippet.path, "".join(sql), snippet.offsets.replaced(spans, len(PLACEHOLDER)))
+    return Snippet(snippet.path, *_placeholders_put_in(snippet.sql, snippet.offsets, spans))
 
 
 def _read_head(path: str, limit: int) -> bytes:
