@@ -32,34 +32,45 @@ def timed(conn, sql: str, params=()) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-def heal(conn, message: str, statement: str, attempts: int = 1) -> float:
-    """ms of the heal that repaired. A deferred one (its NOWAIT lock gave way to autovacuum,
-    which a backfill's batches set off on the table) is tried again after a rest, up to
-    `attempts` times, and only the last attempt is timed."""
+def while_deferred(step, attempts: int):
+    """step() -> (deferred, value), called again after a rest while it is deferred, `attempts`
+    times at most; the last value. A repair or an undo is deferred when its NOWAIT locks give
+    way to autovacuum, which a backfill's batches set off on the table."""
     for attempt in range(attempts):
+        deferred, value = step()
+        if not deferred or attempt == attempts - 1:
+            return value
+        time.sleep(0.5)
+
+
+def heal(conn, message: str, statement: str, attempts: int = 1) -> float:
+    """ms of the heal that repaired; a deferred one is tried again, and only the last attempt is timed."""
+    def attempt():
         started = time.perf_counter()
         status = conn.execute("SELECT status FROM selfheal.heal_error('42703', %s, %s)",
                               (message, statement)).fetchone()[0]
-        took = (time.perf_counter() - started) * 1000
-        if status != "deferred" or attempt == attempts - 1:
-            break
-        time.sleep(0.5)
+        return status == "deferred", (status, (time.perf_counter() - started) * 1000)
+
+    status, took = while_deferred(attempt, attempts)
     assert status == "healed", status
     return took
 
 
 def undo_last(conn, attempts: int = 120) -> None:
-    """Undo the latest repair. Its NOWAIT locks give way to autovacuum, which a backfill's
-    batches set off on the table: the undo is deferred, and tried again here."""
-    for attempt in range(attempts):
+    """Undo the latest repair, trying a deferred undo again."""
+    def attempt():
         try:
             conn.execute("SELECT selfheal.undo(max(id)) FROM selfheal.audit WHERE status = 'applied' "
                          "AND undone_by IS NULL AND action <> 'undo'")
-            break
+            return False, None
         except psycopg.errors.ObjectNotInPrerequisiteState as exc:
-            if "deferred" not in str(exc) or attempt == attempts - 1:
+            if "deferred" not in str(exc):
                 raise  # only a deferred undo is tried again; any other refusal is the benchmark's failure
-            time.sleep(0.5)
+            return True, exc
+
+    refused = while_deferred(attempt, attempts)
+    if refused is not None:
+        raise refused
     # An undo is a rejection; the benchmark repeats the same repair, so it lifts its own.
     conn.execute("DELETE FROM selfheal.rejection")
 
@@ -91,9 +102,11 @@ def interleaved(tables: dict[int, str], repeat: int, sample) -> dict[int, float]
 
 def measure(conn, tables: dict[int, str], repeat: int) -> dict[str, dict[int, float]]:
     results = {}
-    results["missing column (ADD COLUMN, constant default)"] = interleaved(tables, repeat, lambda table, i: heal(
-        conn, f'column "{new_column_name(f"{table}:{i}")}" does not exist',
-        f"SELECT {new_column_name(f'{table}:{i}')} FROM {table}"))
+    def missing_sample(table: str, i: int) -> float:
+        name = new_column_name(f"{table}:{i}")
+        return heal(conn, f'column "{name}" does not exist', f"SELECT {name} FROM {table}")
+
+    results["missing column (ADD COLUMN, constant default)"] = interleaved(tables, repeat, missing_sample)
     results["derived alias, compat view"] = interleaved(tables, repeat, lambda table, i: derived_sample(conn, table))
     set_policy(conn, "derived_columns", "table")
     set_policy(conn, "generated_column_row_limit", "0")
