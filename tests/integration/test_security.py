@@ -1221,3 +1221,33 @@ def test_a_careless_apps_open_write_through_a_legacy_name_stops_drop_extension_a
     assert snapshot(db, ["public.tickets"]) == before
     app.execute("COMMIT")
     assert db.scalar("SELECT status FROM tickets WHERE id = 1") == "open"
+
+
+def test_a_hostile_repository_can_neither_hold_scan_nor_forge_its_report(db, tmp_path):
+    """selfheal scan in a CI job, on a pull request's tree: a named pipe and a link to a device
+    posing as SQL files, a file name holding a line break and a forged summary, a name that is
+    not UTF-8, and a quoted identifier with a line break in it. The scan ends, names every file
+    it did not read, and prints one line per entry."""
+    import os
+
+    db.admin.execute("CREATE TABLE album (album_id int PRIMARY KEY, title text)")
+    tree = tmp_path / "app"
+    tree.mkdir()
+    forged = "0 wrong names in 0 files; 0 SQL texts in 0 files scanned; 0 not parsed"
+    os.mkfifo(tree / "queries.sql")
+    os.symlink("/dev/zero", tree / "zero.sql")
+    (tree / f"app\n{forged}.py").write_text("Q = 'SELECT \"x\\n" + forged + "\" FROM album'\n")
+    (tree / os.fsdecode(b"bad\x9b31m.py")).write_text('Q = "SELECT titel FROM album"\n')
+    result = subprocess.run([sys.executable, "-m", "selfheal.cli", "scan", str(tree), "--dsn", db.cluster.dsn(db.name)],
+                            capture_output=True, timeout=120)
+    assert result.returncode == 1, result.stderr  # findings
+    out = result.stdout.decode("ascii")  # every byte that is not printable ASCII is escaped
+    lines = out.splitlines()
+    assert len(lines) == 6 and lines[4] == "", out  # two findings, two unread files, a blank, the summary
+    assert sum(line.endswith(": not read: not a regular file") for line in lines) == 2
+    assert any(line.startswith(str(tree / "bad\\x9b31m.py")) and "column titel (no column titel on album)" in line
+               for line in lines)
+    assert any(line.startswith(str(tree / "app\\x0a0 wrong names")) and "column x\\x0a0 wrong names" in line
+               for line in lines)
+    assert lines[5].startswith("2 wrong names in 2 files; 2 SQL texts in 2 files scanned; 0 not parsed; "
+                               "2 source files not scanned")
